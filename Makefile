@@ -1,0 +1,64 @@
+# corral: a container runtime and an LXCFS-style view daemon.
+# `make demo` and `make test` are the two commands the README promises work
+# on a fresh Debian machine as root.
+
+GO        ?= go
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+UNITDIR   ?= /etc/systemd/system
+# Static binaries: they run unchanged inside containers and the cgroup v2 VM.
+export CGO_ENABLED = 0
+GOFLAGS_BUILD ?= -trimpath
+BINARIES  := corral corralfs
+
+# Packages the tests need; installed by test-deps when missing.
+TEST_DEBS := busybox-static qemu-system-x86 cpio procps file runc
+
+.PHONY: all build install uninstall test test-deps test-unit test-vm demo bench vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/bin|$(BINDIR)|g' systemd/corralfs.service > $(DESTDIR)$(UNITDIR)/corralfs.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/corralfs.service
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(DESTDIR)$(UNITDIR)/corralfs.service
+
+# test-deps installs with apt-get only what is missing, and says so.
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "test-deps: installing$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Unit, golden and root integration tests on this host (cgroup v1/hybrid here).
+test-unit: build
+	$(GO) test -count=1 -timeout 15m ./...
+
+# The same cgroup and integration tests on a real cgroup v2 kernel in a VM.
+test-vm: build
+	tests/vm/run.sh
+
+test: test-deps vet test-unit test-vm
+
+demo: build
+	tests/demo.sh
+
+bench: build
+	tests/bench/run.sh
+
+clean:
+	rm -rf bin
