@@ -1,0 +1,25 @@
+package fusefs
+
+import "errors"
+
+// errNoPSI: the cgroup has no pressure files (kernel without PSI, cgroup v1
+// without psi=1, or the reader skipped them). The FUSE layer then serves the
+// host file or hides the entry.
+var errNoPSI = errors.New("cgroup has no pressure information")
+
+// PressureCPU renders proc/pressure/cpu from the cgroup's cpu.pressure,
+// which already has the exact /proc/pressure format.
+func PressureCPU(in *Input) ([]byte, error) { return psi(in.Snap.PSI.CPU) }
+
+// PressureMemory renders proc/pressure/memory from memory.pressure.
+func PressureMemory(in *Input) ([]byte, error) { return psi(in.Snap.PSI.Memory) }
+
+// PressureIO renders proc/pressure/io from io.pressure.
+func PressureIO(in *Input) ([]byte, error) { return psi(in.Snap.PSI.IO) }
+
+func psi(b []byte) ([]byte, error) {
+	if b == nil {
+		return nil, errNoPSI
+	}
+	return b, nil
+}

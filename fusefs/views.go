@@ -1,0 +1,112 @@
+package fusefs
+
+import "github.com/corral-dev/corral/cgroupreader"
+
+// The virtual tree's files, as one literal table (gVisor's tasks.go is the
+// model). Paths are relative to the mount point and follow LXCFS's layout so
+// any LXCFS recipe works with the path changed.
+//
+// Each entry says which host files its render function reads (Needs), which
+// optional parts of the cgroup Snapshot it reads (Snap), whether it needs the
+// loadavg sampler (Load), and which host file to serve when rendering fails
+// (HostPath).
+var views = []View{
+	{Path: "proc/meminfo", Needs: NeedMeminfo, Render: Meminfo, HostPath: "/proc/meminfo"},
+	{Path: "proc/cpuinfo", Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: "/proc/cpuinfo"},
+	{Path: "proc/stat", Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: "/proc/stat"},
+	{Path: "proc/uptime", Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: "/proc/uptime"},
+	{Path: "proc/loadavg", Load: true, Render: Loadavg, HostPath: "/proc/loadavg"},
+	{Path: "proc/swaps", Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: "/proc/swaps"},
+	{Path: "proc/diskstats", Needs: NeedDiskstats, Snap: cgroupreader.Options{IO: true}, Render: Diskstats, HostPath: "/proc/diskstats"},
+	{Path: "proc/pressure/cpu", Snap: cgroupreader.Options{PSI: true}, Render: PressureCPU, HostPath: "/proc/pressure/cpu"},
+	{Path: "proc/pressure/memory", Snap: cgroupreader.Options{PSI: true}, Render: PressureMemory, HostPath: "/proc/pressure/memory"},
+	{Path: "proc/pressure/io", Snap: cgroupreader.Options{PSI: true}, Render: PressureIO, HostPath: "/proc/pressure/io"},
+	{Path: "sys/devices/system/cpu/online", Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/online"},
+	{Path: "sys/devices/system/cpu/possible", Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/possible"},
+	{Path: "sys/devices/system/cpu/present", Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/present"},
+}
+
+// Views returns the table of virtual files. The slice is shared: callers
+// must not modify it.
+func Views() []View { return views }
+
+// ViewByPath returns the view serving path (relative to the mount), if any.
+func ViewByPath(path string) (View, bool) {
+	for _, v := range views {
+		if v.Path == path {
+			return v, true
+		}
+	}
+	return View{}, false
+}
+
+// VisibleCPUs returns the host CPU numbers the container may use, in
+// ascending order: its cpuset intersected with the host's online CPUs, then,
+// when the CPU-quota view is on and a quota is set, only the first
+// ceil(quota/period) of those. Never empty: a container always runs
+// somewhere, so the answer is at least one CPU.
+//
+// Which CPUs survive the quota cut is arbitrary (the quota is a time budget,
+// not a placement); the lowest numbers are chosen so the answer is stable.
+func VisibleCPUs(in *Input) []int {
+	host := in.Host.CPUs
+	set := in.Snap.CPU.Cpuset
+	var cpus []int
+	switch {
+	case len(set) == 0:
+		cpus = host
+	case len(host) == 0:
+		cpus = set
+	default:
+		cpus = intersectSorted(set, host)
+	}
+	if len(cpus) == 0 {
+		// Cpuset names no online host CPU (offlined since, or a
+		// fixture mismatch): fall back to the host set, else CPU 0.
+		cpus = host
+		if len(cpus) == 0 {
+			return []int{0}
+		}
+	}
+	if n := QuotaCPUs(in); n > 0 && n < len(cpus) {
+		cpus = cpus[:n]
+	}
+	return cpus
+}
+
+// QuotaCPUs is ceil(quota/period) when the CPU-quota view is on and a quota
+// is set, else 0 (no cut). At least 1 when a quota is set.
+func QuotaCPUs(in *Input) int {
+	c := in.Snap.CPU
+	if !in.Opts.CPUQuotaView || !c.Quota.Set || c.Period == 0 {
+		return 0
+	}
+	n := (c.Quota.Value + c.Period - 1) / c.Period
+	if n < 1 {
+		n = 1
+	}
+	if n > 1<<20 {
+		n = 1 << 20
+	}
+	return int(n)
+}
+
+// intersectSorted returns the elements present in both ascending slices.
+// It never aliases a: callers may keep the result.
+func intersectSorted(a, b []int) []int {
+	out := make([]int, 0, min(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
