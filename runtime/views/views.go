@@ -1,0 +1,206 @@
+// Package views knows which corralfs files a container gets and where they
+// go: each view file is bind-mounted read-only over its twin under /proc or
+// /sys inside the container. `corral run` adds these mounts to the OCI spec
+// it builds; the OCI hook (`corral hook`) binds exactly the same list into
+// containers that other runtimes start, so both paths stay in step by
+// construction.
+package views
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// DefaultDir is where the corralfs service mounts its views (the systemd
+// unit and the Kubernetes DaemonSet use it). LXCFS's /var/lib/lxcfs has the
+// same layout below it.
+const DefaultDir = "/var/lib/corralfs"
+
+// FSType is the mountinfo filesystem type of a corralfs mount (go-fuse
+// reports "fuse." + the MountOptions.Name the daemon sets).
+const FSType = "fuse.corralfs"
+
+// View is one file or directory of the view mount and where it goes.
+type View struct {
+	Rel  string // relative to the view mount, e.g. "proc/meminfo"
+	Dest string // absolute path inside the container, e.g. "/proc/meminfo"
+	// HostGate, when set, is a host path that must exist for this view to
+	// be bound: binding /proc/pressure/* into a container on a kernel
+	// without PSI would create files the kernel itself does not have.
+	HostGate string
+}
+
+// List is every view a container can get, in mount order. The directory
+// entry binds the whole LXCFS-style sys/devices/system/cpu tree over its
+// twin, as LXCFS recipes do.
+var List = []View{
+	{Rel: "proc/meminfo", Dest: "/proc/meminfo"},
+	{Rel: "proc/cpuinfo", Dest: "/proc/cpuinfo"},
+	{Rel: "proc/stat", Dest: "/proc/stat"},
+	{Rel: "proc/uptime", Dest: "/proc/uptime"},
+	{Rel: "proc/loadavg", Dest: "/proc/loadavg"},
+	{Rel: "proc/swaps", Dest: "/proc/swaps"},
+	{Rel: "proc/diskstats", Dest: "/proc/diskstats"},
+	{Rel: "proc/pressure/cpu", Dest: "/proc/pressure/cpu", HostGate: "/proc/pressure/cpu"},
+	{Rel: "proc/pressure/memory", Dest: "/proc/pressure/memory", HostGate: "/proc/pressure/memory"},
+	{Rel: "proc/pressure/io", Dest: "/proc/pressure/io", HostGate: "/proc/pressure/io"},
+	{Rel: "sys/devices/system/cpu", Dest: "/sys/devices/system/cpu"},
+}
+
+// MountOptions are the options of every view bind: read-only (a container
+// must never write to another's view), and nothing executable, no devices,
+// no setuid through it.
+var MountOptions = []string{"bind", "ro", "nosuid", "nodev", "noexec"}
+
+// Present returns the views of List that exist below dir (and whose host
+// gate exists), with Source set to their absolute path under dir.
+func Present(dir string) []Bound {
+	var out []Bound
+	for _, v := range List {
+		if v.HostGate != "" {
+			if _, err := os.Stat(v.HostGate); err != nil {
+				continue
+			}
+		}
+		src := filepath.Join(dir, v.Rel)
+		fi, err := os.Stat(src)
+		if err != nil {
+			continue
+		}
+		out = append(out, Bound{View: v, Source: src, Dir: fi.IsDir()})
+	}
+	return out
+}
+
+// Bound is a view found in a view mount.
+type Bound struct {
+	View
+	Source string // absolute path of the view file on the host
+	Dir    bool
+}
+
+// Mounts returns the OCI bind mounts of every view present below dir. It
+// fails when dir holds no view at all: a --views DIR that binds nothing is
+// a mistake the user wants to hear about.
+func Mounts(dir string) ([]specs.Mount, error) {
+	if !filepath.IsAbs(dir) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		dir = abs
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("views: %s is not a directory", dir)
+	}
+	present := Present(dir)
+	if len(present) == 0 {
+		return nil, fmt.Errorf("views: no view files below %s (expected e.g. %s)", dir, filepath.Join(dir, List[0].Rel))
+	}
+	ms := make([]specs.Mount, 0, len(present))
+	for _, b := range present {
+		ms = append(ms, specs.Mount{
+			Destination: b.Dest,
+			Type:        "bind",
+			Source:      b.Source,
+			Options:     append([]string(nil), MountOptions...),
+		})
+	}
+	return ms, nil
+}
+
+// ErrNotMounted says no corralfs is mounted at the directory asked about.
+var ErrNotMounted = errors.New("no corralfs mounted")
+
+// Live reports whether a corralfs is mounted exactly at dir, from
+// /proc/self/mountinfo. A directory that merely exists (left behind by a
+// stopped daemon) is not live: binding its empty files would hide the
+// container's real /proc files behind nothing.
+func Live(dir string) (bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return liveIn(f, dir)
+}
+
+// liveIn scans mountinfo text for a corralfs mount at dir. A later mount at
+// the same point hides an earlier one, so the last entry wins.
+func liveIn(r io.Reader, dir string) (bool, error) {
+	dir = filepath.Clean(dir)
+	live := false
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		point, fstype, source, ok := parseMountinfoLine(sc.Text())
+		if !ok || point != dir {
+			continue
+		}
+		live = fstype == FSType || (strings.HasPrefix(fstype, "fuse") && source == "corralfs")
+	}
+	return live, sc.Err()
+}
+
+// parseMountinfoLine extracts the mount point, fs type and source of one
+// /proc/PID/mountinfo line (proc(5)): fields 5 (mount point), then after
+// the "-" separator the fs type and source.
+func parseMountinfoLine(line string) (point, fstype, source string, ok bool) {
+	fields := strings.Fields(line)
+	if len(fields) < 10 {
+		return "", "", "", false
+	}
+	sep := -1
+	for i := 6; i < len(fields); i++ {
+		if fields[i] == "-" {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || sep+2 >= len(fields) {
+		return "", "", "", false
+	}
+	return unescapeMountinfo(fields[4]), fields[sep+1], unescapeMountinfo(fields[sep+2]), true
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for space, ...) the
+// kernel writes into mountinfo paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1:i+4]) {
+			v := (s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0')
+			b.WriteByte(v)
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < '0' || s[i] > '7' {
+			return false
+		}
+	}
+	return true
+}
