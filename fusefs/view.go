@@ -51,6 +51,7 @@ type LoadAvg struct {
 	Known   bool       // false until the sampler has seen the container
 	Avg     [3]float64 // 1, 5, 15 minute averages
 	Running int        // runnable tasks now
+	Blocked int        // uninterruptible (D state) tasks now: stat's procs_blocked
 	Total   int        // all tasks now
 	LastPid int        // highest pid in the container's pid namespace
 }
