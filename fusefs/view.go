@@ -94,7 +94,7 @@ type View struct {
 	Path   string    // relative to the mount, e.g. "proc/meminfo"
 	Needs  HostNeeds // host files to fill into Input.Host
 	Snap   cgroupreader.Options
-	Load   bool   // needs Input.Container.Load
+	Load   bool // needs Input.Container.Load
 	Render RenderFunc
 	// HostPath is the host file served when Render fails.
 	HostPath string
