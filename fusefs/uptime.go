@@ -1,7 +1,33 @@
 package fusefs
 
-import "errors"
+import "time"
 
-// Uptime renders proc/uptime. TODO(helper B): being implemented; until then the
-// FUSE layer falls back to the host file.
-func Uptime(in *Input) ([]byte, error) { return nil, errors.New("proc/uptime: not implemented yet") }
+// Uptime renders proc/uptime: "<age of the container's init> <idle>\n",
+// both in seconds with two decimals like the kernel. Idle is the sum of
+// the per-CPU idle times of proc/stat over the visible CPUs (the kernel's
+// idle column is also summed over CPUs, so it may exceed the age), so the
+// two files always agree. Callers in the host pid namespace get the
+// host's file.
+func Uptime(in *Input) ([]byte, error) {
+	if in.Container.HostNamespace && len(in.Host.Uptime) > 0 {
+		return in.Host.Uptime, nil
+	}
+	age := uint64(containerElapsed(&in.Container) / (time.Second / userHZ))
+	var idle uint64
+	var buf [64]cpuTicks
+	visible := VisibleCPUs(in)
+	if total, _, err := containerCPUTimes(in, visible, buf[:0]); err == nil {
+		idle = total.Idle
+	} else {
+		// No CPU accounting: the age is still right, and with no usage
+		// known every visible CPU counts as idle for the whole age.
+		// proc/stat falls back to the host's file in this case.
+		// TODO: idle cannot agree with a host-file stat fallback.
+		idle = age * uint64(len(visible))
+	}
+	out := make([]byte, 0, 48)
+	out = appendCentis(out, age)
+	out = append(out, ' ')
+	out = appendCentis(out, idle)
+	return append(out, '\n'), nil
+}
