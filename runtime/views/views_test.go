@@ -20,7 +20,7 @@ func TestLiveInMountinfo(t *testing.T) {
 		"/var/lib/corralfs":  true,
 		"/var/lib/corralfs/": true, // cleaned
 		"/var/lib/lxcfs":     false,
-		"/mnt/with space":    true, // octal escape, plain "fuse" type with source corralfs
+		"/mnt/with space":    true,  // octal escape, plain "fuse" type with source corralfs
 		"/var/lib/stale":     false, // hidden by a later mount at the same point
 		"/nowhere":           false,
 	}
