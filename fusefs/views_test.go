@@ -1,0 +1,208 @@
+package fusefs
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/corral-dev/corral/cgroupreader"
+)
+
+func TestViewTable(t *testing.T) {
+	want := []string{
+		"proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime", "proc/loadavg", "proc/swaps",
+		"proc/diskstats", "proc/pressure/cpu", "proc/pressure/memory", "proc/pressure/io",
+		"sys/devices/system/cpu/online", "sys/devices/system/cpu/possible", "sys/devices/system/cpu/present",
+	}
+	var got []string
+	for _, v := range Views() {
+		got = append(got, v.Path)
+		if v.Render == nil {
+			t.Errorf("%s: no Render", v.Path)
+		}
+		if "/"+v.Path != v.HostPath {
+			t.Errorf("%s: HostPath %q is not the host file it stands for", v.Path, v.HostPath)
+		}
+		if w, ok := ViewByPath(v.Path); !ok || w.Path != v.Path {
+			t.Errorf("ViewByPath(%q) = %v, %v", v.Path, w.Path, ok)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("views = %q\nwant %q", got, want)
+	}
+	if _, ok := ViewByPath("proc/nonexistent"); ok {
+		t.Error("ViewByPath found a path that is not in the table")
+	}
+}
+
+// TestViewsNeedWhatTheyRead renders each golden case twice: with every
+// host file filled in, and with only the files the view declares in Needs
+// (what the FUSE layer will give it). Same bytes, or a view reads a host
+// file it did not declare.
+func TestViewsNeedWhatTheyRead(t *testing.T) {
+	for _, name := range handCases(t) {
+		for _, v := range Views() {
+			full := loadCase(t, name)
+			partial := loadCase(t, name)
+			partial.Host = onlyNeeded(partial.Host, v.Needs)
+			if !v.Load {
+				partial.Container.Load = LoadAvg{}
+			}
+			if !v.Snap.IO {
+				partial.Snap.IO = nil
+			}
+			if !v.Snap.PSI {
+				partial.Snap.PSI = cgroupreader.PSI{}
+			}
+			a, b := renderForGolden(v, full), renderForGolden(v, partial)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s/%s reads more than it declares:\nall inputs:\n%s\ndeclared inputs only:\n%s", name, v.Path, a, b)
+			}
+		}
+	}
+}
+
+func onlyNeeded(h Host, n HostNeeds) Host {
+	var o Host
+	if n&NeedMeminfo != 0 {
+		o.Meminfo = h.Meminfo
+	}
+	if n&NeedCpuinfo != 0 {
+		o.Cpuinfo = h.Cpuinfo
+	}
+	if n&NeedStat != 0 {
+		o.Stat = h.Stat
+	}
+	if n&NeedUptime != 0 {
+		o.Uptime = h.Uptime
+	}
+	if n&NeedLoadavg != 0 {
+		o.Loadavg = h.Loadavg
+	}
+	if n&NeedSwaps != 0 {
+		o.Swaps = h.Swaps
+	}
+	if n&NeedDiskstats != 0 {
+		o.Diskstats = h.Diskstats
+	}
+	if n&NeedPressure != 0 {
+		o.Pressure = h.Pressure
+	}
+	if n&NeedCPUs != 0 {
+		o.CPUs = h.CPUs
+	}
+	return o
+}
+
+func TestVisibleCPUs(t *testing.T) {
+	lim := func(v uint64) cgroupreader.Limit { return cgroupreader.Limit{Value: v, Set: true} }
+	for _, tc := range []struct {
+		name   string
+		host   []int
+		cpuset []int
+		quota  cgroupreader.Limit
+		period uint64
+		view   bool
+		want   []int
+	}{
+		{"no cpuset, no quota", []int{0, 1, 2, 3}, nil, cgroupreader.Limit{}, 100000, true, []int{0, 1, 2, 3}},
+		{"cpuset", []int{0, 1, 2, 3}, []int{1, 3}, cgroupreader.Limit{}, 100000, true, []int{1, 3}},
+		{"cpuset with an offline cpu", []int{0, 1, 3}, []int{1, 2, 3}, cgroupreader.Limit{}, 100000, true, []int{1, 3}},
+		{"fractional quota rounds up", []int{0, 1, 2, 3}, nil, lim(150000), 100000, true, []int{0, 1}},
+		{"quota below one cpu", []int{0, 1, 2, 3}, nil, lim(10000), 100000, true, []int{0}},
+		{"quota above cpuset", []int{0, 1, 2, 3}, []int{2}, lim(400000), 100000, true, []int{2}},
+		{"cpuset then quota", []int{0, 1, 2, 3}, []int{1, 2, 3}, lim(150000), 100000, true, []int{1, 2}},
+		{"quota view off", []int{0, 1, 2, 3}, nil, lim(150000), 100000, false, []int{0, 1, 2, 3}},
+		{"period 0 ignored", []int{0, 1}, nil, lim(150000), 0, true, []int{0, 1}},
+		{"cpuset names no host cpu", []int{0, 1}, []int{7}, cgroupreader.Limit{}, 100000, true, []int{0, 1}},
+		{"host unknown", nil, []int{2, 5}, cgroupreader.Limit{}, 100000, true, []int{2, 5}},
+		{"nothing known", nil, nil, cgroupreader.Limit{}, 0, true, []int{0}},
+	} {
+		in := &Input{Host: Host{CPUs: tc.host}, Opts: Options{CPUQuotaView: tc.view}}
+		in.Snap.CPU = cgroupreader.CPU{Cpuset: tc.cpuset, Quota: tc.quota, Period: tc.period}
+		if got := VisibleCPUs(in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: VisibleCPUs = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{
+		"0\n":         {0},
+		"0-3\n":       {0, 1, 2, 3},
+		"0-1,4,6-7\n": {0, 1, 4, 6, 7},
+		"3,1,2-3":     {1, 2, 3},
+		"\n":          nil,
+	} {
+		got, err := ParseCPUList([]byte(in))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseCPUList(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a", "1-", "3-1", "-1", "0-99999999", "1,,2"} {
+		if got, err := ParseCPUList([]byte(bad)); err == nil {
+			t.Errorf("ParseCPUList(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
+func TestCPUList(t *testing.T) {
+	for n, want := range map[int]string{1: "0\n", 2: "0-1\n", 12: "0-11\n"} {
+		in := &Input{}
+		for i := 0; i < n; i++ {
+			in.Host.CPUs = append(in.Host.CPUs, i*2)
+		}
+		got, err := CPUList(in)
+		if err != nil || string(got) != want {
+			t.Errorf("%d cpus: %q, %v; want %q", n, got, err, want)
+		}
+	}
+}
+
+func TestPressurePassesThroughOrFallsBack(t *testing.T) {
+	in := &Input{}
+	in.Snap.PSI.Memory = []byte("some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n")
+	if b, err := PressureMemory(in); err != nil || !strings.HasSuffix(string(b), "total=1\n") {
+		t.Errorf("PressureMemory = %q, %v", b, err)
+	}
+	if _, err := PressureCPU(in); err == nil {
+		t.Error("PressureCPU without PSI: no error, want fallback")
+	}
+}
+
+func TestHostParseHelpers(t *testing.T) {
+	if v, ok := parseUint([]byte(" 18446744073709551615 ")); !ok || v != 1<<64-1 {
+		t.Errorf("max uint64: %d %v", v, ok)
+	}
+	for _, bad := range []string{"", "18446744073709551616", "1x", "-1"} {
+		if _, ok := parseUint([]byte(bad)); ok {
+			t.Errorf("parseUint(%q) accepted", bad)
+		}
+	}
+	line := []byte(" 254       0 vda 1 2")
+	if f := string(field(line, 2)); f != "vda" {
+		t.Errorf("field 2 = %q", f)
+	}
+	if f := field(line, 5); f != nil {
+		t.Errorf("field 5 = %q", f)
+	}
+	if n := countFields(line); n != 5 {
+		t.Errorf("countFields = %d", n)
+	}
+	if got := string(appendPadded(nil, 42, 8)); got != "      42" {
+		t.Errorf("appendPadded = %q", got)
+	}
+	if got := string(appendCentis(nil, 12345)); got != "123.45" {
+		t.Errorf("appendCentis = %q", got)
+	}
+	if got := string(appendCentis(nil, 7)); got != "0.07" {
+		t.Errorf("appendCentis = %q", got)
+	}
+	if _, err := parseHostMemory([]byte("MemFree: 1 kB\n")); err == nil {
+		t.Error("meminfo without MemTotal accepted")
+	}
+	if _, err := parseHostMemory([]byte("MemTotal: lots kB\n")); err == nil {
+		t.Error("meminfo with a bad MemTotal accepted")
+	}
+}
