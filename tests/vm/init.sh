@@ -33,7 +33,7 @@ if [ "$1" != stage2 ]; then
   echo "@@VMTEST FATAL switch_root failed"; poweroff -f
 fi
 
-# VMTEST_ARGS, VM_TEST_TIMEOUT, VM_HARD_TIMEOUT, VM_SWAP_MB from the host.
+# VMTEST_ARGS, VM_TEST_TIMEOUT, VM_HARD_TIMEOUT, VM_SWAP_MB, VM_PROPAGATION from the host.
 . /t/env
 
 fail_setup() { echo "@@VMTEST FATAL $*"; sync; poweroff -f; }
@@ -73,7 +73,10 @@ fi
 
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 hostname corral-vm
-mount --make-rprivate /
+# systemd hosts (what users run) make every mount shared; the dev host is
+# private. Shared here means the VM covers the case where a runtime that
+# forgets to make its mounts private leaks them or fails pivot_root.
+mount --make-r"${VM_PROPAGATION:-shared}" /
 
 echo "@@VMTEST BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)s kernel=$(uname -r) swap=$(awk 'NR>1{s+=$3}END{print s+0}' /proc/swaps)kB"
 

@@ -18,6 +18,9 @@
 #   VM_ACCEL=auto|tcg|kvm                 auto = kvm only with kvm_intel/kvm_amd and a boot probe
 #   VM_KFLAVOR=cloud-amd64                Debian kernel flavour (linux-image-$VM_KFLAVOR)
 #   VM_CACHE=/var/cache/corral-vm         kernel cache
+#   VM_HOST_TOOLS="free ps top vmstat uptime nproc"   host programs copied in with their
+#                    shared libraries, so `corral run -- free` on the default root works
+#   VM_PROPAGATION=shared|private        propagation of / (shared = like systemd hosts)
 #   VM_KEEP=DIR                           keep the work dir (initramfs, console.log) in DIR
 # exit: 0 all passed; 1 a build or test failed or timed out; 2 the VM did not boot / finish.
 set -euo pipefail
@@ -34,6 +37,8 @@ VM_SWAP_MB=${VM_SWAP_MB:-512}
 VM_ACCEL=${VM_ACCEL:-auto}
 VM_KFLAVOR=${VM_KFLAVOR:-cloud-amd64}
 VM_CACHE=${VM_CACHE:-/var/cache/corral-vm}
+VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc}
+VM_PROPAGATION=${VM_PROPAGATION:-shared}
 GO=${GO:-go}
 export CGO_ENABLED=0
 # Modules the guest insmods, in dependency order (zram needs zsmalloc and
@@ -86,8 +91,12 @@ STAMP="modules=$MODULES"
 VMLINUZ=$(ls "$KDIR"/vmlinuz-* | head -1)
 
 # ---- 2. build: corral binaries and one static test binary per package ----
+# The guest has a merged /usr like Debian: /bin -> usr/bin, /lib -> usr/lib.
+# Host tools and their libraries go to their host paths; busybox fills in
+# every other command at boot (--install -s leaves existing files alone).
 R="$WORK/root"
-mkdir -p "$R"/{bin,lib/modules,corral/bin,t,etc,root,proc,sys,dev,tmp}
+mkdir -p "$R"/usr/{bin,sbin,lib/modules,lib64} "$R"/{corral/bin,t,etc,root,proc,sys,dev,tmp}
+ln -s usr/bin "$R/bin"; ln -s usr/sbin "$R/sbin"; ln -s usr/lib "$R/lib"; ln -s usr/lib64 "$R/lib64"
 failures=()   # "name: reason" for the summary
 cd "$REPO"
 
@@ -130,6 +139,18 @@ t_build1=$(date +%s.%N)
 BUSYBOX=${CORRAL_BUSYBOX:-/bin/busybox}
 [ -x "$BUSYBOX" ] && is_static "$BUSYBOX" || die "$BUSYBOX is not a static busybox: apt-get install busybox-static"
 cp "$BUSYBOX" "$R/bin/busybox"
+copy_with_libs() {  # $1 = host program: copy it and every library ldd names
+  local lib
+  cp -L "$1" "$R/usr/bin/"
+  for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*'); do
+    [ -e "$R$lib" ] && continue
+    mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"
+  done
+}
+for tool in $VM_HOST_TOOLS; do
+  p=$(command -v "$tool" || true)
+  case "$p" in /*) copy_with_libs "$p" ;; *) log "host tool $tool not found: not in the VM" ;; esac
+done
 for m in $MODULES; do cp "$KDIR/modules/$(basename "$m")" "$R/lib/modules/"; done
 cp "$HERE/init.sh" "$R/init" && chmod 0755 "$R/init"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$R/etc/passwd"
@@ -141,6 +162,7 @@ VMTEST_ARGS='$VM_TEST_ARGS'
 VM_TEST_TIMEOUT='$VM_TEST_TIMEOUT'
 VM_HARD_TIMEOUT='$hard'
 VM_SWAP_MB='$VM_SWAP_MB'
+VM_PROPAGATION='$VM_PROPAGATION'
 EOF
 ( cd "$R" && find . -print0 | cpio --null -o -H newc --quiet ) | gzip -1 > "$WORK/initrd.gz"
 awk -v a="$t_build0" -v b="$t_build1" -v n=${#names[@]} 'BEGIN{printf "vm: built %d test binaries in %.1fs\n", n, b-a}'
