@@ -65,7 +65,7 @@ done
 # Swap on zram, so swap accounting and /proc/swaps views have something real.
 if [ -n "$VM_SWAP_MB" ] && [ "$VM_SWAP_MB" != 0 ] && [ -e /sys/block/zram0/disksize ]; then
   if echo "${VM_SWAP_MB}M" > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0; then
-    :
+    export CORRAL_VM_SWAP=1   # tests may count on swap
   else
     echo "@@VMTEST WARN zram swap setup failed"
   fi
