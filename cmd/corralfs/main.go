@@ -1,0 +1,62 @@
+// Command corralfs serves per-container views of /proc and /sys files over
+// FUSE (an LXCFS-compatible layout computed from each reading container's
+// cgroups).
+//
+//	corralfs [flags] [MOUNTPOINT]     serve (default mountpoint /var/lib/corralfs)
+//	corralfs status [flags]           ask the running daemon how it is doing
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// subcommands are dispatched on the first argument; anything else is the
+// serve command's flags or mount point.
+var subcommands = map[string]func(args []string) int{
+	"status": runStatus,
+	"help":   func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
+}
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 {
+		if cmd, ok := subcommands[args[0]]; ok {
+			os.Exit(cmd(args[1:]))
+		}
+	}
+	os.Exit(runServe(args))
+}
+
+func usage(w *os.File, fl *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage: corralfs [flags] [MOUNTPOINT]
+       corralfs status [--control-socket PATH]
+
+corralfs mounts a read-only FUSE file system at MOUNTPOINT (default
+%s) whose files are the host's /proc and /sys files as the READING
+container should see them: meminfo from its memory limit, cpuinfo, stat and
+sys/devices/system/cpu from its cpuset and CPU quota, uptime from the age of
+its init, loadavg from its own tasks. Bind-mount them over a container's
+/proc/meminfo etc. (the layout is LXCFS's: MOUNTPOINT/proc/meminfo, ...).
+
+It runs in the foreground (systemd Type=notify: READY=1 is sent once the
+mount answers) and unmounts on SIGTERM or SIGINT.
+
+Flags:
+%s`, defaultMountpoint, fl.FlagUsages())
+}
+
+// logLevels maps --log-level to slog levels.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func validLogLevel(s string) bool {
+	for _, l := range logLevels {
+		if strings.EqualFold(s, l) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,374 @@
+package fusefs
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/corral-dev/corral/cgroupreader"
+)
+
+// Config configures the FUSE file system.
+type Config struct {
+	Reader  cgroupreader.Reader
+	Options Options
+	Log     *slog.Logger
+	// ProcRoot and SysRoot locate the host's /proc and /sys ("" = real).
+	ProcRoot string
+	SysRoot  string
+	// SnapshotTTL is how long a container's cgroup Snapshot is reused
+	// (0 = DefaultSnapshotTTL, negative = never reused).
+	SnapshotTTL time.Duration
+	Sampler     SamplerConfig
+}
+
+// DefaultSnapshotTTL: short enough that numbers are current for any
+// human or monitoring tool, long enough that the files one `top` refresh
+// or `lscpu` opens share one set of cgroup reads.
+const DefaultSnapshotTTL = 100 * time.Millisecond
+
+// Cache lifetimes the kernel gets. The tree is static and node ids are
+// fixed, so entries and attributes may be cached for long; what a file
+// SAYS is never cached (direct I/O, no FOPEN_KEEP_CACHE), and the cpuN
+// entries, whose existence depends on the caller, get no entry lifetime.
+const (
+	staticTimeout = time.Hour
+)
+
+// openFlags for every file: FOPEN_DIRECT_IO because the content differs by
+// reader and has no size the kernel could know (like procfs: st_size 0,
+// reads go to us); FOPEN_NOFLUSH (Linux 5.16+) because there is nothing to
+// flush, which saves one synchronous round trip per close.
+const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
+
+// FS is the corralfs RawFileSystem. Every request is answered from the
+// node id and the caller's pid alone (plus, for reads, the content kept per
+// open handle, which a fresh process can recompute).
+type FS struct {
+	fuse.RawFileSystem
+	cfg      Config
+	log      *slog.Logger
+	tree     *Tree
+	resolver *Resolver
+	sampler  *Sampler
+	handles  handleTable
+	snaps    snapCache
+	inputs   sync.Pool
+	started  time.Time
+
+	cpusMu sync.Mutex
+	cpus   []int
+	cpusAt time.Time
+
+	loggedMu sync.Mutex
+	logged   map[logKey]bool
+
+	Stats Stats
+}
+
+// Stats are counters for `corralfs status` and the tests.
+type Stats struct {
+	Opens     atomic.Uint64
+	Reads     atomic.Uint64
+	Fallbacks atomic.Uint64
+}
+
+// New builds the tree and the caller resolver.
+func New(cfg Config) (*FS, error) {
+	if cfg.Reader == nil {
+		return nil, fmt.Errorf("fusefs: no cgroup reader")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Sampler.ProcRoot == "" {
+		cfg.Sampler.ProcRoot = cfg.ProcRoot
+	}
+	tree, err := NewTree(Views(), TreeConfig{SysRoot: cfg.SysRoot})
+	if err != nil {
+		return nil, err
+	}
+	res, err := NewResolver(cfg.ProcRoot, cfg.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ttl := cfg.SnapshotTTL
+	if ttl == 0 {
+		ttl = DefaultSnapshotTTL
+	}
+	return &FS{
+		RawFileSystem: fuse.NewDefaultRawFileSystem(),
+		cfg:           cfg,
+		log:           cfg.Log,
+		tree:          tree,
+		resolver:      res,
+		sampler:       NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
+		snaps:         snapCache{ttl: ttl},
+		started:       time.Now(),
+	}, nil
+}
+
+// Run does the periodic work (load sampling, forgetting dead containers)
+// until stop is closed.
+func (fs *FS) Run(stop <-chan struct{}) {
+	go fs.sampler.Run(stop)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			fs.resolver.Close()
+			return
+		case <-t.C:
+			fs.resolver.Forget()
+		}
+	}
+}
+
+func (fs *FS) String() string { return "corralfs" }
+
+func (fs *FS) fillAttr(n *node, a *fuse.Attr) {
+	*a = fuse.Attr{Ino: n.id, Nlink: 1, Mode: syscall.S_IFREG | 0o444}
+	if n.isDir() {
+		a.Mode = syscall.S_IFDIR | 0o555
+		a.Nlink = 2
+		for _, c := range n.children {
+			if c.isDir() {
+				a.Nlink++
+			}
+		}
+	}
+	sec := uint64(fs.started.Unix())
+	a.Atime, a.Mtime, a.Ctime = sec, sec, sec
+}
+
+// Lookup finds name in a directory. cpuN entries exist only for callers
+// with more than N CPUs and get entry lifetime 0, so the kernel asks again
+// on every path walk and never shows one container's cpuN to another.
+func (fs *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	parent := fs.tree.node(h.NodeId)
+	if parent == nil {
+		return fuse.ENOENT
+	}
+	if !parent.isDir() {
+		return fuse.ENOTDIR
+	}
+	n := parent.byName[name]
+	if n == nil {
+		return fuse.ENOENT
+	}
+	*out = fuse.EntryOut{NodeId: n.id}
+	if n.perCaller() {
+		if visible, _ := fs.visibleCPUs(int(h.Pid)); n.cpu >= len(visible) {
+			return fuse.ENOENT
+		}
+	} else {
+		out.SetEntryTimeout(staticTimeout)
+	}
+	out.SetAttrTimeout(staticTimeout)
+	fs.fillAttr(n, &out.Attr)
+	return fuse.OK
+}
+
+// Forget: node ids are fixed and nodes never go away, so the kernel's
+// lookup counts need no bookkeeping.
+func (fs *FS) Forget(nodeid, nlookup uint64) {}
+
+func (fs *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+	n := fs.tree.node(in.NodeId)
+	if n == nil {
+		return fuse.ENOENT
+	}
+	out.SetTimeout(staticTimeout)
+	fs.fillAttr(n, &out.Attr)
+	return fuse.OK
+}
+
+func (fs *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
+	if fs.tree.node(in.NodeId) == nil {
+		return fuse.ENOENT
+	}
+	if in.Mask&2 != 0 { // W_OK
+		return fuse.Status(syscall.EROFS)
+	}
+	return fuse.OK
+}
+
+// Open computes the file's content for the caller, once; reads slice it.
+func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	n := fs.tree.node(in.NodeId)
+	if n == nil {
+		return fuse.ENOENT
+	}
+	if n.isDir() {
+		return fuse.EISDIR
+	}
+	if in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY || in.Flags&syscall.O_TRUNC != 0 {
+		return fuse.EACCES
+	}
+	fs.Stats.Opens.Add(1)
+	data, errno := fs.content(n, int(in.Pid))
+	if errno != 0 {
+		return fuse.Status(errno)
+	}
+	out.Fh = fs.handles.add(data)
+	out.OpenFlags = openFlags
+	return fuse.OK
+}
+
+// Read slices the content computed at open. A handle this process does not
+// know (it was opened before a restart) is answered by computing the
+// content afresh for the reader.
+func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	fs.Stats.Reads.Add(1)
+	data, ok := fs.handles.get(in.Fh)
+	if !ok {
+		n := fs.tree.node(in.NodeId)
+		if n == nil {
+			return nil, fuse.ENOENT
+		}
+		var errno syscall.Errno
+		if data, errno = fs.content(n, int(in.Pid)); errno != 0 {
+			return nil, fuse.Status(errno)
+		}
+	}
+	off := in.Offset
+	if off >= uint64(len(data)) {
+		return fuse.ReadResultData(nil), fuse.OK
+	}
+	end := min(off+uint64(in.Size), uint64(len(data)))
+	return fuse.ReadResultData(data[off:end]), fuse.OK
+}
+
+func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) { fs.handles.remove(in.Fh) }
+
+// Flush: nothing to flush. ENOSYS makes kernels older than 5.16 (which
+// ignore FOPEN_NOFLUSH) stop sending FLUSH for good.
+func (fs *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status { return fuse.ENOSYS }
+
+// OpenDir keeps no state: listings are computed per READDIR from the
+// caller, so any process can continue a listing.
+func (fs *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	n := fs.tree.node(in.NodeId)
+	if n == nil {
+		return fuse.ENOENT
+	}
+	if !n.isDir() {
+		return fuse.ENOTDIR
+	}
+	return fuse.OK
+}
+
+func (fs *FS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	n := fs.tree.node(in.NodeId)
+	if n == nil {
+		return fuse.ENOENT
+	}
+	if !n.isDir() {
+		return fuse.ENOTDIR
+	}
+	visible := -1 // number of cpuN directories the caller sees
+	if n == fs.tree.cpus {
+		v, _ := fs.visibleCPUs(int(in.Pid))
+		visible = len(v)
+	}
+	// Entry i of the listing has offset i+1: ".", "..", then children.
+	parent := n.parent
+	if parent == nil {
+		parent = n
+	}
+	var i uint64
+	emit := func(name string, c *node) bool {
+		i++
+		if i <= in.Offset {
+			return true
+		}
+		mode := uint32(syscall.S_IFREG)
+		if c.isDir() {
+			mode = syscall.S_IFDIR
+		}
+		return out.AddDirEntry(fuse.DirEntry{Name: name, Ino: c.id, Mode: mode, Off: i})
+	}
+	if !emit(".", n) || !emit("..", parent) {
+		return fuse.OK
+	}
+	for _, c := range n.children {
+		if c.perCaller() && c.cpu >= visible {
+			continue
+		}
+		if !emit(c.name, c) {
+			break
+		}
+	}
+	return fuse.OK
+}
+
+func (fs *FS) ReleaseDir(in *fuse.ReleaseIn) {}
+
+func (fs *FS) StatFs(cancel <-chan struct{}, in *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
+	*out = fuse.StatfsOut{Bsize: 4096, Frsize: 4096, NameLen: 255, Files: uint64(len(fs.tree.byID))}
+	return fuse.OK
+}
+
+// The tree is read-only: everything that would change it is refused (the
+// mount is read-only too, so the kernel normally answers EROFS itself).
+var erofs = fuse.Status(syscall.EROFS)
+
+func (fs *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	return erofs
+}
+func (fs *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	return erofs
+}
+func (fs *FS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	return erofs
+}
+func (fs *FS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	return erofs
+}
+func (fs *FS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status { return erofs }
+func (fs *FS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+	return erofs
+}
+func (fs *FS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	return erofs
+}
+func (fs *FS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	return erofs
+}
+func (fs *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	return erofs
+}
+func (fs *FS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	return 0, erofs
+}
+
+// Status is a snapshot of the file system's counters.
+type Status struct {
+	Opens       uint64 `json:"opens"`
+	Reads       uint64 `json:"reads"`
+	Fallbacks   uint64 `json:"fallbacks"`
+	OpenHandles int    `json:"open_handles"`
+	Containers  int    `json:"containers"` // pid namespaces seen and still alive
+	LoadSampled int    `json:"load_sampled"`
+}
+
+// Status reports the counters.
+func (fs *FS) Status() Status {
+	fs.resolver.mu.RLock()
+	containers := len(fs.resolver.byNS)
+	fs.resolver.mu.RUnlock()
+	return Status{
+		Opens:       fs.Stats.Opens.Load(),
+		Reads:       fs.Stats.Reads.Load(),
+		Fallbacks:   fs.Stats.Fallbacks.Load(),
+		OpenHandles: fs.handles.len(),
+		Containers:  containers,
+		LoadSampled: fs.sampler.Len(),
+	}
+}
