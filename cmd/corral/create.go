@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+
+	"github.com/corral-dev/corral/runtime"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	var o runtime.CreateOpts
+	var preserveFDs int
+	cmd := &cobra.Command{
+		Use:   "create [flags] ID",
+		Short: "create a container from an OCI bundle; its process waits for `start`",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Stdin, o.Stdout, o.Stderr = os.Stdin, os.Stdout, os.Stderr
+			o.ExtraFiles = preservedFiles(preserveFDs)
+			_, err := newRuntime().Create(args[0], o)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Bundle, "bundle", "b", ".", "bundle directory (holds config.json)")
+	f.StringVar(&o.PidFile, "pid-file", "", "write the container's init pid to this file")
+	f.StringVar(&o.ConsoleSocket, "console-socket", "", "unix socket that receives the pty master (terminal: true)")
+	f.BoolVar(&o.NoPivot, "no-pivot", false, "use MS_MOVE and chroot instead of pivot_root (rootfs on a ramdisk)")
+	f.IntVar(&preserveFDs, "preserve-fds", 0, "pass this many extra fds (3, 4, ...) into the container")
+	f.Bool("no-new-keyring", false, "ignored (corral never creates a session keyring)")
+	rootCmd.AddCommand(cmd)
+}
+
+// preservedFiles returns fds 3..3+n-1 of this process (runc's --preserve-fds).
+func preservedFiles(n int) []*os.File {
+	var out []*os.File
+	for i := 0; i < n; i++ {
+		out = append(out, os.NewFile(uintptr(3+i), "preserved-fd"))
+	}
+	return out
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/corral-dev/corral/runtime"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "delete [flags] ID...",
+		Aliases: []string{"rm"},
+		Short:   "delete stopped containers (--force: kill running ones first)",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt := newRuntime()
+			var errs []error
+			for _, id := range args {
+				c, err := rt.Load(id)
+				if err != nil {
+					// runc: deleting a missing container with --force is not an error.
+					if force && errors.Is(err, runtime.ErrNotExist) {
+						continue
+					}
+					errs = append(errs, err)
+					continue
+				}
+				if err := c.Delete(force); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container's processes if it is running")
+	rootCmd.AddCommand(cmd)
+}

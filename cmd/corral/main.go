@@ -1,0 +1,161 @@
+// Command corral is a container runtime: an OCI runtime with a
+// runc-compatible CLI (create, start, state, kill, delete, exec, ps, list,
+// spec, features, pause, resume, update) plus `corral run` and `corral
+// stats` for people.
+//
+// Each subcommand lives in its own file and registers itself in init() with
+// rootCmd.AddCommand; the runtime work is in package runtime, so these
+// files stay thin.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/corral-dev/corral/runtime"
+	"github.com/spf13/cobra"
+)
+
+// version is set with -ldflags "-X main.version=..." by release builds.
+var version = "dev"
+
+// global holds the flags every subcommand accepts (runc's global flags).
+var global struct {
+	root          string
+	logFile       string
+	logFormat     string
+	debug         bool
+	systemdCgroup bool
+	rootless      string
+	criu          string
+}
+
+// logger is set up before any subcommand runs (PersistentPreRunE).
+var logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+var rootCmd = &cobra.Command{
+	Use:           "corral",
+	Short:         "corral runs containers whose /proc tells the truth about their limits",
+	Version:       version,
+	SilenceErrors: true, // main prints errors once, to stderr and the log
+	SilenceUsage:  true,
+	PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+		return setupLogging()
+	},
+}
+
+func init() {
+	rootCmd.CompletionOptions.DisableDefaultCmd = true
+	f := rootCmd.PersistentFlags()
+	f.StringVar(&global.root, "root", runtime.DefaultRoot, "directory for container state")
+	f.StringVar(&global.logFile, "log", "", "log file (default: stderr for warnings and errors)")
+	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
+	f.BoolVar(&global.debug, "debug", false, "log debug messages")
+	f.BoolVar(&global.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (needs systemd)")
+	f.StringVar(&global.rootless, "rootless", "auto", "rootless mode: only false/auto (corral needs root)")
+	f.StringVar(&global.criu, "criu", "", "ignored (checkpoint/restore is not supported)")
+	f.MarkHidden("criu")
+	rootCmd.SetVersionTemplate("corral version {{.Version}}\nspec: " + specVersion() + "\n")
+}
+
+// newRuntime builds the runtime from the global flags.
+func newRuntime() *runtime.Runtime {
+	return &runtime.Runtime{Root: global.root, SystemdCgroup: global.systemdCgroup, Log: logger}
+}
+
+// setupLogging opens --log and picks the format. JSON lines look like
+// runc's logrus output, {"level":"error","msg":"...","time":"..."}, which is
+// what containerd's shim and podman's conmon parse.
+func setupLogging() error {
+	var w io.Writer = os.Stderr
+	if global.logFile != "" {
+		f, err := os.OpenFile(global.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_SYNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		w = f
+	}
+	level := slog.LevelWarn
+	if global.debug {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: runcStyle}
+	switch global.logFormat {
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(w, opts))
+	case "text", "":
+		logger = slog.New(slog.NewTextHandler(w, opts))
+	default:
+		return fmt.Errorf("unknown --log-format %q: use text or json", global.logFormat)
+	}
+	if global.rootless != "auto" && global.rootless != "false" {
+		return fmt.Errorf("--rootless=%s: corral needs root (rootless containers are not supported)", global.rootless)
+	}
+	return nil
+}
+
+// runcStyle lower-cases levels ("error", not "ERROR"): clients compare the
+// level string.
+func runcStyle(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.LevelKey {
+		a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+	}
+	return a
+}
+
+// ExitStatus is an error that only carries the process exit status: main
+// exits with it and prints nothing (e.g. `corral run` passing on the
+// container's status, or `exec` passing on the process's).
+type ExitStatus int
+
+func (e ExitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// exitCodeError makes main exit with code after reporting err.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// withExitCode reports err and exits with code (e.g. 125 for `run`'s own errors).
+func withExitCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitCodeError{code: code, err: err}
+}
+
+func main() {
+	runtime.MaybeInit() // a re-executed container init never returns from here
+	err := rootCmd.Execute()
+	if err == nil {
+		return
+	}
+	var st ExitStatus
+	if errors.As(err, &st) {
+		os.Exit(int(st))
+	}
+	code := 1
+	var ce *exitCodeError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	// With --log the error goes to the log (where containerd and conmon
+	// look) and, readable, to stderr; without it, stderr gets one form.
+	switch {
+	case global.logFile != "":
+		logger.Error(err.Error())
+		fmt.Fprintf(os.Stderr, "corral: %v\n", err)
+	case global.logFormat == "json":
+		logger.Error(err.Error())
+	default:
+		fmt.Fprintf(os.Stderr, "corral: %v\n", err)
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,124 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/containerd/cgroups/v3"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupManager is what the lifecycle verbs need from a container's cgroup,
+// whatever the hierarchy: cgroupV1 (this includes hybrid hosts, whose
+// controllers are all v1) or cgroupV2. Both wrap containerd/cgroups/v3.
+type cgroupManager interface {
+	// Path is the cgroup, absolute from the hierarchy root (/corral/ID).
+	Path() string
+	// Join moves pid into the cgroup (in every v1 hierarchy).
+	Join(pid int) error
+	// CloneFD opens the cgroup directory for clone3(CLONE_INTO_CGROUP), so
+	// the child starts inside it; nil, nil on v1, where Join is used.
+	CloneFD() (*os.File, error)
+	Update(r *specs.LinuxResources) error
+	Freeze() error
+	Thaw() error
+	Frozen() (bool, error)
+	// Pids lists every process in the cgroup (and below).
+	Pids() ([]int, error)
+	// OOMKills is the kernel's count of OOM kills inside the cgroup.
+	OOMKills() (uint64, error)
+	// Delete removes the cgroup; it must be empty.
+	Delete() error
+}
+
+// cgroupsV2 says whether this host's controllers live in a pure cgroup v2
+// tree. Hybrid hosts (v1 controllers plus an empty cgroup2 at
+// /sys/fs/cgroup/unified, like this machine) are driven as v1.
+func cgroupsV2() bool { return cgroups.Mode() == cgroups.Unified }
+
+// cgroupPathFor turns spec.linux.cgroupsPath into the absolute cgroup path.
+// Relative paths are taken from the hierarchy ROOT, never from the caller's
+// own cgroup (runc nests them below the caller's, which here would put
+// containers inside the agent's /process_api/... memory cgroup).
+func cgroupPathFor(id string, spec *specs.Spec) (string, error) {
+	p := ""
+	if spec.Linux != nil {
+		p = spec.Linux.CgroupsPath
+	}
+	if p == "" {
+		return path.Join(DefaultCgroupParent, id), nil
+	}
+	if strings.Count(p, ":") == 2 && !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("cgroupsPath %q is in systemd slice:prefix:name form, but corral uses the cgroupfs driver (absolute paths such as /corral/%s)", p, id)
+	}
+	clean := path.Clean("/" + p)
+	if clean == "/" {
+		return "", fmt.Errorf("cgroupsPath %q names the root cgroup: a container needs its own", p)
+	}
+	return clean, nil
+}
+
+// systemdRunning is sd_booted(3): /run/systemd/system exists only when
+// systemd is PID 1.
+func systemdRunning() bool {
+	fi, err := os.Lstat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+// newCgroup creates the container's cgroup with its resources applied.
+func newCgroup(cgPath string, res *specs.LinuxResources) (cgroupManager, error) {
+	if res == nil {
+		res = &specs.LinuxResources{}
+	}
+	res = withDefaultDevices(res)
+	if cgroupsV2() {
+		return newCgroupV2(cgPath, res)
+	}
+	return newCgroupV1(cgPath, res)
+}
+
+// loadCgroup opens an existing container cgroup.
+func loadCgroup(cgPath string) (cgroupManager, error) {
+	if cgroupsV2() {
+		return loadCgroupV2(cgPath)
+	}
+	return loadCgroupV1(cgPath)
+}
+
+func (c *Container) cgroup() (cgroupManager, error) {
+	if c.st.CgroupPath == "" {
+		return nil, errors.New("container has no cgroup")
+	}
+	return loadCgroup(c.st.CgroupPath)
+}
+
+// defaultDeviceRules are the devices every container gets as nodes in its
+// /dev (devices.go) and so must be allowed to use whatever the spec's device
+// cgroup list says first (runc adds the same list).
+var defaultDeviceRules = []specs.LinuxDeviceCgroup{
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},    // null
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"},    // zero
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(7), Access: "rwm"},    // full
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(8), Access: "rwm"},    // random
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(9), Access: "rwm"},    // urandom
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(0), Access: "rwm"},    // tty
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"},    // ptmx
+	{Allow: true, Type: "c", Major: i64(136), Minor: i64(-1), Access: "rwm"}, // /dev/pts/*
+}
+
+func i64(v int64) *int64 { return &v }
+
+// withDefaultDevices returns a copy of res whose device rules end with the
+// default allow rules, when the spec restricts devices at all.
+func withDefaultDevices(res *specs.LinuxResources) *specs.LinuxResources {
+	if len(res.Devices) == 0 {
+		return res
+	}
+	cp := *res
+	cp.Devices = append(append([]specs.LinuxDeviceCgroup(nil), res.Devices...), defaultDeviceRules...)
+	// Also allow the spec's own device nodes, as runc does.
+	return &cp
+}

@@ -1,0 +1,38 @@
+package runtime
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+)
+
+// Features describes what this runtime implements, in the runtime-spec
+// features.md format (`corral features`).
+func Features() *features.Features {
+	yes, no := true, false
+	var ns []string
+	for _, n := range DefaultNamespaces() {
+		ns = append(ns, string(n.Type))
+	}
+	return &features.Features{
+		OCIVersionMin: "1.0.0",
+		OCIVersionMax: specs.Version,
+		Hooks:         nil, // TODO: OCI hooks (prestart, createRuntime, ...) are not run yet
+		MountOptions:  mountOptionNames(),
+		Linux: &features.Linux{
+			Namespaces:   ns,
+			Capabilities: AllCapabilities(),
+			Cgroup:       &features.Cgroup{V1: &yes, V2: &yes, Systemd: &no, SystemdUser: &no, Rdma: &no},
+			Seccomp:      &features.Seccomp{Enabled: &no},
+			Apparmor:     &features.Apparmor{Enabled: &no},
+			Selinux:      &features.Selinux{Enabled: &no},
+			IntelRdt:     &features.IntelRdt{Enabled: &no},
+			MountExtensions: &features.MountExtensions{
+				IDMap: &features.IDMap{Enabled: &no},
+			},
+			NetDevices: &features.NetDevices{Enabled: &no},
+		},
+		Annotations: map[string]string{
+			"org.opencontainers.runtime-spec.features.runtime": "corral",
+		},
+	}
+}
