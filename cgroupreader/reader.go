@@ -20,7 +20,59 @@ type Options struct {
 	Tasks bool // fill Snapshot.Tasks (walks cgroup.procs of the subtree)
 	PSI   bool // read the *.pressure files
 	IO    bool // read blkio / io.stat
+
+	// Parts narrows what is read to what one view needs (each file read
+	// costs a syscall round trip on every FUSE read). Zero means
+	// DefaultParts. Tasks, PSI and IO above add their part either way.
+	Parts Part
 }
+
+// Part is one group of cgroup files a Snapshot can read.
+type Part uint16
+
+const (
+	PartMemory   Part = 1 << iota // Snapshot.Memory (with swap and memory.stat)
+	PartCPU                       // CPU.Quota/Period, Shares/Weight, throttling
+	PartCPUUsage                  // CPU.UsageUser/UsageSystem, PerCPU (v1 cpuacct, v2 cpu.stat)
+	PartCpuset                    // CPU.Cpuset
+	PartPids                      // Snapshot.Pids
+	PartIO                        // Snapshot.IO (same as Options.IO)
+	PartPSI                       // Snapshot.PSI (same as Options.PSI)
+	PartTasks                     // Snapshot.Tasks (same as Options.Tasks)
+
+	// DefaultParts is what a zero Options reads.
+	DefaultParts = PartMemory | PartCPU | PartCPUUsage | PartCpuset | PartPids
+)
+
+// parts resolves the Part set an Options asks for.
+func (o Options) parts() Part {
+	p := o.Parts
+	if p == 0 {
+		p = DefaultParts
+	}
+	if o.Tasks {
+		p |= PartTasks
+	}
+	if o.PSI {
+		p |= PartPSI
+	}
+	if o.IO {
+		p |= PartIO
+	}
+	return p
+}
+
+// The keys of Snapshot.Missing.
+const (
+	GroupMemory  = "memory"
+	GroupCPU     = "cpu"     // quota, shares/weight, throttling
+	GroupCPUAcct = "cpuacct" // CPU usage: v1 cpuacct, v2 cpu.stat usage
+	GroupCpuset  = "cpuset"
+	GroupPids    = "pids"
+	GroupIO      = "io"
+	GroupPSI     = "psi"
+	GroupTasks   = "tasks"
+)
 
 // Config says where the hierarchies are. Zero values mean the real host.
 type Config struct {

@@ -1,0 +1,67 @@
+package cgroupreader
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// pathsOf parses PROCROOT/PID/cgroup, which has one line per hierarchy:
+//
+//	v1:     4:memory:/docker/abc      (controllers, comma-separated)
+//	        1:cpu,cpuacct:/docker/abc (co-mounted: each name maps to the path)
+//	        9:name=systemd:/system.slice/x.service
+//	v2:     0::/system.slice/x.service
+//
+// The path is everything after the second colon (it may contain colons).
+func pathsOf(procRoot string, pid int) (Paths, error) {
+	if pid <= 0 {
+		return Paths{}, fmt.Errorf("cgroupreader: invalid pid %d", pid)
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	p := append(sc.path[:0], procRoot...)
+	p = append(p, '/')
+	p = strconv.AppendInt(p, int64(pid), 10)
+	sc.path = append(p, "/cgroup\x00"...)
+	data, err := sc.readPath()
+	if err != nil {
+		return Paths{}, fmt.Errorf("cgroupreader: %w", err)
+	}
+	var out Paths
+	lines := 0
+	for rest := data; len(rest) > 0; {
+		var line []byte
+		line, rest = nextLine(rest)
+		if len(line) == 0 {
+			continue
+		}
+		id, after := cutByte(line, ':')
+		ctrls, path := cutByte(after, ':')
+		if after == nil || path == nil || len(path) == 0 || path[0] != '/' {
+			return Paths{}, malformed(sc, line)
+		}
+		if _, ok := parseUint(id); !ok {
+			return Paths{}, malformed(sc, line)
+		}
+		lines++
+		if len(ctrls) == 0 {
+			out.Unified = string(path)
+			continue
+		}
+		if out.V1 == nil {
+			out.V1 = make(map[string]string, 12)
+		}
+		ps := string(path)
+		for r := ctrls; r != nil; {
+			var c []byte
+			c, r = cutByte(r, ',')
+			if len(c) > 0 {
+				out.V1[string(c)] = ps
+			}
+		}
+	}
+	if lines == 0 {
+		return Paths{}, malformed(sc, data)
+	}
+	return out, nil
+}
