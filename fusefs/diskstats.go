@@ -1,11 +1,16 @@
 package fusefs
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/corral-dev/corral/cgroupreader"
 )
+
+// errNoIO: the io (v1 blkio) controller could not be read for this
+// container.
+var errNoIO = errors.New("io controller unavailable")
 
 // Diskstats renders proc/diskstats: the host's lines (name and layout) for
 // the devices the container did I/O on, with the container's own counts
@@ -16,10 +21,8 @@ import (
 // queue depth, so those columns are 0. Devices the container never touched
 // are left out.
 func Diskstats(in *Input) ([]byte, error) {
-	for _, g := range [...]string{"io", "blkio"} {
-		if err, missing := in.Snap.Missing[g]; missing {
-			return nil, fmt.Errorf("%s controller unavailable: %v", g, err)
-		}
+	if err, missing := in.Snap.Missing[cgroupreader.GroupIO]; missing {
+		return nil, fmt.Errorf("%w: %v", errNoIO, err)
 	}
 	out := make([]byte, 0, 128*len(in.Snap.IO))
 	if len(in.Snap.IO) == 0 {

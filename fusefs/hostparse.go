@@ -118,7 +118,8 @@ var errHostMeminfo = errors.New("host /proc/meminfo has no MemTotal")
 func parseHostMemory(b []byte) (hostMemory, error) {
 	var h hostMemory
 	var haveTotal bool
-	for len(b) > 0 {
+	found := 0
+	for len(b) > 0 && found < 3 { // the three come early in the file: stop there
 		var line []byte
 		line, b = nextLine(b)
 		colon := bytes.IndexByte(line, ':')
@@ -141,6 +142,7 @@ func parseHostMemory(b []byte) (hostMemory, error) {
 			return hostMemory{}, fmt.Errorf("host /proc/meminfo: bad line %q", line)
 		}
 		*dst = v * 1024
+		found++
 	}
 	if !haveTotal {
 		return hostMemory{}, errHostMeminfo

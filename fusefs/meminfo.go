@@ -57,7 +57,7 @@ var errNoMemory = errors.New("memory controller unavailable")
 // the memory controller is missing from the snapshot or the host meminfo
 // cannot be parsed; callers then show the host's values.
 func ComputeMemory(in *Input) (MemoryView, error) {
-	if err, missing := in.Snap.Missing["memory"]; missing {
+	if err, missing := in.Snap.Missing[cgroupreader.GroupMemory]; missing {
 		return MemoryView{}, fmt.Errorf("%w: %v", errNoMemory, err)
 	}
 	host, err := parseHostMemory(in.Host.Meminfo)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/corral-dev/corral/cgroupreader"
 )
 
 // userHZ is the unit of /proc/stat times (USER_HZ, 100 on every Linux ABI).
@@ -36,10 +38,10 @@ var errNoCPUAcct = errors.New("cpu accounting unavailable")
 //
 // perCPU is reused when it has room; pass nil to allocate.
 func containerCPUTimes(in *Input, visible []int, perCPU []cpuTicks) (total cpuTicks, _ []cpuTicks, _ error) {
-	for _, g := range [...]string{"cpuacct", "cpu"} {
-		if err, missing := in.Snap.Missing[g]; missing && in.Snap.CPU.UsageUser == 0 && in.Snap.CPU.UsageSystem == 0 {
-			return total, nil, fmt.Errorf("%w: %s: %v", errNoCPUAcct, g, err)
-		}
+	// Only the usage counters matter here; an unreadable quota ("cpu")
+	// or cpuset just means no cut, handled by VisibleCPUs.
+	if err, missing := in.Snap.Missing[cgroupreader.GroupCPUAcct]; missing {
+		return total, nil, fmt.Errorf("%w: %v", errNoCPUAcct, err)
 	}
 	c := &in.Snap.CPU
 	n := len(visible)
