@@ -3,8 +3,8 @@ package seccomp
 import (
 	"testing"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/corral-dev/corral/tests/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // BenchmarkGetpid measures what a filter costs a syscall it does not trap:

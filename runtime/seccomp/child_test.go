@@ -25,8 +25,8 @@ const childEnv = "CORRAL_SECCOMP_TEST_CHILD"
 
 // call is one raw syscall the child makes after installing the filter.
 type call struct {
-	Nr   uintptr    `json:"nr"`
-	Args [6]uint64  `json:"args"`
+	Nr   uintptr   `json:"nr"`
+	Args [6]uint64 `json:"args"`
 	// Threads > 0 makes the call from that many other locked goroutines
 	// (threads) as well, to see which threads carry the filter.
 	Threads int `json:"threads,omitempty"`
