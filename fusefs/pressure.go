@@ -21,5 +21,7 @@ func psi(b []byte) ([]byte, error) {
 	if b == nil {
 		return nil, errNoPSI
 	}
-	return b, nil
+	// A copy: outputs never alias the Input (the reader may reuse its
+	// buffers once the snapshot is released).
+	return append([]byte(nil), b...), nil
 }

@@ -64,7 +64,7 @@ func containerCPUTimes(in *Input, visible []int, perCPU []cpuTicks) (total cpuTi
 	spread(perCPU, userTotal-min(userSeen, userTotal), func(t *cpuTicks) *uint64 { return &t.User })
 	spread(perCPU, sysTotal-min(sysSeen, sysTotal), func(t *cpuTicks) *uint64 { return &t.System })
 
-	elapsed := uint64(containerElapsed(&in.Container)) / nsPerTick
+	elapsed := uint64(ContainerUptime(&in.Container)) / nsPerTick
 	for i := range perCPU {
 		t := &perCPU[i]
 		used := t.User + t.System
@@ -91,9 +91,10 @@ func spread(cpus []cpuTicks, amount uint64, col func(*cpuTicks) *uint64) {
 	}
 }
 
-// containerElapsed is the wall time the container has existed: the age of
-// its init, or the host's uptime for callers in the host pid namespace.
-func containerElapsed(c *Container) time.Duration {
+// ContainerUptime is the uptime the container sees (proc/uptime's first
+// number; the sysinfo agent's uptime): the age of its init, or the host's
+// uptime for callers in the host pid namespace. Never negative.
+func ContainerUptime(c *Container) time.Duration {
 	if c.HostNamespace {
 		return max(c.Now, 0)
 	}

@@ -89,7 +89,7 @@ func TestStatProperties(t *testing.T) {
 				t.Fatalf("case %d: %d cpu lines for %d visible CPUs", i, len(rows)-1, n)
 			}
 			var sum [10]uint64
-			elapsed := uint64(containerElapsed(&in.Container) / (10 * time.Millisecond))
+			elapsed := uint64(ContainerUptime(&in.Container) / (10 * time.Millisecond))
 			for _, row := range rows[1:] {
 				for k := range row {
 					sum[k] += row[k]

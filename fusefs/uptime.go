@@ -10,9 +10,11 @@ import "time"
 // host's file.
 func Uptime(in *Input) ([]byte, error) {
 	if in.Container.HostNamespace && len(in.Host.Uptime) > 0 {
-		return in.Host.Uptime, nil
+		// A copy: outputs never alias the Input, whose buffers the
+		// FUSE layer recycles.
+		return append([]byte(nil), in.Host.Uptime...), nil
 	}
-	age := uint64(containerElapsed(&in.Container) / (time.Second / userHZ))
+	age := uint64(ContainerUptime(&in.Container) / (time.Second / userHZ))
 	var idle uint64
 	var buf [64]cpuTicks
 	visible := VisibleCPUs(in)

@@ -87,6 +87,8 @@ type Input struct {
 // RenderFunc renders one view. An error means the view cannot be computed
 // from this Input (e.g. the memory controller is Missing); the caller then
 // serves the host's own file for this read and logs once per container.
+// The returned bytes are freshly allocated: they never alias the Input's
+// buffers, so the caller may recycle those right away.
 type RenderFunc func(in *Input) ([]byte, error)
 
 // View describes one virtual file.

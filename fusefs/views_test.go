@@ -206,3 +206,32 @@ func TestHostParseHelpers(t *testing.T) {
 		t.Error("meminfo with a bad MemTotal accepted")
 	}
 }
+
+// TestRenderOutputOwnsItsBytes: the FUSE layer recycles the Input's
+// buffers as soon as Render returns, so no output may alias them.
+func TestRenderOutputOwnsItsBytes(t *testing.T) {
+	for _, name := range handCases(t) {
+		for _, v := range Views() {
+			in := loadCase(t, name)
+			h := &in.Host
+			for _, p := range []*[]byte{&h.Meminfo, &h.Cpuinfo, &h.Stat, &h.Uptime, &h.Loadavg, &h.Swaps, &h.Diskstats,
+				&in.Snap.PSI.CPU, &in.Snap.PSI.Memory, &in.Snap.PSI.IO} {
+				*p = bytes.Clone(*p) // embedded files are read-only
+			}
+			out, err := v.Render(in)
+			if err != nil {
+				continue
+			}
+			before := bytes.Clone(out)
+			for _, b := range [][]byte{h.Meminfo, h.Cpuinfo, h.Stat, h.Uptime, h.Loadavg, h.Swaps, h.Diskstats,
+				in.Snap.PSI.CPU, in.Snap.PSI.Memory, in.Snap.PSI.IO} {
+				for i := range b {
+					b[i] = 'X'
+				}
+			}
+			if !bytes.Equal(out, before) {
+				t.Errorf("%s/%s: output changed when the input buffers were reused", name, v.Path)
+			}
+		}
+	}
+}
