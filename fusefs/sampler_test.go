@@ -1,0 +1,126 @@
+package fusefs
+
+import (
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/tests/testutil"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// calcLoad must be the kernel's arithmetic, bit for bit.
+func TestCalcLoadIsTheKernels(t *testing.T) {
+	// One step from 0 with one task: (2048*(2048-1884) + 2047) / 2048.
+	if got := calcLoad(0, exp1, fixed1); got != 164 {
+		t.Errorf("first step = %d, want 164", got)
+	}
+	// A falling load is not rounded up: (2048*1884 + 0) / 2048.
+	if got := calcLoad(fixed1, exp1, 0); got != 1884 {
+		t.Errorf("decay step = %d, want 1884", got)
+	}
+	// A constant load converges to itself (the round-up keeps it there).
+	for _, n := range []uint64{1, 2, 7} {
+		var a [3]uint64
+		for i := 0; i < 2000; i++ {
+			for k := range a {
+				a[k] = calcLoad(a[k], loadExp[k], n*fixed1)
+			}
+		}
+		for k := range a {
+			if a[k] != n*fixed1 {
+				t.Errorf("%d tasks: average %d settles at %d, want %d", n, k, a[k], n*fixed1)
+			}
+		}
+	}
+	// And it follows exp(-5s/1min) closely.
+	a := uint64(0)
+	for i := 0; i < 12; i++ { // one minute
+		a = calcLoad(a, exp1, 4*fixed1)
+	}
+	want := 4 * (1 - math.Exp(-1))
+	if got := float64(a) / fixed1; math.Abs(got-want) > 0.02 {
+		t.Errorf("after one minute of 4 tasks: %.3f, want about %.3f", got, want)
+	}
+}
+
+func TestSamplerCountsContainerTasks(t *testing.T) {
+	testutil.RequireRoot(t)
+	cg := testutil.NewCgroup(t, "fusefs-sampler", testutil.CgroupLimits{})
+	// Two busy loops (always R), a sleeper and the init itself.
+	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c", "while :; do :; done & while :; do :; done & sleep 60 & wait")
+	reader := realReader(t)
+	res, err := NewResolver("", reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	c, err := res.Resolve(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSampler(reader, SamplerConfig{Interval: 20 * time.Millisecond}, quietLog())
+	var l LoadAvg
+	// The children appear shortly after the init starts.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s.SampleAll()
+		if l = s.Load(&c); l.Total >= 4 && l.Running >= 2 {
+			break
+		}
+	}
+	if !l.Known || l.Running < 2 || l.Total < 4 || l.Total > 10 {
+		t.Fatalf("load %+v: want 2+ running of 4 tasks", l)
+	}
+	// Namespace pids: init 1, then 2, 3, 4 for the three children.
+	if l.LastPid < 4 || l.LastPid > 50 {
+		t.Errorf("last pid %d, want the container's own numbering (about 4)", l.LastPid)
+	}
+	for i := 0; i < 12; i++ {
+		time.Sleep(15 * time.Millisecond)
+		s.SampleAll()
+	}
+	l = s.Load(&c)
+	if !(l.Avg[0] > l.Avg[1] && l.Avg[1] > l.Avg[2] && l.Avg[2] > 0) || l.Avg[0] < 1 || l.Avg[0] > 3 {
+		t.Errorf("averages %v after a minute's worth of steps with 2 busy tasks", l.Avg)
+	}
+}
+
+func TestSamplerBounds(t *testing.T) {
+	testutil.RequireRoot(t)
+	reader := realReader(t)
+	res, err := NewResolver("", reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := res.Resolve(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := self
+	other.Key.HostPaths += "|other"
+
+	s := NewSampler(reader, SamplerConfig{Max: 1}, quietLog())
+	if l := s.Load(&self); !l.Known || l.Total < 1 {
+		t.Errorf("first container: %+v", l)
+	}
+	if l := s.Load(&other); l.Known {
+		t.Errorf("container beyond Max was sampled: %+v", l)
+	}
+	if s.Len() != 1 {
+		t.Errorf("%d sampled, want 1", s.Len())
+	}
+
+	s = NewSampler(reader, SamplerConfig{Idle: time.Millisecond}, quietLog())
+	s.Load(&self)
+	time.Sleep(5 * time.Millisecond)
+	s.SampleAll()
+	if s.Len() != 0 {
+		t.Errorf("a container not read for Idle is still sampled")
+	}
+}
+
+func newBufLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
