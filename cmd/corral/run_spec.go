@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/corral-dev/corral/runtime"
+	"github.com/corral-dev/corral/runtime/defaultroot"
+	"github.com/corral-dev/corral/runtime/runspec"
+	"github.com/corral-dev/corral/runtime/views"
+)
+
+// sysinfoSocket is where corralfs's sysinfo(2) agent listens (issue 4).
+const sysinfoSocket = "/run/corralfs/seccomp.sock"
+
+// runSpec is the spec `corral run` hands to Create and where it came from.
+type runSpec struct {
+	spec   *specs.Spec
+	bundle string // bundle dir for Create: --bundle, else the root's parent
+	rootfs string // absolute
+}
+
+// buildRunSpec assembles the container's spec from the flags: the base
+// (a --bundle's config.json, or the defaults on --rootfs or the default
+// root), then the command-line overrides, then the views and the sysinfo
+// rule. warn prints a one-line notice on stderr.
+func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (*runSpec, error) {
+	rs := &runSpec{}
+	switch {
+	case f.bundle != "":
+		dir, err := filepath.Abs(f.bundle)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := loadBundleSpec(dir)
+		if err != nil {
+			return nil, err
+		}
+		rs.spec, rs.bundle = spec, dir
+		rs.rootfs = spec.Root.Path
+		if !filepath.IsAbs(rs.rootfs) {
+			rs.rootfs = filepath.Join(dir, rs.rootfs)
+		}
+	case f.rootfs != "":
+		dir, err := filepath.Abs(f.rootfs)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--rootfs %s: not a directory", f.rootfs)
+		}
+		rs.spec, rs.rootfs, rs.bundle = runspec.Default(dir, f.opts.Args), dir, filepath.Dir(dir)
+	default:
+		root, err := defaultroot.Ensure(defaultroot.Config{InUse: rootInUse(rt)})
+		if err != nil {
+			return nil, err
+		}
+		rs.spec, rs.rootfs, rs.bundle = runspec.Default(root.Path, f.opts.Args), root.Path, filepath.Dir(root.Path)
+		// The default root is shared by every such container: read only,
+		// with the host's program directories bound in and a private /tmp.
+		rs.spec.Root.Readonly = true
+		rs.spec.Mounts = append(rs.spec.Mounts, root.Mounts...)
+	}
+	if fi, err := os.Stat(rs.rootfs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("root filesystem %s: not a directory", rs.rootfs)
+	}
+	// A bundle keeps its own hostname unless -h says otherwise (it may
+	// not even have a UTS namespace); otherwise --name, else the short id.
+	if f.bundle == "" {
+		rs.spec.Hostname = defaultHostname(f, id)
+	}
+	if err := runspec.Apply(rs.spec, f.opts, rs.rootfs, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := addViews(rs.spec, f.views, warn); err != nil {
+		return nil, err
+	}
+	if err := addSysinfo(rs.spec, f.sysinfo); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// defaultHostname is the --name, else the short id (-h overrides both in
+// runspec.Apply).
+func defaultHostname(f *runFlags, id string) string {
+	if f.name != "" && len(f.name) <= 64 {
+		return f.name
+	}
+	return shortID(id)
+}
+
+// loadBundleSpec reads DIR/config.json.
+func loadBundleSpec(dir string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("--bundle: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("--bundle %s: config.json: %w", dir, err)
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, fmt.Errorf("--bundle %s: config.json has no root.path", dir)
+	}
+	return &s, nil
+}
+
+// rootInUse tells the default-root builder whether a container of this
+// runtime still uses an old generation, so it is not removed from under it.
+func rootInUse(rt *runtime.Runtime) func(string) bool {
+	return func(path string) bool {
+		cs, err := rt.List()
+		if err != nil {
+			return true // unsure: keep it
+		}
+		for _, c := range cs {
+			if c.Rootfs() == path {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// addViews binds the corralfs views into the spec. mode is --views: ""
+// (auto: the corralfs at /var/lib/corralfs when one is live), "none", or a
+// directory holding the views (a corralfs or LXCFS mount).
+func addViews(s *specs.Spec, mode string, warn io.Writer) error {
+	dir := mode
+	switch mode {
+	case "none":
+		return nil
+	case "", "auto":
+		dir = views.DefaultDir
+		live, err := views.Live(dir)
+		if err != nil || !live {
+			fmt.Fprintf(warn, "corral: no corralfs mounted at %s: running without views (free, top and the JVM will see the host's memory and CPUs); start corralfs or pass --views none to silence this\n", dir)
+			return nil
+		}
+	}
+	ms, err := views.Mounts(dir)
+	if err != nil {
+		return fmt.Errorf("--views: %w", err)
+	}
+	// A view bound twice (a bundle that already binds it) would only
+	// stack mounts: skip destinations the spec already has.
+	for _, m := range ms {
+		if !slices.ContainsFunc(s.Mounts, func(x specs.Mount) bool { return x.Destination == m.Destination }) {
+			s.Mounts = append(s.Mounts, m)
+		}
+	}
+	return nil
+}
+
+// addSysinfo wires sysinfo(2) to corralfs's agent (issue 4): a seccomp
+// user-notification rule for sysinfo and the agent's socket as the
+// listener. mode is --sysinfo: "auto" (when the socket exists) or "off".
+// A spec with its own seccomp policy keeps it; the rule is added to it.
+func addSysinfo(s *specs.Spec, mode string) error {
+	switch mode {
+	case "off":
+		return nil
+	case "", "auto":
+	default:
+		return fmt.Errorf("--sysinfo %q: want auto or off", mode)
+	}
+	if fi, err := os.Stat(sysinfoSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil
+	}
+	sc := s.Linux.Seccomp
+	if sc == nil {
+		sc = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+		s.Linux.Seccomp = sc
+	}
+	if sc.ListenerPath != "" && sc.ListenerPath != sysinfoSocket {
+		// The spec sends its notifications elsewhere; one filter has one
+		// listener, so leave the policy as written.
+		return nil
+	}
+	sc.ListenerPath = sysinfoSocket
+	for _, r := range sc.Syscalls {
+		if r.Action == specs.ActNotify && slices.Contains(r.Names, "sysinfo") {
+			return nil
+		}
+	}
+	// Rules are matched first to last by the runtime's filter builder;
+	// put ours first so a broader rule of the policy cannot shadow it.
+	sc.Syscalls = append([]specs.LinuxSyscall{{Names: []string{"sysinfo"}, Action: specs.ActNotify}}, sc.Syscalls...)
+	return nil
+}
