@@ -90,6 +90,10 @@ func ComputeMemory(in *Input) (MemoryView, error) {
 	v.AnonPages = c(st.Anon)
 	v.Mapped = c(st.FileMapped)
 	v.AnonHugePages = c(st.AnonTHP)
+	// TODO: cgroup v1 memory.stat has no slab counters (kernel memory is
+	// only in memory.kmem.*, which says nothing about reclaimability), so
+	// Slab/SReclaimable/SUnreclaim read 0 there rather than the host's
+	// numbers, which would dwarf a small container.
 	v.SReclaimable = c(st.SlabReclaimable)
 	v.SUnreclaim = c(st.SlabUnreclaimable)
 	v.Slab = c(max(st.Slab, st.SlabReclaimable+st.SlabUnreclaimable))
@@ -142,22 +146,32 @@ func Meminfo(in *Input) ([]byte, error) {
 	}
 	host := in.Host.Meminfo
 	out := make([]byte, 0, len(host)+64)
-	for len(host) > 0 {
-		var line []byte
-		line, host = nextLine(host)
+	// Unchanged stretches of the host's text are copied in one piece.
+	copied := 0 // host[:copied] is already in out
+	for pos := 0; pos < len(host); {
+		end := bytes.IndexByte(host[pos:], '\n')
+		if end < 0 {
+			end = len(host)
+		} else {
+			end += pos
+		}
+		line, lineStart := host[pos:end], pos
+		pos = end + 1
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
-			out = append(out, line...)
-			out = append(out, '\n')
 			continue
 		}
 		val, ok := v.line(line[:colon])
 		if !ok {
-			out = append(out, line...)
-			out = append(out, '\n')
 			continue
 		}
+		out = append(out, host[copied:lineStart]...)
 		out = appendMeminfoLine(out, line[:colon+1], val/1024)
+		copied = min(pos, len(host))
+	}
+	out = append(out, host[copied:]...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
 	}
 	return out, nil
 }
