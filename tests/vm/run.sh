@@ -20,6 +20,8 @@
 #   VM_CACHE=/var/cache/corral-vm         kernel cache
 #   VM_HOST_TOOLS="free ps top vmstat uptime nproc"   host programs copied in with their
 #                    shared libraries, so `corral run -- free` on the default root works
+#   VM_HOST_FILES="/usr/share/containers/seccomp.json"   host data files copied to the
+#                    same path when they exist (tests that read host config)
 #   VM_PROPAGATION=shared|private        propagation of / (shared = like systemd hosts)
 #   VM_KEEP=DIR                           keep the work dir (initramfs, console.log) in DIR
 # exit: 0 all passed; 1 a build or test failed or timed out; 2 the VM did not boot / finish.
@@ -39,6 +41,7 @@ VM_KFLAVOR=${VM_KFLAVOR:-cloud-amd64}
 VM_CACHE=${VM_CACHE:-/var/cache/corral-vm}
 VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc}
 VM_PROPAGATION=${VM_PROPAGATION:-shared}
+VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json}
 GO=${GO:-go}
 export CGO_ENABLED=0
 # Modules the guest insmods, in dependency order (zram needs zsmalloc and
@@ -48,7 +51,20 @@ MODULES="crypto/lzo-rle.ko mm/zsmalloc.ko drivers/block/zram/zram.ko fs/fuse/fus
 log() { echo "vm: $*"; }
 die() { echo "vm: $*" >&2; exit 2; }
 
-for c in qemu-system-x86_64 cpio file gzip; do
+dur_secs() {  # a Go duration ("4m", "90s", "1m30s") in whole seconds
+  echo "$1" | awk '{ s = 0; t = $0
+    while (match(t, /^[0-9.]+(ms|h|m|s)/)) {
+      u = substr(t, 1, RLENGTH); t = substr(t, RLENGTH + 1); n = u + 0
+      if (u ~ /ms$/) s += n / 1000; else if (u ~ /h$/) s += n * 3600; else if (u ~ /m$/) s += n * 60; else s += n
+    }
+    if (t != "") { print "bad duration: " $0 > "/dev/stderr"; exit 1 }
+    print int(s) }'
+}
+# The guest's hard kill comes 30 s after -test.timeout (which dumps goroutines).
+test_secs=$(dur_secs "$VM_TEST_TIMEOUT") || die "VM_TEST_TIMEOUT=$VM_TEST_TIMEOUT is not a Go duration"
+hard=$((test_secs + 30))
+
+for c in qemu-system-x86_64 cpio file; do
   command -v "$c" >/dev/null || die "needs $c: run 'make test-deps' (apt-get install qemu-system-x86 cpio file)"
 done
 [ "$(id -u)" = 0 ] || die "needs root (the kernel cache lives in $VM_CACHE)"
@@ -69,7 +85,7 @@ fetch_kernel() {
   kpkg=$(apt-cache depends "linux-image-$VM_KFLAVOR" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
   [ -n "$kpkg" ] || die "cannot resolve linux-image-$VM_KFLAVOR (run apt-get update)"
   log "fetching $kpkg into $VM_CACHE"
-  x=$(mktemp -d "$VM_CACHE/extract.XXXXXX")
+  x=$(mktemp -d "$VM_CACHE/tests-vm/extract.XXXXXX")
   ( cd "$x" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >/dev/null ) || { rm -rf "$x"; die "apt-get download $kpkg failed"; }
   dpkg -x "$x"/"$kpkg"_*.deb "$x/root"
   rm -rf "$dir" && mkdir -p "$dir/modules"
@@ -81,13 +97,15 @@ fetch_kernel() {
   rm -rf "$x"
   echo "$stamp" > "$dir/.stamp"
 }
-mkdir -p "$VM_CACHE"
-KDIR="$VM_CACHE/$VM_KFLAVOR"
+mkdir -p "$VM_CACHE/tests-vm"
+# Own subdirectory: /work/shared/tools/cgroup-v2-vm.sh uses $VM_CACHE/$VM_KFLAVOR
+# with another layout, and the two must not rebuild each other's cache.
+KDIR="$VM_CACHE/tests-vm/$VM_KFLAVOR"
 STAMP="modules=$MODULES"
 (
   flock 9  # parallel runs share the cache
   [ "$(cat "$KDIR/.stamp" 2>/dev/null)" = "$STAMP" ] || fetch_kernel "$KDIR" "$STAMP"
-) 9>"$VM_CACHE/.lock"
+) 9>"$VM_CACHE/tests-vm/.lock"
 VMLINUZ=$(ls "$KDIR"/vmlinuz-* | head -1)
 
 # ---- 2. build: corral binaries and one static test binary per package ----
@@ -101,12 +119,14 @@ failures=()   # "name: reason" for the summary
 cd "$REPO"
 
 log "make build"
+t_make0=$(date +%s.%N)
 if make -s build >"$WORK/build.log" 2>&1; then
   for b in bin/*; do [ -f "$b" ] && [ -x "$b" ] && cp "$b" "$R/corral/bin/"; done
 else
   cat "$WORK/build.log"
   failures+=("make build: failed (tests that need bin/corral* will fail too)")
 fi
+awk -v a="$t_make0" -v b="$(date +%s.%N)" 'BEGIN{printf "vm: make build took %.1fs\n", b-a}'
 
 [ $# -gt 0 ] && VM_PKGS="$*"
 # Resolve patterns to packages that have tests; a pattern matching nothing
@@ -123,9 +143,19 @@ done
 : > "$R/t/RUNLIST"
 names=()
 t_build0=$(date +%s.%N)
+# Compiles share the build cache; running a few `go test -c` at once
+# overlaps their (single-threaded) link steps.
+jobs_max=${VM_BUILD_JOBS:-$(( $(nproc) + 1 ))}
+pkgname() { local n=${1#github.com/corral-dev/corral/}; echo "${n//\//_}"; }
 for ip in "${pkgs[@]}"; do
-  name=${ip#github.com/corral-dev/corral/}; name=${name//\//_}
-  if ! $GO test -c -o "$R/t/$name.test" "$ip" >"$WORK/build-$name.log" 2>&1; then
+  name=$(pkgname "$ip")
+  ( $GO test -c -o "$R/t/$name.test" "$ip" >"$WORK/build-$name.log" 2>&1; echo $? > "$WORK/build-$name.rc" ) &
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+done
+wait
+for ip in "${pkgs[@]}"; do
+  name=$(pkgname "$ip")
+  if [ "$(cat "$WORK/build-$name.rc")" != 0 ] || [ ! -f "$R/t/$name.test" ]; then
     cat "$WORK/build-$name.log"
     failures+=("$name: test binary did not build")
     continue
@@ -151,12 +181,13 @@ for tool in $VM_HOST_TOOLS; do
   p=$(command -v "$tool" || true)
   case "$p" in /*) copy_with_libs "$p" ;; *) log "host tool $tool not found: not in the VM" ;; esac
 done
+for f in $VM_HOST_FILES; do
+  if [ -f "$f" ]; then mkdir -p "$R$(dirname "$f")" && cp -L "$f" "$R$f"; else log "host file $f not found: not in the VM"; fi
+done
 for m in $MODULES; do cp "$KDIR/modules/$(basename "$m")" "$R/lib/modules/"; done
 cp "$HERE/init.sh" "$R/init" && chmod 0755 "$R/init"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$R/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
-# The hard kill comes 30 s after -test.timeout (which prints goroutine dumps).
-hard=$(( $(echo "$VM_TEST_TIMEOUT" | awk '/m$/{print int($1)*60; next} /s$/{print int($1); next} {print int($1)}') + 30 ))
 cat > "$R/t/env" <<EOF
 VMTEST_ARGS='$VM_TEST_ARGS'
 VM_TEST_TIMEOUT='$VM_TEST_TIMEOUT'
@@ -164,7 +195,8 @@ VM_HARD_TIMEOUT='$hard'
 VM_SWAP_MB='$VM_SWAP_MB'
 VM_PROPAGATION='$VM_PROPAGATION'
 EOF
-( cd "$R" && find . -print0 | cpio --null -o -H newc --quiet ) | gzip -1 > "$WORK/initrd.gz"
+# Uncompressed: decompressing in the guest under TCG costs more than qemu copying it.
+( cd "$R" && find . -print0 | cpio --null -o -H newc --quiet ) > "$WORK/initrd.cpio"
 awk -v a="$t_build0" -v b="$t_build1" -v n=${#names[@]} 'BEGIN{printf "vm: built %d test binaries in %.1fs\n", n, b-a}'
 
 if [ ${#names[@]} -eq 0 ]; then
@@ -183,14 +215,14 @@ elif [ "$VM_ACCEL" = auto ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ]
   fi
 fi
 if [ "$ACC" = kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg,thread=multi -cpu max); fi
-log "booting $(basename "$VMLINUZ") accel=$ACC mem=${VM_MEM}M smp=$VM_SMP initrd=$(( $(stat -c %s "$WORK/initrd.gz") / 1048576 ))MiB binaries: ${names[*]}"
+log "booting $(basename "$VMLINUZ") accel=$ACC mem=${VM_MEM}M smp=$VM_SMP initrd=$(( $(stat -c %s "$WORK/initrd.cpio") / 1048576 ))MiB binaries: ${names[*]}"
 t_boot0=$(date +%s.%N)
 set +e
 # The console streams live (debuggable CI logs), without the serial line's
 # \r and SeaBIOS's terminal escapes (which would hide a marker at line start).
 timeout --foreground -k 5 "$VM_TIMEOUT" qemu-system-x86_64 "${accel[@]}" -smp "$VM_SMP" -m "$VM_MEM" \
   -nographic -no-reboot -nodefaults -serial stdio -monitor none \
-  -kernel "$VMLINUZ" -initrd "$WORK/initrd.gz" \
+  -kernel "$VMLINUZ" -initrd "$WORK/initrd.cpio" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 oops=panic" 2>&1 | sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' | tee "$WORK/console.log"
 qrc=${PIPESTATUS[0]}
 set -e
