@@ -13,6 +13,7 @@ import (
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/defaultroot"
 	"github.com/corral-dev/corral/runtime/runspec"
+	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/runtime/views"
 )
 
@@ -162,7 +163,8 @@ func addViews(s *specs.Spec, mode string, warn io.Writer) error {
 // addSysinfo wires sysinfo(2) to corralfs's agent (issue 4): a seccomp
 // user-notification rule for sysinfo and the agent's socket as the
 // listener. mode is --sysinfo: "auto" (when the socket exists) or "off".
-// A spec with its own seccomp policy keeps it; the rule is added to it.
+// A spec with its own seccomp policy keeps it, with the rule merged in
+// (seccomp.AddSysinfoNotify never widens a policy that denies sysinfo).
 func addSysinfo(s *specs.Spec, mode string) error {
 	switch mode {
 	case "off":
@@ -174,24 +176,10 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	if fi, err := os.Stat(sysinfoSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil
 	}
-	sc := s.Linux.Seccomp
-	if sc == nil {
-		sc = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
-		s.Linux.Seccomp = sc
+	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, sysinfoSocket)
+	if err != nil {
+		return fmt.Errorf("--sysinfo: %w", err)
 	}
-	if sc.ListenerPath != "" && sc.ListenerPath != sysinfoSocket {
-		// The spec sends its notifications elsewhere; one filter has one
-		// listener, so leave the policy as written.
-		return nil
-	}
-	sc.ListenerPath = sysinfoSocket
-	for _, r := range sc.Syscalls {
-		if r.Action == specs.ActNotify && slices.Contains(r.Names, "sysinfo") {
-			return nil
-		}
-	}
-	// Rules are matched first to last by the runtime's filter builder;
-	// put ours first so a broader rule of the policy cannot shadow it.
-	sc.Syscalls = append([]specs.LinuxSyscall{{Names: []string{"sysinfo"}, Action: specs.ActNotify}}, sc.Syscalls...)
+	s.Linux.Seccomp = out
 	return nil
 }
