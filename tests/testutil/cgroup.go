@@ -127,13 +127,22 @@ func NewCgroup(t testing.TB, name string, lim CgroupLimits) *Cgroup {
 	}
 	cg := &Cgroup{Name: name, Path: TestCgroupParent + "/" + name, Mode: DetectCgroupMode(), dirs: map[string]string{}}
 	var err error
-	switch cg.Mode {
-	case CgroupModeV2:
-		err = cg.createV2()
-	case CgroupModeV1, CgroupModeHybrid:
-		err = cg.createV1()
-	default:
-		err = errors.New("cannot detect the cgroup mode of " + cgroupMountRoot)
+	// Test binaries of different packages run in parallel: another one's
+	// cleanup may remove an empty /corral-test between our mkdir of it and
+	// of our cgroup (ENOENT, or ENODEV from a file of the removed
+	// directory). Starting over is enough.
+	for attempt := 0; attempt < 20; attempt++ {
+		switch cg.Mode {
+		case CgroupModeV2:
+			err = cg.createV2()
+		case CgroupModeV1, CgroupModeHybrid:
+			err = cg.createV1()
+		default:
+			err = errors.New("cannot detect the cgroup mode of " + cgroupMountRoot)
+		}
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
+			break
+		}
 	}
 	// Register cleanup before writing limits so a failure below still removes it.
 	t.Cleanup(func() {
@@ -212,16 +221,18 @@ func (c *Cgroup) createV2() error {
 	if err := mkdirCgroup(parent); err != nil {
 		return err
 	}
-	// /corral-test holds no processes ("no internal processes" rule), so it
-	// may distribute controllers to its children.
-	if err := enableV2Controllers(parent); err != nil {
-		return err
-	}
 	dir := filepath.Join(parent, c.Name)
 	if err := removeCgroupTree(dir); err != nil {
 		return fmt.Errorf("removing leftover %s: %w", dir, err)
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	// /corral-test holds no processes ("no internal processes" rule), so it
+	// may distribute controllers to its children. Done after our mkdir: from
+	// then on a parallel test's cleanup cannot replace /corral-test with a
+	// fresh one without controllers.
+	if err := enableV2Controllers(parent); err != nil {
 		return err
 	}
 	c.dirs[""] = dir
@@ -298,13 +309,6 @@ func (c *Cgroup) createV1() error {
 		if err := mkdirCgroup(parent); err != nil {
 			return err
 		}
-		if hasCpuset(mounts, dir) {
-			// A v1 cpuset cgroup starts with empty cpus/mems and refuses
-			// tasks until both are written: copy them down from the root.
-			if err := copyCpuset(filepath.Dir(parent), parent); err != nil {
-				return err
-			}
-		}
 		if err := removeCgroupTree(dir); err != nil {
 			return fmt.Errorf("removing leftover %s: %w", dir, err)
 		}
@@ -312,6 +316,13 @@ func (c *Cgroup) createV1() error {
 			return err
 		}
 		if hasCpuset(mounts, dir) {
+			// A v1 cpuset cgroup starts with empty cpus/mems and refuses
+			// tasks until both are written: copy them down from the root.
+			// Only now, with our directory in it, can /corral-test no longer
+			// be removed and recreated (empty) by a parallel test's cleanup.
+			if err := copyCpuset(filepath.Dir(parent), parent); err != nil {
+				return err
+			}
 			if err := copyCpuset(parent, dir); err != nil {
 				return err
 			}

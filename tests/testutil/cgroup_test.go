@@ -205,3 +205,23 @@ func TestRemoveRefusesForeignCgroup(t *testing.T) {
 		t.Fatal("removeCgroupTree accepted a path outside /corral-test")
 	}
 }
+
+// TestNewCgroupParallel: one test's cleanup removing the then-empty
+// /corral-test must not break another creating its cgroup at that moment
+// (test binaries of different packages run at the same time).
+func TestNewCgroupParallel(t *testing.T) {
+	RequireRoot(t)
+	for w := 0; w < 4; w++ {
+		t.Run(strconv.Itoa(w), func(t *testing.T) {
+			t.Parallel()
+			for i := 0; i < 10; i++ {
+				t.Run(strconv.Itoa(i), func(t *testing.T) {
+					cg := NewCgroup(t, "testutil-parallel-"+strconv.Itoa(w), CgroupLimits{PidsMax: 10, Cpus: "0"})
+					if got := readTrim(t, filepath.Join(cg.Dir("pids"), "pids.max")); got != "10" {
+						t.Errorf("pids.max = %q", got)
+					}
+				})
+			}
+		})
+	}
+}
