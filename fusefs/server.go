@@ -41,10 +41,22 @@ const (
 )
 
 // openFlags for every file: FOPEN_DIRECT_IO because the content differs by
-// reader and has no size the kernel could know (like procfs: st_size 0,
-// reads go to us); FOPEN_NOFLUSH (Linux 5.16+) because there is nothing to
-// flush, which saves one synchronous round trip per close.
+// reader, so it must never enter the inode's page cache (shared by every
+// reader) and every read(2) must come to us; FOPEN_NOFLUSH (Linux 5.16+)
+// because there is nothing to flush, which saves one synchronous round
+// trip per close.
 const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
+
+// fileSize is every file's st_size, as in sysfs: a page. read(2) ignores it
+// (direct I/O reads go to us until we say EOF), so content may be longer
+// or shorter. It is not 0 (procfs' choice) because of sendfile(2)/splice:
+// since Linux 6.5 the kernel serves splice reads of FOPEN_DIRECT_IO files
+// from the page cache (fixed upstream in 2026 by "fuse: use
+// copy_splice_read() for FOPEN_DIRECT_IO splice read"), which with size 0
+// gives busybox cat (sendfile) an empty file. With a size, the splice asks
+// us to fill the page cache, and Read refuses that (see pageCacheRead), so
+// sendfile fails and busybox and Python fall back to read(2).
+const fileSize = 4096
 
 // FS is the corralfs RawFileSystem. Every request is answered from the
 // node id and the caller's pid alone (plus, for reads, the content kept per
@@ -133,7 +145,7 @@ func (fs *FS) Run(stop <-chan struct{}) {
 func (fs *FS) String() string { return "corralfs" }
 
 func (fs *FS) fillAttr(n *node, a *fuse.Attr) {
-	*a = fuse.Attr{Ino: n.id, Nlink: 1, Mode: syscall.S_IFREG | 0o444}
+	*a = fuse.Attr{Ino: n.id, Nlink: 1, Mode: syscall.S_IFREG | 0o444, Size: fileSize}
 	if n.isDir() {
 		a.Mode = syscall.S_IFDIR | 0o555
 		a.Nlink = 2
@@ -226,6 +238,9 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 // content afresh for the reader.
 func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	fs.Stats.Reads.Add(1)
+	if pageCacheRead(in) {
+		return nil, fuse.EINVAL
+	}
 	data, ok := fs.handles.get(in.Fh)
 	if !ok {
 		n := fs.tree.node(in.NodeId)
@@ -244,6 +259,16 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 	end := min(off+uint64(in.Size), uint64(len(data)))
 	return fuse.ReadResultData(data[off:end]), fuse.OK
 }
+
+// pageCacheRead tells a READ that would fill the inode's page cache (splice,
+// sendfile, mmap) from a read(2) of the caller: the kernel's direct I/O
+// path always names the reading process's file table as lock owner, its
+// page cache path never does. Page cache content is shared by every reader
+// of the inode, so one container would read another's numbers; refusing
+// it with EINVAL (what sendfile(2) documents for a file that cannot be
+// mapped) makes sendfile users fall back to read(2), and leaves nothing in
+// the cache.
+func pageCacheRead(in *fuse.ReadIn) bool { return in.ReadFlags&fuse.READ_LOCKOWNER == 0 }
 
 func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) { fs.handles.remove(in.Fh) }
 

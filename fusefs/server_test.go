@@ -37,10 +37,12 @@ func newTestFS(t *testing.T, cfg Config) *FS {
 
 // mountTestFS mounts a real corralfs in this process at a temporary
 // directory and unmounts it when the test ends.
-func mountTestFS(t *testing.T) (*FS, string) {
+func mountTestFS(t *testing.T) (*FS, string) { return mountTestFSWith(t, Config{}) }
+
+func mountTestFSWith(t *testing.T, cfg Config) (*FS, string) {
 	t.Helper()
 	testutil.RequireFUSE(t)
-	fs := newTestFS(t, Config{})
+	fs := newTestFS(t, cfg)
 	mp := filepath.Join(t.TempDir(), "mnt")
 	if err := PrepareMountpoint(mp, quietLog()); err != nil {
 		t.Fatal(err)
@@ -302,5 +304,57 @@ func TestCPUDirectoryFollowsCaller(t *testing.T) {
 	}
 	if _, errno := fs.content(fs.tree.lookupPath(cpuDirRel+"/cpu1/online"), int(pid)); errno != syscall.ENOENT {
 		t.Errorf("open of an invisible cpu1/online: %v, want ENOENT", errno)
+	}
+}
+
+// Since Linux 6.5 splice/sendfile of FOPEN_DIRECT_IO files goes through the
+// inode's page cache, shared by every reader. Such reads must fail (so
+// busybox cat and Python fall back to read(2)), never serve cached or cut
+// content; read(2) must give content of any length whatever st_size says.
+func TestSendfileFallsBackAndLongContentIsWhole(t *testing.T) {
+	sys := fakeSys(t)
+	long := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16000 bytes > st_size
+	if err := os.WriteFile(filepath.Join(sys, "devices/system/cpu/kernel_max"), long, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, mp := mountTestFSWith(t, Config{SysRoot: sys})
+	p := filepath.Join(mp, "sys/devices/system/cpu/kernel_max")
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, long) {
+		t.Fatalf("read(2) of 16000 bytes: got %d bytes, %v", len(got), err)
+	}
+	for _, name := range []string{"sys/devices/system/cpu/kernel_max", "proc/meminfo"} {
+		in, err := os.Open(filepath.Join(mp, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.CreateTemp(t.TempDir(), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := syscall.Sendfile(int(out.Fd()), int(in.Fd()), nil, 1<<20)
+		switch {
+		case err == nil:
+			// A kernel with the upstream fix splices through read_iter:
+			// then the whole content must arrive.
+			got, _ := os.ReadFile(out.Name())
+			if n != len(got) || (name == "proc/meminfo" && !bytes.HasPrefix(got, []byte("MemTotal:"))) ||
+				(name != "proc/meminfo" && !bytes.Equal(got, long)) {
+				t.Errorf("sendfile of %s gave %d bytes: %.60q", name, n, got)
+			}
+		case !errors.Is(err, syscall.EINVAL) || n > 0:
+			t.Errorf("sendfile of %s: %d bytes, %v; want EINVAL (the caller then reads)", name, n, err)
+		}
+		// The same open file still reads whole afterwards.
+		b := make([]byte, 1<<16)
+		k, _ := in.ReadAt(b, 0)
+		if k == 0 || (name == "sys/devices/system/cpu/kernel_max" && k != len(long)) {
+			t.Errorf("%s after sendfile: read %d bytes", name, k)
+		}
+		in.Close()
+		out.Close()
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil || st.Size != fileSize {
+		t.Errorf("st_size %d, %v; want %d", st.Size, err, fileSize)
 	}
 }

@@ -1,0 +1,10 @@
+// Package systemd carries the systemd units of corral, embedded so that
+// tests (and installers) have them without the source tree.
+package systemd
+
+import _ "embed"
+
+// CorralfsService is systemd/corralfs.service.
+//
+//go:embed corralfs.service
+var CorralfsService string
