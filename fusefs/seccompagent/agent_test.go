@@ -1,0 +1,226 @@
+package seccompagent
+
+import (
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/tests/testutil"
+	"golang.org/x/sys/unix"
+)
+
+func hostRAM(t *testing.T) uint64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		t.Fatal(err)
+	}
+	return si.Totalram * uint64(si.Unit)
+}
+
+// inProcessKeeper runs a keeper in the test process.
+func inProcessKeeper(t *testing.T, sock string, stall time.Duration) *Keeper {
+	t.Helper()
+	k, err := NewKeeper(KeeperConfig{SocketPath: sock, StallTimeout: stall, Log: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- k.Run(stop) }()
+	t.Cleanup(func() { close(stop); <-done })
+	waitFor(t, 5*time.Second, "the keeper socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	return k
+}
+
+func inProcessAgent(t *testing.T, sock string, ans Answerer) *Agent {
+	t.Helper()
+	a, err := NewAgent(AgentConfig{SocketPath: sock, Answerer: ans, Log: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- a.Run(stop) }()
+	t.Cleanup(func() { close(stop); <-done })
+	return a
+}
+
+// TestAgentAnswersThroughKeeper: the whole path with real processes; the
+// answer lands in the caller's memory and names the caller's thread.
+func TestAgentAnswersThroughKeeper(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	inProcessAgent(t, sock, AnswererFunc(markerAnswer))
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	c := startContainer(t, sock)
+	for i := 0; i < 100; i++ {
+		r := c.do("sysinfo", 5*time.Second)
+		if r.Errno != 0 || r.Totalram != markerRAM || r.Procs != uint16(c.tid) || r.Uptime != 4242 {
+			t.Fatalf("call %d: %+v, want the agent's marker for tid %d", i, r, c.tid)
+		}
+	}
+	// A bad pointer: the real syscall runs and reports EFAULT.
+	if r := c.do("efault", 5*time.Second); unix.Errno(r.Errno) != unix.EFAULT {
+		t.Errorf("sysinfo(bad pointer): errno %d, want EFAULT", r.Errno)
+	}
+	if st := k.Stats(); st.Held != 1 || st.Forwarded < 101 {
+		t.Errorf("keeper stats %+v", st)
+	}
+}
+
+// TestOtherNotificationsRunForReal: a notify rule for another syscall in
+// the same filter is continued, not answered.
+func TestOtherNotificationsRunForReal(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	inProcessAgent(t, sock, AnswererFunc(markerAnswer))
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	c := startContainer(t, sock, policyEnv+"=tuxcall")
+	if r := c.do("tuxcall", 5*time.Second); unix.Errno(r.Errno) != unix.ENOSYS {
+		t.Errorf("tuxcall: errno %d, want ENOSYS (the real syscall)", r.Errno)
+	}
+	if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
+		t.Errorf("sysinfo: %+v, want the agent's answer", r)
+	}
+}
+
+// TestKeeperAloneAnswersHostValues: without an agent the real syscall runs.
+func TestKeeperAloneAnswersHostValues(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	c := startContainer(t, sock)
+	r := c.do("sysinfo", time.Second)
+	if r.Errno != 0 || r.Totalram != hostRAM(t) {
+		t.Errorf("sysinfo without agent: %+v, want host RAM %d", r, hostRAM(t))
+	}
+	c.stop()
+	// The container ended: its listener hangs up and the keeper lets go.
+	waitFor(t, 5*time.Second, "the keeper to release the fd", func() bool { return k.Stats().Held == 0 })
+}
+
+// TestAgentKilledInFlight: the agent dies (SIGKILL) while it sits on a
+// notification; the keeper continues it at once, so the caller gets host
+// values within a second, and a new agent serves the same container again.
+func TestAgentKilledInFlight(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, time.Minute) // the stall timeout must not be what saves us
+	c := startContainer(t, sock)
+	agent := startProc(t, "agent", sock, answerEnv+"=hang")
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+
+	if _, err := c.stdin.Write([]byte("sysinfo\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the notification to reach the agent", func() bool { return k.Stats().Forwarded > 0 })
+	time.Sleep(50 * time.Millisecond)
+	killed := time.Now()
+	agent.Process.Kill()
+	r := c.next(time.Second)
+	if r.Errno != 0 || r.Totalram != hostRAM(t) {
+		t.Fatalf("in-flight sysinfo after the agent died: %+v, want host values", r)
+	}
+	t.Logf("answered %v after SIGKILL", time.Since(killed))
+	if r := c.do("sysinfo", time.Second); r.Totalram != hostRAM(t) {
+		t.Errorf("sysinfo with no agent: %+v", r)
+	}
+	startProc(t, "agent", sock, answerEnv+"=marker")
+	waitFor(t, 5*time.Second, "the new agent", func() bool { return k.Stats().AgentAttached })
+	if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
+		t.Errorf("sysinfo with the new agent: %+v, want its answer", r)
+	}
+}
+
+// TestStalledAgentIsBypassed: an agent alive but stuck does not hang the
+// caller beyond the stall timeout.
+func TestStalledAgentIsBypassed(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 200*time.Millisecond)
+	startProc(t, "agent", sock, answerEnv+"=hang")
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	c := startContainer(t, sock)
+	r := c.do("sysinfo", 2*time.Second)
+	if r.Errno != 0 || r.Totalram != hostRAM(t) {
+		t.Fatalf("sysinfo with a stuck agent: %+v", r)
+	}
+	waitFor(t, time.Second, "the keeper to count a stalled answer", func() bool { return k.Stats().StalledAnswers == 1 })
+}
+
+// TestKeeperKilledAgentRestartsIt: kill -9 of the keeper; the agent holds
+// copies of every listener, starts a new keeper and hands them over.
+func TestKeeperKilledAgentRestartsIt(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	startProc(t, "agent", sock, answerEnv+"=marker", spawnEnv+"=1")
+	waitFor(t, 10*time.Second, "the spawned keeper", func() bool { _, err := KeeperPid(sock); return err == nil })
+	c := startContainer(t, sock)
+	// The agent attaches to the keeper it started a moment after the
+	// pidfile appears; until then the keeper answers with host values.
+	waitFor(t, 5*time.Second, "the agent's answer", func() bool { return c.do("sysinfo", 5*time.Second).Totalram == markerRAM })
+	pid, err := KeeperPid(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitGone(pid, 5*time.Second)
+	// Calls during the gap wait for the new keeper; none fails.
+	for i := 0; i < 5; i++ {
+		r := c.do("sysinfo", 10*time.Second)
+		if r.Errno != 0 {
+			t.Fatalf("sysinfo after the keeper died: errno %d", r.Errno)
+		}
+		if r.Totalram != markerRAM {
+			t.Errorf("sysinfo %d after the keeper died: %+v, want the agent's answer", i, r)
+		}
+	}
+	if npid, err := KeeperPid(sock); err != nil || npid == pid {
+		t.Errorf("no new keeper (pid %d, %v)", npid, err)
+	}
+}
+
+// TestRuntimeSocketRejectsGarbage: bad runtime messages are refused and
+// the keeper keeps serving.
+func TestRuntimeSocketRejectsGarbage(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	send := func(data []byte, fd int) {
+		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var oob []byte
+		if fd >= 0 {
+			oob = unix.UnixRights(fd)
+		}
+		if _, _, err := c.WriteMsgUnix(data, oob, nil); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.Read(buf) // the keeper closes when done
+	}
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	defer w.Close()
+	send([]byte("not json"), -1)
+	send([]byte(`{"ociVersion":"1.0.0","fds":["seccompFd"],"pid":1,"state":{"id":"x"}}`), -1)
+	send([]byte(`{"ociVersion":"1.0.0","fds":["seccompFd"],"pid":1,"state":{"id":"x"}}`), int(r.Fd()))
+	if k.Stats().Held != 0 {
+		t.Fatalf("keeper holds %d fds after garbage", k.Stats().Held)
+	}
+	c := startContainer(t, sock)
+	if r := c.do("sysinfo", time.Second); r.Errno != 0 {
+		t.Errorf("sysinfo after garbage: %+v", r)
+	}
+	if k.Stats().Held != 1 {
+		t.Errorf("keeper holds %d fds, want 1", k.Stats().Held)
+	}
+}

@@ -1,0 +1,204 @@
+package seccompagent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxEntries bounds the fds a keeper holds (one per container).
+const maxEntries = 1 << 16
+
+// entry is one fd the keeper holds.
+type entry struct {
+	id   uint64
+	info entryInfo
+	file *os.File
+	rc   syscall.RawConn
+
+	mu      sync.Mutex
+	pending []pending // forwarded to an agent, oldest first
+}
+
+// pending is a notification forwarded to agent a at time at.
+type pending struct {
+	id uint64
+	at time.Time
+	a  *agentLink
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// addEntry takes ownership of fd. Seccomp listeners are served from now on.
+func (k *Keeper) addEntry(info entryInfo, fd int) (*entry, error) {
+	switch info.Kind {
+	case KindSeccomp:
+		if err := isListenerFd(fd); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		// Non-blocking so the Go poller waits for POLLIN instead of a
+		// thread blocking in NOTIF_RECV.
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		_ = setSyncWakeup(fd)
+	case KindFd:
+	default:
+		unix.Close(fd)
+		return nil, fmt.Errorf("unknown fd kind %q", info.Kind)
+	}
+	f := os.NewFile(uintptr(fd), info.Kind+":"+info.Name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	k.mu.Lock()
+	if len(k.entries) >= maxEntries {
+		k.mu.Unlock()
+		f.Close()
+		return nil, fmt.Errorf("already holding %d fds", maxEntries)
+	}
+	k.nextID++
+	e := &entry{id: k.nextID, info: info, file: f, rc: rc}
+	k.entries[e.id] = e
+	if k.agent != nil {
+		k.agent.queueEntry(e) // before any notification of e
+	}
+	e.info.Ref = 0 // echoed once, to the agent that stored it
+	k.mu.Unlock()
+	if info.Kind == KindSeccomp {
+		go k.serve(e)
+	}
+	return e, nil
+}
+
+// removeEntry forgets e, tells the agent, and closes the keeper's copy.
+func (k *Keeper) removeEntry(e *entry, why string) {
+	k.mu.Lock()
+	if k.entries[e.id] != e {
+		k.mu.Unlock()
+		return
+	}
+	delete(k.entries, e.id)
+	if k.agent != nil {
+		k.agent.queue(outMsg{b: header(msgGone, e.id)})
+	}
+	k.mu.Unlock()
+	e.file.Close()
+	k.log.Debug("fd released", "entry", e.id, "kind", e.info.Kind, "name", e.info.Name, "why", why)
+}
+
+// serve receives e's notifications until its filter has no task left
+// (the container ended: POLLHUP) or e is removed.
+func (k *Keeper) serve(e *entry) {
+	for {
+		var n Notif
+		var got, hup bool
+		var rerr error
+		err := e.rc.Read(func(fd uintptr) bool {
+			ready, h, perr := pollListener(int(fd))
+			switch {
+			case perr != nil:
+				rerr = perr
+			case ready:
+				rerr = recvNotif(int(fd), &n)
+				got = rerr == nil
+			case h:
+				hup = true
+			default:
+				return false // wait for the poller
+			}
+			return true
+		})
+		switch {
+		case err != nil: // closed by removeEntry or shutdown
+			return
+		case hup:
+			k.removeEntry(e, "container ended")
+			return
+		case got:
+			k.dispatch(e, &n)
+		case errors.Is(rerr, unix.ENOENT), errors.Is(rerr, unix.EINTR):
+			// The task was interrupted before we got to it.
+		default:
+			k.log.Warn("receiving a notification", "entry", e.id, "err", rerr)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// dispatch forwards n to the agent, or continues it when none is attached
+// (or the agent's queue is full: never wait for a slow agent).
+func (k *Keeper) dispatch(e *entry, n *Notif) {
+	k.mu.Lock()
+	a := k.agent
+	k.mu.Unlock()
+	if a != nil {
+		// Tracked before it is queued: detach drains after marking a
+		// closed, so it sees every id a accepted.
+		e.track(n.ID, a)
+		if a.queue(outMsg{b: encodeNotify(e.id, n)}) {
+			k.mu.Lock()
+			k.stats.forwarded++
+			k.mu.Unlock()
+			return
+		}
+	}
+	k.cont(e, n.ID)
+}
+
+func (e *entry) track(id uint64, a *agentLink) {
+	e.mu.Lock()
+	e.pending = append(e.pending, pending{id: id, at: time.Now(), a: a})
+	e.mu.Unlock()
+}
+
+// takePending removes and returns the notifications forwarded to a (all
+// of them when a is nil).
+func (e *entry) takePending(a *agentLink) []pending {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []pending
+	kept := e.pending[:0]
+	for _, p := range e.pending {
+		if a == nil || p.a == a {
+			out = append(out, p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	e.pending = kept
+	return out
+}
+
+// takeOlder removes and returns the notifications forwarded before cut.
+func (e *entry) takeOlder(cut time.Time) []pending {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := 0
+	for i < len(e.pending) && e.pending[i].at.Before(cut) {
+		i++
+	}
+	if i == 0 {
+		return nil
+	}
+	out := append([]pending(nil), e.pending[:i]...)
+	e.pending = append(e.pending[:0], e.pending[i:]...)
+	return out
+}
+
+// valid reports whether notification id still waits for an answer.
+func (e *entry) valid(id uint64) bool {
+	ok := false
+	_ = e.rc.Control(func(fd uintptr) { ok = idValid(int(fd), id) == nil })
+	return ok
+}
