@@ -49,6 +49,8 @@ func (c *collect) result() (Snapshot, error) {
 
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
+func isUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
 // classify turns a not-exist error for the file at the scratch path into
 // ErrUnavailable when the cgroup directory is still there (the controller
 // is absent). It then deliberately stops wrapping ENOENT: errors.Is(err,
@@ -75,9 +77,13 @@ func readUint(s *scratch, dir, cg, file string) (uint64, error) {
 // walkLimit is the minimum of file over cg and every ancestor up to the
 // hierarchy root. A level without the file is skipped: the v2 root has no
 // limit files, and a v2 cgroup without the controller enabled has none.
-func walkLimit(s *scratch, dir, cg, file string, parse func([]byte) (Limit, bool)) (Limit, error) {
+// skipRoot saves the (failing) read at a root known to have no limits.
+func walkLimit(s *scratch, dir, cg, file string, parse func([]byte) (Limit, bool), skipRoot bool) (Limit, error) {
 	var lim Limit
 	for a := cg; ; a = parentPath(a) {
+		if a == "/" && skipRoot {
+			return lim, nil
+		}
 		data, err := s.read(dir, a, file)
 		switch {
 		case err == nil:
@@ -162,7 +168,7 @@ func readTasks(s *scratch, dir, cg string) ([]int, error) {
 	var tasks []int
 	var walk func(cg string, top bool) error
 	walk = func(cg string, top bool) error {
-		data, err := s.read(dir, cg, "cgroup.procs")
+		data, err := s.readList(dir, cg, "cgroup.procs")
 		if err != nil {
 			if !top && notExist(err) {
 				return nil

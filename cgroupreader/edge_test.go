@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/corral-dev/corral/cgroupreader"
@@ -136,7 +137,8 @@ func TestVanishedCgroup(t *testing.T) {
 			} else {
 				remove(t, v2dir(cfg, fixtures.Swap))
 			}
-			for _, opt := range []cgroupreader.Options{{}, all, {Parts: cgroupreader.PartMemory}, {Parts: cgroupreader.PartCpuset}} {
+			for _, opt := range []cgroupreader.Options{{}, all, {Parts: cgroupreader.PartMemory}, {Parts: cgroupreader.PartCpuset},
+				{Parts: cgroupreader.PartCPUQuota}, {Parts: cgroupreader.PartCPUUsage}, {Parts: cgroupreader.PartPids}, {Parts: cgroupreader.PartIO}} {
 				_, err := r.Snapshot(p, opt)
 				if !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("Snapshot(%+v) err = %v, want ErrNotExist", opt, err)
@@ -199,29 +201,35 @@ func TestBadPaths(t *testing.T) {
 func TestMalformedFiles(t *testing.T) {
 	for _, tc := range []struct {
 		layout, file, content, group string
+		file2, content2              string // optional second change
 	}{
-		{fixtures.V1, "memory/nolimit/memory.limit_in_bytes", "lots\n", cgroupreader.GroupMemory},
-		{fixtures.V1, "memory/memory.limit_in_bytes", "lots\n", cgroupreader.GroupMemory}, // an ancestor
-		{fixtures.V1, "memory/nolimit/memory.stat", "total_rss -5\n", cgroupreader.GroupMemory},
-		{fixtures.V1, "memory/nolimit/memory.usage_in_bytes", "", cgroupreader.GroupMemory},
-		{fixtures.V1, "cpu/nolimit/cpu.cfs_quota_us", "1.5\n", cgroupreader.GroupCPU},
-		{fixtures.V1, "cpu/nolimit/cpu.stat", "nr_periods x\n", cgroupreader.GroupCPU},
-		{fixtures.V1, "cpuacct/nolimit/cpuacct.usage_all", "cpu user system\n0 1\n", cgroupreader.GroupCPUAcct},
-		{fixtures.V1, "cpuset/nolimit/cpuset.effective_cpus", "0-x\n", cgroupreader.GroupCpuset},
-		{fixtures.V1, "pids/nolimit/pids.max", "many\n", cgroupreader.GroupPids},
-		{fixtures.V1, "blkio/nolimit/blkio.throttle.io_serviced_recursive", "8:0 Read x\n", cgroupreader.GroupIO},
-		{fixtures.V1, "memory/nolimit/cgroup.procs", "1\nfoo\n", cgroupreader.GroupTasks},
-		{fixtures.V2, "nolimit/memory.max", "unlimited\n", cgroupreader.GroupMemory},
-		{fixtures.V2, "nolimit/memory.swap.max", "-\n", cgroupreader.GroupMemory},
-		{fixtures.V2, "nolimit/cpu.max", "max\n", cgroupreader.GroupCPU},
-		{fixtures.V2, "nolimit/cpuset.cpus.effective", "3-1\n", cgroupreader.GroupCpuset},
-		{fixtures.V2, "nolimit/pids.current", "x\n", cgroupreader.GroupPids},
-		{fixtures.V2, "nolimit/io.stat", "8:0 rbytes=1x\n", cgroupreader.GroupIO},
-		{fixtures.V2, "nolimit/io.stat", "sda rbytes=1\n", cgroupreader.GroupIO},
+		{fixtures.V1, "memory/nolimit/memory.stat", "total_rss 1\nhierarchical_memory_limit lots\n", cgroupreader.GroupMemory, "", ""},
+		// Without hierarchical_* in memory.stat the limit files are walked.
+		{fixtures.V1, "memory/nolimit/memory.stat", "total_rss 1\n", cgroupreader.GroupMemory, "memory/nolimit/memory.limit_in_bytes", "lots\n"},
+		{fixtures.V1, "memory/nolimit/memory.stat", "total_rss 1\n", cgroupreader.GroupMemory, "memory/nolimit/memory.memsw.limit_in_bytes", "-\n"},
+		{fixtures.V1, "memory/nolimit/memory.stat", "total_rss -5\n", cgroupreader.GroupMemory, "", ""},
+		{fixtures.V1, "memory/nolimit/memory.usage_in_bytes", "", cgroupreader.GroupMemory, "", ""},
+		{fixtures.V1, "cpu/nolimit/cpu.cfs_quota_us", "1.5\n", cgroupreader.GroupCPU, "", ""},
+		{fixtures.V1, "cpu/nolimit/cpu.stat", "nr_periods x\n", cgroupreader.GroupCPU, "", ""},
+		{fixtures.V1, "cpuacct/nolimit/cpuacct.usage_all", "cpu user system\n0 1\n", cgroupreader.GroupCPUAcct, "", ""},
+		{fixtures.V1, "cpuset/nolimit/cpuset.effective_cpus", "0-x\n", cgroupreader.GroupCpuset, "", ""},
+		{fixtures.V1, "pids/nolimit/pids.max", "many\n", cgroupreader.GroupPids, "", ""},
+		{fixtures.V1, "blkio/nolimit/blkio.throttle.io_serviced_recursive", "8:0 Read x\n", cgroupreader.GroupIO, "", ""},
+		{fixtures.V1, "memory/nolimit/cgroup.procs", "1\nfoo\n", cgroupreader.GroupTasks, "", ""},
+		{fixtures.V2, "nolimit/memory.max", "unlimited\n", cgroupreader.GroupMemory, "", ""},
+		{fixtures.V2, "nolimit/memory.swap.max", "-\n", cgroupreader.GroupMemory, "", ""},
+		{fixtures.V2, "nolimit/cpu.max", "max\n", cgroupreader.GroupCPU, "", ""},
+		{fixtures.V2, "nolimit/cpuset.cpus.effective", "3-1\n", cgroupreader.GroupCpuset, "", ""},
+		{fixtures.V2, "nolimit/pids.current", "x\n", cgroupreader.GroupPids, "", ""},
+		{fixtures.V2, "nolimit/io.stat", "8:0 rbytes=1x\n", cgroupreader.GroupIO, "", ""},
+		{fixtures.V2, "nolimit/io.stat", "sda rbytes=1\n", cgroupreader.GroupIO, "", ""},
 	} {
 		t.Run(tc.layout+"/"+tc.file, func(t *testing.T) {
 			r, cfg := sharedReader(t, tc.layout)
 			mutate(t, filepath.Join(cfg.CgroupRoot, tc.file), tc.content)
+			if tc.file2 != "" {
+				mutate(t, filepath.Join(cfg.CgroupRoot, tc.file2), tc.content2)
+			}
 			s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), all)
 			if err != nil {
 				t.Fatal(err)
@@ -270,7 +278,10 @@ func TestV1Fallbacks(t *testing.T) {
 	})
 	t.Run("no swap accounting", func(t *testing.T) {
 		r, cfg := newReader(t, fixtures.V1)
+		// As the kernel shows it with swapaccount=0: no memsw files, no
+		// swap lines in memory.stat.
 		remove(t, filepath.Join(dir(cfg, "memory"), "memory.memsw.usage_in_bytes"), filepath.Join(dir(cfg, "memory"), "memory.memsw.limit_in_bytes"))
+		stripLines(t, filepath.Join(dir(cfg, "memory"), "memory.stat"), "hierarchical_memsw_limit", "total_swap", "swap")
 		s := snap(t, r)
 		if s.Memory.SwapAccounting || s.Memory.SwapLimit.Set || s.Memory.SwapUsage != 0 || s.Memory.Limit != want.Memory.Limit || s.Missing != nil {
 			t.Errorf("Memory = %+v, missing %v", s.Memory, s.Missing)
@@ -307,19 +318,66 @@ func TestV1Fallbacks(t *testing.T) {
 	})
 }
 
-// With swap limited only above (memsw in an ancestor), the swap a cgroup
-// may use is the ancestor's memsw minus the effective memory limit.
-func TestV1SwapFromAncestor(t *testing.T) {
+// The effective memory limits come from memory.stat's hierarchical_*
+// lines, which the kernel computes over all ancestors; the limit files
+// are walked only when those lines are absent.
+func TestV1MemoryLimits(t *testing.T) {
 	r, cfg := sharedReader(t, fixtures.V1)
-	mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/memory.memsw.limit_in_bytes"), "671088640\n") // 640 MiB
-	mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.limit_in_bytes"), "268435456\n") // 256 MiB
-	s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), cgroupreader.Options{Parts: cgroupreader.PartMemory})
+	p := pathsOf(t, r, fixtures.Ancestor.Pid)
+	snap := func() cgroupreader.Memory {
+		t.Helper()
+		s, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartMemory})
+		if err != nil || s.Missing != nil {
+			t.Fatalf("%v, missing %v", err, s.Missing)
+		}
+		return s.Memory
+	}
+	t.Run("memory.stat wins", func(t *testing.T) {
+		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/memory.limit_in_bytes"), "1048576\n")
+		if m := snap(); m.Limit != set(512*mib) || m.SwapLimit.Set {
+			t.Errorf("Limit %+v SwapLimit %+v", m.Limit, m.SwapLimit)
+		}
+	})
+	t.Run("walk", func(t *testing.T) {
+		stat := filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.stat")
+		old, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(stat, old, 0o644) })
+		stripLines(t, stat, "hierarchical_", "total_swap")
+		if m := snap(); m.Limit != set(512*mib) || m.SwapLimit.Set || !m.SwapAccounting || m.SwapUsage != 0 {
+			t.Errorf("walked: %+v", m)
+		}
+		// Swap limited only above: the child may swap the ancestor's
+		// memsw minus the effective memory limit.
+		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/memory.memsw.limit_in_bytes"), "671088640\n") // 640 MiB
+		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.limit_in_bytes"), "268435456\n") // 256 MiB
+		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.memsw.usage_in_bytes"), itoa(150*mib+3*mib)+"\n")
+		if m := snap(); m.Limit != set(256*mib) || m.SwapLimit != set(384*mib) || m.SwapUsage != 3*mib {
+			t.Errorf("walked with memsw: %+v", m)
+		}
+	})
+}
+
+// stripLines removes the lines starting with any of prefixes from a file.
+func stripLines(t *testing.T, path string, prefixes ...string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Memory.Limit != set(256*mib) || s.Memory.SwapLimit != set(384*mib) {
-		t.Errorf("Limit %+v SwapLimit %+v", s.Memory.Limit, s.Memory.SwapLimit)
+	var keep []string
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		drop := false
+		for _, p := range prefixes {
+			drop = drop || strings.HasPrefix(l, p)
+		}
+		if !drop {
+			keep = append(keep, l)
+		}
 	}
+	writeFile(t, path, strings.Join(keep, ""))
 }
 
 // The CPU quota is the ancestor's with the tightest quota/period ratio,
@@ -434,3 +492,49 @@ func TestTasksSubtree(t *testing.T) {
 }
 
 func itoa(v uint64) string { return fmtUint(v) }
+
+// Mounted inside a cgroup namespace, the v2 hierarchy root is an ordinary
+// cgroup whose limits count; on the real root there are none to read.
+func TestV2RootWithLimits(t *testing.T) {
+	cfg := fixtures.Materialize(t, fixtures.V2)
+	writeFile(t, filepath.Join(cfg.CgroupRoot, "memory.max"), "104857600\n")
+	writeFile(t, filepath.Join(cfg.CgroupRoot, "cpu.max"), "50000 100000\n")
+	writeFile(t, filepath.Join(cfg.CgroupRoot, "pids.max"), "7\n")
+	r, err := cgroupreader.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Memory.Limit != set(100*mib) || s.CPU.Quota != set(50000) || s.Pids.Limit != set(7) {
+		t.Errorf("root limits not applied: %+v %+v %+v", s.Memory.Limit, s.CPU.Quota, s.Pids.Limit)
+	}
+}
+
+// v1 at its real root (release_agent there) has no limits to read at the
+// root; mounted in a cgroup namespace (no release_agent) the root is an
+// ordinary cgroup whose limits count.
+func TestV1RootWithLimits(t *testing.T) {
+	cfg := fixtures.Materialize(t, fixtures.V1)
+	writeFile(t, filepath.Join(cfg.CgroupRoot, "cpu/cpu.cfs_quota_us"), "50000\n")
+	writeFile(t, filepath.Join(cfg.CgroupRoot, "pids/pids.max"), "7\n")
+	p := cgroupreader.Paths{V1: map[string]string{"cpu": "/nolimit", "pids": "/nolimit"}}
+	opt := cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartPids}
+	r, err := cgroupreader.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.Snapshot(p, opt); err != nil || s.CPU.Quota.Set || s.Pids.Limit.Set {
+		t.Errorf("real root read: %+v %+v, %v", s.CPU.Quota, s.Pids.Limit, err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(cfg.CgroupRoot, "*", "release_agent"))
+	remove(t, matches...)
+	if r, err = cgroupreader.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.Snapshot(p, opt); err != nil || s.CPU.Quota != set(50000) || s.CPU.Period != 100000 || s.Pids.Limit != set(7) {
+		t.Errorf("namespace root not read: %+v %+v, %v", s.CPU.Quota, s.Pids.Limit, err)
+	}
+}

@@ -56,14 +56,27 @@ func (s *scratch) pathString() string { return string(s.path[:len(s.path)-1]) }
 
 var atFDCWD = -100 // AT_FDCWD; a variable because uintptr(-100) does not compile
 
-// read returns the whole content of dir+cg+"/"+file. The slice aliases the
-// scratch buffer: it is valid until the next read.
+// read returns the whole content of the control file dir+cg+"/"+file. The
+// slice aliases the scratch buffer: it is valid until the next read.
 func (s *scratch) read(dir, cg, file string) ([]byte, error) {
 	s.setPath(dir, cg, file)
-	return s.readPath()
+	return s.readPath(false)
 }
 
-func (s *scratch) readPath() ([]byte, error) {
+// readList is read for files the kernel generates record by record
+// (cgroup.procs): they need reading until a 0-byte read.
+func (s *scratch) readList(dir, cg, file string) ([]byte, error) {
+	s.setPath(dir, cg, file)
+	return s.readPath(true)
+}
+
+// readPath reads the file at s.path. Syscalls dominate the cost of a
+// Snapshot, so a short read ends it unless untilZero: a cgroup control file
+// is one seq_file record that the kernel renders whole and hands out in one
+// read when the buffer is large enough, and a regular file (a fixture)
+// reads short only at EOF. Multi-record files (cgroup.procs) stop at the
+// seq_file's page-sized buffer, so they need the loop to a 0-byte read.
+func (s *scratch) readPath(untilZero bool) ([]byte, error) {
 	var fd uintptr
 	for {
 		r, _, e := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD),
@@ -76,8 +89,6 @@ func (s *scratch) readPath() ([]byte, error) {
 			return nil, &fs.PathError{Op: "open", Path: s.pathString(), Err: e}
 		}
 	}
-	// Read until EOF: a short read is not EOF for seq_file (it stops at
-	// its own page-sized buffer), so cgroupfs needs the final 0-byte read.
 	n := 0
 	for {
 		if n == len(s.buf) {
@@ -95,6 +106,9 @@ func (s *scratch) readPath() ([]byte, error) {
 			break
 		}
 		n += m
+		if !untilZero && n < len(s.buf) {
+			break
+		}
 	}
 	syscall.Close(int(fd))
 	return s.buf[:n], nil

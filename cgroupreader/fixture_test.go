@@ -241,6 +241,15 @@ func TestOptionsSelectParts(t *testing.T) {
 			want.CPU.UsageUser, want.CPU.UsageSystem, want.CPU.PerCPU = 0, 0, nil
 			compare(t, got, want)
 		})
+		t.Run(layout+"/quota-only", func(t *testing.T) {
+			got, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartCPUQuota})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := cgroupreader.Snapshot{Mode: full.Mode}
+			want.CPU.Quota, want.CPU.Period = full.CPU.Quota, full.CPU.Period
+			compare(t, got, want)
+		})
 		t.Run(layout+"/cpu-usage-only", func(t *testing.T) {
 			got, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartCPUUsage})
 			if err != nil {

@@ -31,13 +31,27 @@ func New(cfg Config) (Reader, error) {
 	cfg.CgroupRoot = filepath.Clean(cfg.CgroupRoot)
 	cfg.ProcRoot = filepath.Clean(cfg.ProcRoot)
 	if isFile(filepath.Join(cfg.CgroupRoot, "cgroup.controllers")) {
-		return &v2Reader{cfg: cfg}, nil
+		// The real v2 root has no limit files (CFTYPE_NOT_ON_ROOT), so walks
+		// up the tree can stop below it. Mounted inside a cgroup
+		// namespace, the hierarchy "root" is an ordinary cgroup that may
+		// have limits: then the walks read it too.
+		rootLimits := false
+		for _, f := range []string{"memory.max", "cpu.max", "pids.max", "memory.swap.max"} {
+			rootLimits = rootLimits || isFile(filepath.Join(cfg.CgroupRoot, f))
+		}
+		return &v2Reader{cfg: cfg, skipRoot: !rootLimits}, nil
 	}
 	mounts, err := scanV1Mounts(cfg.CgroupRoot)
 	if err != nil {
 		return nil, err
 	}
-	r := &v1Reader{cfg: cfg, mode: ModeV1, mounts: mounts}
+	r := &v1Reader{cfg: cfg, mode: ModeV1, mounts: mounts, skipRoot: len(mounts) > 0}
+	// release_agent exists only in the real root of a v1 hierarchy
+	// (CFTYPE_ONLY_ON_ROOT). Mounted inside a cgroup namespace, the mount
+	// shows an ordinary cgroup, whose limits count.
+	for _, dir := range mounts {
+		r.skipRoot = r.skipRoot && isFile(filepath.Join(dir, "release_agent"))
+	}
 	if unified := filepath.Join(cfg.CgroupRoot, "unified"); isFile(filepath.Join(unified, "cgroup.controllers")) {
 		r.mode, r.unified = ModeHybrid, unified
 	}

@@ -145,14 +145,23 @@ func TestCgroupPathHelpers(t *testing.T) {
 
 func TestParseMemoryStat(t *testing.T) {
 	var st MemoryStat
+	var h v1Hierarchical
 	// Non-total keys must not leak into the hierarchical fields.
-	ok := parseV1MemoryStat([]byte("cache 1\nrss 2\ntotal_cache 30\ntotal_rss 40\ntotal_rss_huge 50\nhierarchical_memory_limit 9\ntotal_unevictable 60\n"), &st)
+	ok := parseV1MemoryStat([]byte("cache 1\nrss 2\nswap 3\ntotal_cache 30\ntotal_rss 40\ntotal_rss_huge 50\nhierarchical_memory_limit 4096\n"+
+		"hierarchical_memsw_limit 9223372036854771712\ntotal_swap 70\ntotal_unevictable 60\n"), &st, &h)
 	want := MemoryStat{File: 30, Anon: 40, AnonTHP: 50, Unevictable: 60}
-	if !ok || st != want {
-		t.Errorf("v1 stat = %+v, %v; want %+v", st, ok, want)
+	wantH := v1Hierarchical{mem: Limit{4096, true}, swap: 70, memOK: true, memswOK: true, swapOK: true}
+	if !ok || st != want || h != wantH {
+		t.Errorf("v1 stat = %+v, %+v, %v; want %+v, %+v", st, h, ok, want, wantH)
 	}
-	if parseV1MemoryStat([]byte("total_rss x\n"), &st) {
-		t.Error("v1 stat accepted a non-number")
+	for _, bad := range []string{"total_rss x\n", "hierarchical_memory_limit max\n", "total_swap -1\n"} {
+		if parseV1MemoryStat([]byte(bad), &st, &h) {
+			t.Errorf("v1 stat accepted %q", bad)
+		}
+	}
+	h = v1Hierarchical{}
+	if !parseV1MemoryStat([]byte("total_rss 1\n"), &st, &h) || h != (v1Hierarchical{}) {
+		t.Errorf("v1 stat without hierarchical lines: %+v", h)
 	}
 	st = MemoryStat{}
 	ok = parseV2MemoryStat([]byte("anon 1\nfile 2\nkernel 3\nslab 4\nslab_reclaimable 5\nnot_a_field zz\n"), &st)

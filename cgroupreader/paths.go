@@ -23,7 +23,7 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 	p = append(p, '/')
 	p = strconv.AppendInt(p, int64(pid), 10)
 	sc.path = append(p, "/cgroup\x00"...)
-	data, err := sc.readPath()
+	data, err := sc.readPath(false)
 	if err != nil {
 		return Paths{}, fmt.Errorf("cgroupreader: %w", err)
 	}

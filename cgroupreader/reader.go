@@ -39,6 +39,7 @@ const (
 	PartIO                        // Snapshot.IO (same as Options.IO)
 	PartPSI                       // Snapshot.PSI (same as Options.PSI)
 	PartTasks                     // Snapshot.Tasks (same as Options.Tasks)
+	PartCPUQuota                  // only CPU.Quota/Period (PartCPU includes it): cpuinfo, sys/devices/system/cpu
 
 	// DefaultParts is what a zero Options reads.
 	DefaultParts = PartMemory | PartCPU | PartCPUUsage | PartCpuset | PartPids

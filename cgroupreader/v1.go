@@ -13,6 +13,9 @@ type v1Reader struct {
 	mode    Mode
 	mounts  map[string]string // controller -> hierarchy directory
 	unified string            // the cgroup2 directory on hybrid hosts, else ""
+	// skipRoot: the hierarchies are mounted at their real roots, where the
+	// kernel allows no limits, so walks up the tree stop below them.
+	skipRoot bool
 }
 
 func (r *v1Reader) Mode() Mode { return r.mode }
@@ -44,8 +47,8 @@ func (r *v1Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
 	if parts&PartMemory != 0 {
 		c.add(GroupMemory, r.memory(sc, p, &s.Memory))
 	}
-	if parts&PartCPU != 0 {
-		c.add(GroupCPU, r.cpu(sc, p, &s.CPU))
+	if parts&(PartCPU|PartCPUQuota) != 0 {
+		c.add(GroupCPU, r.cpu(sc, p, &s.CPU, parts&PartCPU != 0))
 	}
 	if parts&PartCPUUsage != 0 {
 		c.add(GroupCPUAcct, r.cpuacct(sc, p, &s.CPU))
@@ -81,26 +84,38 @@ func (r *v1Reader) memory(sc *scratch, p Paths, m *Memory) error {
 	if err != nil {
 		return err
 	}
-	if !parseV1MemoryStat(data, &m.Stat) {
+	var h v1Hierarchical
+	if !parseV1MemoryStat(data, &m.Stat, &h) {
 		return malformed(sc, data)
 	}
-	if m.Limit, err = walkLimit(sc, dir, cg, "memory.limit_in_bytes", parseV1Limit); err != nil {
+	// memory.stat already has the effective limits: the kernel prints the
+	// minimum over the cgroup and all its ancestors (up to the real root,
+	// even past a cgroup namespace) as hierarchical_memory_limit and, with
+	// swap accounting, hierarchical_memsw_limit and total_swap. That saves
+	// reading two files per ancestor. Walk the files only without them.
+	if h.memOK {
+		m.Limit = h.mem
+	} else if m.Limit, err = walkLimit(sc, dir, cg, "memory.limit_in_bytes", parseV1Limit, r.skipRoot); err != nil {
 		return err
 	}
-	// memsw counts memory+swap; its files exist only with swap accounting
-	// (CONFIG_MEMCG_SWAP and swapaccount=1).
-	memswUsage, err := readUint(sc, dir, cg, "memory.memsw.usage_in_bytes")
-	if notExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	m.SwapAccounting = true
-	m.SwapUsage = satSub(memswUsage, m.Usage)
-	memsw, err := walkLimit(sc, dir, cg, "memory.memsw.limit_in_bytes", parseV1Limit)
-	if err != nil {
-		return err
+	var memsw Limit
+	if h.memswOK && h.swapOK {
+		m.SwapAccounting, m.SwapUsage, memsw = true, h.swap, h.memsw
+	} else {
+		// memsw counts memory+swap; its files exist only with swap
+		// accounting (CONFIG_MEMCG_SWAP and swapaccount=1).
+		memswUsage, err := readUint(sc, dir, cg, "memory.memsw.usage_in_bytes")
+		if notExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		m.SwapAccounting = true
+		m.SwapUsage = satSub(memswUsage, m.Usage)
+		if memsw, err = walkLimit(sc, dir, cg, "memory.memsw.limit_in_bytes", parseV1Limit, r.skipRoot); err != nil {
+			return err
+		}
 	}
 	if memsw.Set {
 		// Limit.Value is 0 when memory is unlimited: then all of memsw may be swap.
@@ -109,20 +124,45 @@ func (r *v1Reader) memory(sc *scratch, p Paths, m *Memory) error {
 	return nil
 }
 
+// v1Hierarchical holds the effective limits and swap usage v1 memory.stat
+// carries besides the counters.
+type v1Hierarchical struct {
+	mem, memsw             Limit
+	swap                   uint64
+	memOK, memswOK, swapOK bool
+}
+
 // parseV1MemoryStat maps the hierarchical total_* counters (a parent counts
 // its children) onto MemoryStat. v1 has no slab, kernel stack or page
 // table counters: those stay 0.
-func parseV1MemoryStat(data []byte, st *MemoryStat) bool {
+func parseV1MemoryStat(data []byte, st *MemoryStat, h *v1Hierarchical) bool {
 	for rest := data; len(rest) > 0; {
 		var line, key, val []byte
 		line, rest = nextLine(rest)
 		key, line = nextField(line)
 		val, _ = nextField(line)
+		switch string(key) {
+		case "hierarchical_memory_limit":
+			h.mem, h.memOK = parseV1Limit(val)
+			if !h.memOK {
+				return false
+			}
+			continue
+		case "hierarchical_memsw_limit":
+			h.memsw, h.memswOK = parseV1Limit(val)
+			if !h.memswOK {
+				return false
+			}
+			continue
+		}
 		if len(key) < 6 || string(key[:6]) != "total_" {
 			continue
 		}
 		var dst *uint64
 		switch string(key[6:]) {
+		case "swap":
+			h.swapOK = true
+			dst = &h.swap
 		case "rss":
 			dst = &st.Anon
 		case "cache":
@@ -159,28 +199,38 @@ func parseV1MemoryStat(data []byte, st *MemoryStat) bool {
 	return true
 }
 
-func (r *v1Reader) cpu(sc *scratch, p Paths, c *CPU) error {
+// cpu reads the quota and, with full, shares and throttling.
+func (r *v1Reader) cpu(sc *scratch, p Paths, c *CPU, full bool) error {
 	dir, cg, err := r.locate(p, "cpu")
 	if err != nil {
 		return err
 	}
-	if c.Shares, err = readUint(sc, dir, cg, "cpu.shares"); err != nil {
-		return sc.classify(err)
+	if full {
+		if c.Shares, err = readUint(sc, dir, cg, "cpu.shares"); err != nil {
+			return sc.classify(err)
+		}
+		data, err := sc.read(dir, cg, "cpu.stat")
+		if err != nil {
+			return err
+		}
+		var throttledNs uint64
+		if !parseKeyed(data, "nr_periods", &c.NrPeriods, "nr_throttled", &c.NrThrottled, "throttled_time", &throttledNs) {
+			return malformed(sc, data)
+		}
+		c.ThrottledTime = time.Duration(throttledNs)
 	}
-	data, err := sc.read(dir, cg, "cpu.stat")
-	if err != nil {
-		return err
-	}
-	var throttledNs uint64
-	if !parseKeyed(data, "nr_periods", &c.NrPeriods, "nr_throttled", &c.NrThrottled, "throttled_time", &throttledNs) {
-		return malformed(sc, data)
-	}
-	c.ThrottledTime = time.Duration(throttledNs)
 	// The tightest quota/period ratio up the tree. cfs_quota_us is -1 for
 	// "no quota"; without CONFIG_CFS_BANDWIDTH the files do not exist.
 	for a := cg; ; a = parentPath(a) {
+		if a == "/" && r.skipRoot && a != cg {
+			return nil
+		}
 		data, err := sc.read(dir, a, "cpu.cfs_quota_us")
 		switch {
+		case err != nil && a == cg && !full:
+			if err = sc.classify(err); !isUnavailable(err) {
+				return err // vanished, or unreadable
+			}
 		case err == nil:
 			q, ok := parseInt(data)
 			if !ok {
@@ -243,7 +293,7 @@ func (r *v1Reader) pids(sc *scratch, p Paths, pd *Pids) error {
 	if pd.Current, err = readUint(sc, dir, cg, "pids.current"); err != nil {
 		return sc.classify(err)
 	}
-	pd.Limit, err = walkLimit(sc, dir, cg, "pids.max", parseMax)
+	pd.Limit, err = walkLimit(sc, dir, cg, "pids.max", parseMax, r.skipRoot)
 	return err
 }
 

@@ -6,7 +6,8 @@ import (
 
 // v2Reader reads the unified cgroup2 hierarchy at cfg.CgroupRoot.
 type v2Reader struct {
-	cfg Config
+	cfg      Config
+	skipRoot bool // the hierarchy root has no limit files to read
 }
 
 func (r *v2Reader) Mode() Mode { return ModeV2 }
@@ -40,11 +41,11 @@ func (r *v2Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
 	sc := getScratch()
 	defer putScratch(sc)
 	if parts&PartMemory != 0 {
-		c.add(GroupMemory, v2Memory(sc, dir, cg, &s.Memory))
+		c.add(GroupMemory, r.memory(sc, cg, &s.Memory))
 	}
-	if parts&(PartCPU|PartCPUUsage) != 0 {
-		errCPU, errUsage := v2CPU(sc, dir, cg, &s.CPU, parts)
-		if parts&PartCPU != 0 {
+	if parts&(PartCPU|PartCPUQuota|PartCPUUsage) != 0 {
+		errCPU, errUsage := r.cpu(sc, cg, &s.CPU, parts)
+		if parts&(PartCPU|PartCPUQuota) != 0 {
 			c.add(GroupCPU, errCPU)
 		}
 		if parts&PartCPUUsage != 0 {
@@ -55,7 +56,7 @@ func (r *v2Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
 		c.add(GroupCpuset, v2Cpuset(sc, dir, cg, &s.CPU))
 	}
 	if parts&PartPids != 0 {
-		c.add(GroupPids, v2Pids(sc, dir, cg, &s.Pids))
+		c.add(GroupPids, r.pids(sc, cg, &s.Pids))
 	}
 	if parts&PartIO != 0 {
 		c.add(GroupIO, v2IO(sc, dir, cg, &s))
@@ -71,7 +72,8 @@ func (r *v2Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
 	return c.result()
 }
 
-func v2Memory(sc *scratch, dir, cg string, m *Memory) error {
+func (r *v2Reader) memory(sc *scratch, cg string, m *Memory) error {
+	dir := r.cfg.CgroupRoot
 	// The root has no memory.current (its numbers are the host's); a
 	// cgroup whose parent does not enable memory is charged to the
 	// nearest ancestor that does.
@@ -89,7 +91,7 @@ func v2Memory(sc *scratch, dir, cg string, m *Memory) error {
 	if !parseV2MemoryStat(data, &m.Stat) {
 		return malformed(sc, data)
 	}
-	if m.Limit, err = walkLimit(sc, dir, at, "memory.max", parseMax); err != nil {
+	if m.Limit, err = walkLimit(sc, dir, at, "memory.max", parseMax, r.skipRoot); err != nil {
 		return err
 	}
 	// memory.swap.* exist only with swap accounting (CONFIG_MEMCG_SWAP,
@@ -102,7 +104,7 @@ func v2Memory(sc *scratch, dir, cg string, m *Memory) error {
 		return err
 	}
 	m.SwapAccounting, m.SwapUsage = true, swap
-	m.SwapLimit, err = walkLimit(sc, dir, at, "memory.swap.max", parseMax)
+	m.SwapLimit, err = walkLimit(sc, dir, at, "memory.swap.max", parseMax, r.skipRoot)
 	return err
 }
 
@@ -160,31 +162,43 @@ func parseV2MemoryStat(data []byte, st *MemoryStat) bool {
 	return true
 }
 
-// v2CPU reads cpu.stat once for both the throttling counters (PartCPU) and
-// the usage (PartCPUUsage), and with PartCPU the quota and weight. cpu.stat
-// exists in every cgroup (usage is core accounting); cpu.max and
-// cpu.weight only where the cpu controller is enabled.
-func v2CPU(sc *scratch, dir, cg string, c *CPU, parts Part) (errCPU, errUsage error) {
-	data, err := sc.read(dir, cg, "cpu.stat")
-	if err != nil {
-		err = sc.classify(err)
-		return err, err
+// cpu reads cpu.stat once for both the throttling counters (PartCPU) and
+// the usage (PartCPUUsage), and the quota (PartCPU or PartCPUQuota) and
+// weight (PartCPU). cpu.stat exists in every cgroup (usage is core
+// accounting); cpu.max and cpu.weight only where the cpu controller is on.
+func (r *v2Reader) cpu(sc *scratch, cg string, c *CPU, parts Part) (errCPU, errUsage error) {
+	dir := r.cfg.CgroupRoot
+	needStat := parts&(PartCPU|PartCPUUsage) != 0
+	if needStat {
+		data, err := sc.read(dir, cg, "cpu.stat")
+		if err != nil {
+			err = sc.classify(err)
+			return err, err
+		}
+		if !parseV2CPUStat(data, c) {
+			err = malformed(sc, data)
+			return err, err
+		}
+		if parts&PartCPUUsage == 0 {
+			c.UsageUser, c.UsageSystem = 0, 0
+		}
+		if parts&PartCPU == 0 {
+			c.NrPeriods, c.NrThrottled, c.ThrottledTime = 0, 0, 0
+		}
 	}
-	if !parseV2CPUStat(data, c) {
-		err = malformed(sc, data)
-		return err, err
-	}
-	if parts&PartCPUUsage == 0 {
-		c.UsageUser, c.UsageSystem = 0, 0
-	}
-	if parts&PartCPU == 0 {
-		c.NrPeriods, c.NrThrottled, c.ThrottledTime = 0, 0, 0
+	if parts&(PartCPU|PartCPUQuota) == 0 {
 		return nil, nil
 	}
-	if c.Weight, err = readUint(sc, dir, cg, "cpu.weight"); err != nil && !notExist(err) {
-		return err, nil
+	if parts&PartCPU != 0 {
+		var err error
+		if c.Weight, err = readUint(sc, dir, cg, "cpu.weight"); err != nil && !notExist(err) {
+			return err, nil
+		}
 	}
 	for a := cg; ; a = parentPath(a) {
+		if a == "/" && r.skipRoot {
+			return nil, nil
+		}
 		data, err := sc.read(dir, a, "cpu.max")
 		switch {
 		case err == nil:
@@ -197,6 +211,8 @@ func v2CPU(sc *scratch, dir, cg string, c *CPU, parts Part) (errCPU, errUsage er
 			}
 		case !notExist(err):
 			return err, nil
+		case a == cg && !needStat && !sc.dirExists():
+			return err, nil // vanished
 		}
 		if a == "/" {
 			return nil, nil
@@ -273,7 +289,8 @@ func v2Cpuset(sc *scratch, dir, cg string, c *CPU) error {
 	}
 }
 
-func v2Pids(sc *scratch, dir, cg string, pd *Pids) error {
+func (r *v2Reader) pids(sc *scratch, cg string, pd *Pids) error {
+	dir := r.cfg.CgroupRoot
 	at, data, err := readNearest(sc, dir, cg, "pids.current")
 	if err != nil {
 		return err
@@ -282,7 +299,7 @@ func v2Pids(sc *scratch, dir, cg string, pd *Pids) error {
 	if pd.Current, ok = parseUint(data); !ok {
 		return malformed(sc, data)
 	}
-	pd.Limit, err = walkLimit(sc, dir, at, "pids.max", parseMax)
+	pd.Limit, err = walkLimit(sc, dir, at, "pids.max", parseMax, r.skipRoot)
 	return err
 }
 
