@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/containerd/cgroups/v3"
@@ -66,6 +67,17 @@ func cgroupPathFor(id string, spec *specs.Spec) (string, error) {
 func systemdRunning() bool {
 	fi, err := os.Lstat("/run/systemd/system")
 	return err == nil && fi.IsDir()
+}
+
+// cgroupExists says whether cgPath exists already (in the memory
+// hierarchy on v1: every container cgroup has one).
+func cgroupExists(cgPath string) bool {
+	dir := filepath.Join(v2Root, cgPath)
+	if !cgroupsV2() {
+		dir = filepath.Join(v1Root, "memory", cgPath)
+	}
+	_, err := os.Stat(dir)
+	return err == nil
 }
 
 // newCgroup creates the container's cgroup with its resources applied.

@@ -1,9 +1,17 @@
 package runtime
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // CreateOpts are the inputs of Create.
@@ -32,7 +40,288 @@ type CreateOpts struct {
 	NoPivot bool
 }
 
-// Create sets a container up and leaves its init blocked until Start.
-func (r *Runtime) Create(id string, o CreateOpts) (*Container, error) {
-	return nil, errNotImplemented
+// initConfig is what the parent tells the child init in msgConfig.
+type initConfig struct {
+	ID      string      `json:"id"`
+	Spec    *specs.Spec `json:"spec"`
+	Rootfs  string      `json:"rootfs"`
+	Bundle  string      `json:"bundle"`
+	NoPivot bool        `json:"noPivot,omitempty"`
+	// FifoFd is the child's fd of the exec fifo (O_PATH); -1 for exec.
+	FifoFd int `json:"fifoFd"`
+	// NumExtraFiles preserved fds sit at 3..3+N-1 and survive the exec.
+	NumExtraFiles int  `json:"numExtraFiles"`
+	NewCgroupNS   bool `json:"newCgroupNS,omitempty"`
+	NewNetNS      bool `json:"newNetNS,omitempty"`
+	NewUTSNS      bool `json:"newUTSNS,omitempty"`
+	// Exec only: the process to run and the fd of the container's mount
+	// namespace, which the exec init joins itself.
+	Process *specs.Process `json:"process,omitempty"`
+	MntNsFd int            `json:"mntNsFd,omitempty"`
+}
+
+// Create sets up a container and leaves its init blocked on the exec fifo
+// until Start: namespaces, cgroup, rootfs and credentials are all in place
+// and any error is reported here. Without Foreground, no process of ours
+// stays behind (the init is reparented when the caller exits). On error
+// nothing is left: no state directory, cgroup, mount or process.
+func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if r.SystemdCgroup {
+		if !systemdRunning() {
+			return nil, errors.New("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); drop the flag to use cgroupfs")
+		}
+		return nil, errors.New("--systemd-cgroup: the systemd cgroup driver is not implemented; drop the flag to use cgroupfs")
+	}
+	spec := o.Spec
+	bundle := o.Bundle
+	if bundle == "" {
+		bundle = "."
+	}
+	if bundle, err = filepath.Abs(bundle); err != nil {
+		return nil, err
+	}
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return nil, err
+		}
+	}
+	rootfs, err := validateSpec(spec, bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSeccompSupported(spec); err != nil {
+		return nil, err
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
+		return nil, errors.New("process.terminal is true: give --console-socket to receive the pty (or set terminal to false)")
+	}
+	cgPath, err := cgroupPathFor(id, spec)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.close()
+
+	// The state directory doubles as the lock on the id: mkdir is atomic.
+	if err := os.MkdirAll(r.root(), 0o711); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", r.root(), err)
+	}
+	dir := r.stateDir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	undo = append(undo, func() { os.RemoveAll(dir) })
+
+	st := &persistedState{
+		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
+		CgroupPath: cgPath, NoPivot: o.NoPivot, Spec: spec,
+	}
+	if err := writeState(dir, st); err != nil {
+		return nil, err
+	}
+	// 0622: the init may already run as the container's user when it
+	// opens the fifo for writing.
+	fifoPath := filepath.Join(dir, fifoFile)
+	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	if err := os.Chmod(fifoPath, 0o622); err != nil { // the umask took some bits
+		return nil, err
+	}
+	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	defer fifo.Close()
+
+	var res *specs.LinuxResources
+	if spec.Linux != nil {
+		res = spec.Linux.Resources
+	}
+	if cgroupExists(cgPath) {
+		return nil, fmt.Errorf("cgroup %s already exists (another container, or a leftover): choose another cgroupsPath or remove it", cgPath)
+	}
+	cg, err := newCgroup(cgPath, res)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() {
+		if err := cg.Delete(); err != nil {
+			r.log().Warn("rollback: delete cgroup", "cgroup", cgPath, "err", err)
+		}
+	})
+	cgFD, err := cg.CloneFD()
+	if err != nil {
+		return nil, err
+	}
+	if cgFD != nil {
+		defer cgFD.Close()
+	}
+
+	parent, child, err := newSyncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	files := []*os.File{o.Stdin, o.Stdout, o.Stderr}
+	files = append(files, o.ExtraFiles...)
+	syncFd := len(files)
+	files = append(files, child.f, fifo)
+	cfg := &initConfig{
+		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot,
+		FifoFd: syncFd + 1, NumExtraFiles: len(o.ExtraFiles),
+		NewCgroupNS: plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
+		NewUTSNS: plan.cloneFlags&unix.CLONE_NEWUTS != 0,
+	}
+	so := spawnOpts{
+		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
+		newTimeNS: plan.newTimeNS, cgroupFD: cgFD, files: files, syncFd: syncFd, setsid: true,
+	}
+	if plan.newTimeNS {
+		if so.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {
+			child.Close()
+			return nil, err
+		}
+	}
+	cmd, err := spawn(so)
+	child.Close() // the child has its copy; EOF on ours now means it died
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { killAndReap(cmd) })
+	pid := cmd.Process.Pid
+	if cgFD == nil {
+		if err := cg.Join(pid); err != nil {
+			return nil, err
+		}
+	}
+	_, start, err := procStat(pid)
+	if err != nil {
+		return nil, fmt.Errorf("container init: %w", err)
+	}
+	st.Pid, st.PidStartTime = pid, start
+	if err := writeState(dir, st); err != nil { // delete --force can now find it
+		return nil, err
+	}
+
+	c = &Container{rt: r, dir: dir, st: st}
+	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, err
+	}
+	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
+		return nil, err
+	}
+	st.Status = Created
+	if err := writeState(dir, st); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	if err := parent.send(&syncMsg{Type: msgGo}); err != nil {
+		return nil, err
+	}
+	if o.Foreground {
+		c.cmd = cmd
+	} else {
+		cmd.Process.Release()
+	}
+	return c, nil
+}
+
+// handshake runs the parent's side of the sync protocol from msgConfig to
+// msgReady (see sync.go).
+func (c *Container) handshake(conn *syncConn, consoleSocket string, foreground bool) error {
+	for {
+		m, files, err := conn.recv()
+		if err != nil {
+			return fmt.Errorf("container init: %w", c.initDied(err))
+		}
+		switch m.Type {
+		case msgError:
+			closeAll(files)
+			return errFromMsg(m)
+		case msgConsole:
+			if len(files) != 1 {
+				closeAll(files)
+				return errors.New("sync protocol: console message without a pty fd")
+			}
+			master := files[0]
+			if consoleSocket != "" {
+				err := sendConsole(consoleSocket, master)
+				master.Close()
+				if err != nil {
+					return err
+				}
+			} else if foreground {
+				c.console = master
+			} else {
+				master.Close()
+			}
+		case msgSeccomp:
+			err := c.sendSeccompListener(files)
+			closeAll(files)
+			if err != nil {
+				return err
+			}
+			if err := conn.send(&syncMsg{Type: msgSeccompDone}); err != nil {
+				return err
+			}
+		case msgReady:
+			closeAll(files)
+			for _, w := range m.Warnings {
+				c.rt.log().Warn(w, "id", c.st.ID)
+			}
+			return nil
+		default:
+			closeAll(files)
+			return fmt.Errorf("sync protocol: unexpected %q", m.Type)
+		}
+	}
+}
+
+// initDied turns EOF on the sync socket into a clear error.
+func (c *Container) initDied(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errors.New("exited during setup without reporting an error")
+	}
+	return err
+}
+
+// killAndReap kills a child we started and waits for it, so nothing is left.
+func killAndReap(cmd *exec.Cmd) {
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+// writePidFile writes the pid atomically (runc: no trailing newline).
+func writePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
 }

@@ -1,14 +1,103 @@
 package runtime
 
-// Delete removes a stopped (or created) container: its processes, cgroup
-// and state directory. force kills a running or paused container first.
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Delete removes a stopped (or created, never started) container: any
+// process left in its cgroup, the cgroup, and the state directory. force
+// also deletes a running or paused one, killing it first. Mounts need no
+// cleanup: they live in the container's mount namespace, which goes away
+// with its last process.
 func (c *Container) Delete(force bool) error {
 	op := OpDelete
 	if force {
 		op = OpForce
 	}
-	if _, err := c.checkStatus(op); err != nil {
+	status, err := c.checkStatus(op)
+	if err != nil {
 		return err
 	}
-	return errNotImplemented
+	cg, cgErr := c.cgroup()
+	if status == Paused && cgErr == nil {
+		cg.Thaw() // frozen processes cannot die
+	}
+	if status != Stopped {
+		if pidfd, err := c.openInitPidfd(); err == nil {
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+			waitPidfd(pidfd)
+			unix.Close(pidfd)
+		}
+	}
+	if c.cmd != nil && !c.waited {
+		c.Wait() // we are the init's parent: reap it
+	}
+	if cgErr == nil {
+		if err := c.emptyCgroup(cg); err != nil {
+			return err
+		}
+		if err := deleteCgroup(cg); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	return nil
+}
+
+// waitPidfd waits (bounded) for the process to exit.
+func waitPidfd(pidfd int) {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, 10000)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// emptyCgroup SIGKILLs whatever is left in the cgroup (processes that were
+// outside the container's pid namespace, or not yet reaped) until it is
+// empty.
+func (c *Container) emptyCgroup(cg cgroupManager) error {
+	deadline := time.Now().Add(10 * time.Second)
+	delay := 100 * time.Microsecond
+	for {
+		pids, err := cg.Pids()
+		if err != nil || len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %q: processes %v survive SIGKILL", c.st.ID, pids)
+		}
+		time.Sleep(delay)
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// deleteCgroup removes the cgroup, retrying briefly: the kernel may still
+// be tearing down the last exited task (EBUSY).
+func deleteCgroup(cg cgroupManager) error {
+	delay := 100 * time.Microsecond
+	for i := 0; ; i++ {
+		err := cg.Delete()
+		if err == nil || !errors.Is(err, unix.EBUSY) || i > 50 {
+			return err
+		}
+		time.Sleep(delay)
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
 }

@@ -1,9 +1,15 @@
 package runtime
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // ExecOpts are the inputs of Exec besides the process spec.
@@ -16,19 +22,239 @@ type ExecOpts struct {
 	// ConsoleSocket receives the pty master when p.Terminal is set.
 	ConsoleSocket string
 	// OnConsole, when p.Terminal is set and there is no ConsoleSocket, is
-	// called with the pty master before the process runs (foreground tty).
+	// called with the pty master before the process runs (foreground tty);
+	// the callee owns the master.
 	OnConsole func(master *os.File)
 	// Stdin, Stdout, Stderr: as in CreateOpts (nil = /dev/null).
 	Stdin, Stdout, Stderr *os.File
 	// ExtraFiles become fds 3, 4, ... in the process.
 	ExtraFiles []*os.File
+	// ForwardSignals (foreground only) passes the signals this process
+	// receives (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) on to
+	// the process, like `runc exec`.
+	ForwardSignals bool
 }
 
-// Exec runs p inside the running container (its namespaces, cgroup, root)
-// and, unless Detach, waits for it: exit is its status (128+N on signal N).
+// forwardedSignals are what a foreground exec passes on.
+var forwardedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+
+// Exec runs p inside the container (its namespaces, cgroup, root) and,
+// unless Detach, waits for it: exit is its status (128+N on signal N).
+//
+// The namespaces are entered without cgo: a locked thread T unshares
+// CLONE_FS and setns()es into pid, net, ipc, uts and cgroup (pid affects
+// T's children only), then forks the exec init, which joins the mount
+// namespace itself. The time namespace cannot be joined by a multi-threaded
+// process (setns returns EUSERS), so T makes a new one with the same
+// offsets as the container's: the clocks read exactly the same, only the
+// namespace id differs (TODO: visible in /proc/PID/ns/time).
 func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	if _, err := c.checkStatus(OpExec); err != nil {
 		return -1, err
 	}
-	return -1, errNotImplemented
+	if p == nil || len(p.Args) == 0 {
+		return -1, errors.New("exec: process.args is empty: nothing to run")
+	}
+	if p.Cwd != "" && !filepath.IsAbs(p.Cwd) {
+		return -1, fmt.Errorf("exec: cwd %q must be absolute", p.Cwd)
+	}
+	if p.Terminal && o.ConsoleSocket == "" && o.OnConsole == nil {
+		return -1, errors.New("exec: terminal needs a console socket (or, in the foreground, a console handler)")
+	}
+	pid := c.st.Pid
+	joins, mntNS, timeNS, err := c.openNamespaces()
+	if err != nil {
+		return -1, err
+	}
+	defer func() {
+		for _, j := range joins {
+			j.f.Close()
+		}
+		mntNS.Close()
+	}()
+	so := spawnOpts{kind: "exec", joinNS: joins, setsid: p.Terminal}
+	if timeNS {
+		if so.timeOffsets, err = readTimeOffsets(pid); err != nil {
+			return -1, fmt.Errorf("exec: container clocks: %w", err)
+		}
+		so.newTimeNS = true
+	}
+	// The namespace files are open: if the init is still the same process
+	// now, they are the container's (not a recycled pid's).
+	if !c.initAlive() {
+		return -1, fmt.Errorf("exec: container %q stopped", c.st.ID)
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return -1, err
+	}
+	cgFD, err := cg.CloneFD()
+	if err != nil {
+		return -1, err
+	}
+	if cgFD != nil {
+		defer cgFD.Close()
+		so.cgroupFD = cgFD
+	}
+	parent, child, err := newSyncPair()
+	if err != nil {
+		return -1, err
+	}
+	defer parent.Close()
+	files := []*os.File{o.Stdin, o.Stdout, o.Stderr}
+	files = append(files, o.ExtraFiles...)
+	so.syncFd = len(files)
+	files = append(files, child.f, mntNS)
+	so.files = files
+	cfg := &initConfig{
+		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot,
+		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1,
+	}
+	cmd, err := spawn(so)
+	child.Close()
+	if err != nil {
+		return -1, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			killAndReap(cmd)
+		}
+	}()
+	if cgFD == nil {
+		if err := cg.Join(cmd.Process.Pid); err != nil {
+			return -1, err
+		}
+	}
+	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
+		return -1, err
+	}
+	if err := c.execHandshake(parent, o); err != nil {
+		return -1, fmt.Errorf("exec: %w", err)
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+			return -1, err
+		}
+	}
+	if err := parent.send(&syncMsg{Type: msgGo}); err != nil {
+		return -1, err
+	}
+	ok = true
+	if o.Detach {
+		cmd.Process.Release()
+		return 0, nil
+	}
+	if o.ForwardSignals {
+		sigs := make(chan os.Signal, 8)
+		signal.Notify(sigs, forwardedSignals...)
+		defer signal.Stop(sigs)
+		go func() {
+			for s := range sigs {
+				cmd.Process.Signal(s)
+			}
+		}()
+	}
+	return waitStatus(cmd)
+}
+
+// execHandshake is the parent's side of the exec sync protocol.
+func (c *Container) execHandshake(conn *syncConn, o ExecOpts) error {
+	for {
+		m, files, err := conn.recv()
+		if err != nil {
+			return fmt.Errorf("exec init: %w", c.initDied(err))
+		}
+		switch m.Type {
+		case msgError:
+			closeAll(files)
+			return errFromMsg(m)
+		case msgConsole:
+			if len(files) != 1 {
+				closeAll(files)
+				return errors.New("sync protocol: console message without a pty fd")
+			}
+			if o.ConsoleSocket != "" {
+				err := sendConsole(o.ConsoleSocket, files[0])
+				files[0].Close()
+				if err != nil {
+					return err
+				}
+			} else {
+				o.OnConsole(files[0])
+			}
+		case msgSeccomp:
+			err := c.sendSeccompListener(files)
+			closeAll(files)
+			if err != nil {
+				return err
+			}
+			if err := conn.send(&syncMsg{Type: msgSeccompDone}); err != nil {
+				return err
+			}
+		case msgReady:
+			closeAll(files)
+			for _, w := range m.Warnings {
+				c.rt.log().Warn(w, "id", c.st.ID)
+			}
+			return nil
+		default:
+			closeAll(files)
+			return fmt.Errorf("sync protocol: unexpected %q", m.Type)
+		}
+	}
+}
+
+// openNamespaces opens the container init's namespaces: the ones the
+// spawning thread joins, the mount namespace (joined by the exec init) and
+// whether the container has a time namespace of its own.
+func (c *Container) openNamespaces() (joins []nsFD, mnt *os.File, timeNS bool, err error) {
+	pid := c.st.Pid
+	open := func(name string) (*os.File, error) {
+		return os.OpenFile(fmt.Sprintf("/proc/%d/ns/%s", pid, name), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	fail := func(e error) ([]nsFD, *os.File, bool, error) {
+		for _, j := range joins {
+			j.f.Close()
+		}
+		if mnt != nil {
+			mnt.Close()
+		}
+		return nil, nil, false, fmt.Errorf("exec: container namespaces: %w", e)
+	}
+	for _, ns := range c.st.Spec.Linux.Namespaces {
+		switch ns.Type {
+		case specs.MountNamespace:
+			if mnt, err = open("mnt"); err != nil {
+				return fail(err)
+			}
+		case specs.TimeNamespace:
+			timeNS = true
+		case specs.UserNamespace:
+		default:
+			f, err := open(nsProcName[ns.Type])
+			if err != nil {
+				return fail(err)
+			}
+			joins = append(joins, nsFD{flag: nsFlags[ns.Type], f: f})
+		}
+	}
+	if mnt == nil {
+		return fail(errors.New("container has no mount namespace"))
+	}
+	return joins, mnt, timeNS, nil
+}
+
+// waitStatus waits for cmd and reports its status as a shell would:
+// the exit code, or 128+N for death by signal N.
+func waitStatus(cmd *exec.Cmd) (int, error) {
+	err := cmd.Wait()
+	st := cmd.ProcessState
+	if st == nil {
+		return -1, err
+	}
+	if ws, ok := st.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return st.ExitCode(), nil
 }

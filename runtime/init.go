@@ -1,12 +1,18 @@
 package runtime
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	goruntime "runtime"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
-// initEnv marks a re-executed copy of this binary as a container init (or
-// exec init); its value says which.
+// initEnv marks a re-executed copy of this binary as a container init
+// ("create") or exec init ("exec").
 const initEnv = "_CORRAL_INIT"
 
 func init() {
@@ -24,11 +30,148 @@ func init() {
 // process is a re-executed container init it becomes the container's
 // process and never returns; otherwise it returns at once.
 func MaybeInit() {
-	switch os.Getenv(initEnv) {
-	case "":
+	kind := os.Getenv(initEnv)
+	if kind == "" {
 		return
-	default:
-		os.Stderr.WriteString("corral: container init not implemented yet\n")
+	}
+	fd, err := strconv.Atoi(os.Getenv(syncFdEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "corral init: no sync socket")
 		os.Exit(1)
 	}
+	conn := &syncConn{os.NewFile(uintptr(fd), "sync")}
+	unix.CloseOnExec(fd)
+	// Nothing else of the runtime's environment may reach the container.
+	os.Clearenv()
+	switch kind {
+	case "create":
+		err = initContainer(conn)
+	case "exec":
+		err = initExec(conn)
+	default:
+		err = fmt.Errorf("unknown init kind %q", kind)
+	}
+	// Only failures return: success is execve.
+	m := &syncMsg{Type: msgError, Error: err.Error()}
+	switch {
+	case errors.Is(err, ErrExecNotFound):
+		m.ErrKind = errKindNotFound
+	case errors.Is(err, ErrExecPermission):
+		m.ErrKind = errKindPermission
+	}
+	if conn.send(m) != nil {
+		// The parent is gone (after `start`): the container's stderr is
+		// the only place left to say why the process did not run.
+		fmt.Fprintf(os.Stderr, "corral init: %v\n", err)
+	}
+	os.Exit(1)
+}
+
+// initContainer is the container's init: it receives the config, builds the
+// container around itself, waits on the exec fifo and execs the process.
+// See sync.go for the sequence.
+func initContainer(conn *syncConn) error {
+	m, _, err := conn.expect(msgConfig)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config
+	spec := cfg.Spec
+	// Stop container processes (once there are any) from ptracing or
+	// reading /proc/1/* of the init while it still runs our binary; execve
+	// restores dumpability for the user's program.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
+	unix.Umask(0) // device nodes and mount points get exactly their modes
+	if cfg.NewCgroupNS {
+		// The parent has put us in the container's cgroup by now, so the new
+		// namespace is rooted there: /proc/self/cgroup reads "/" inside.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("new cgroup namespace: %w", err)
+		}
+	}
+	if cfg.NewNetNS {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if err := setHostname(spec, cfg.NewUTSNS); err != nil {
+		return err
+	}
+	rc := &rootfsCtx{cfg: cfg, spec: spec, rootfs: cfg.Rootfs, conn: conn}
+	if err := rc.run(); err != nil {
+		return err
+	}
+	p := spec.Process
+	ps := &processSetup{p: p, console: rc.consoleSlave, conn: conn, seccomp: spec.Linux.Seccomp}
+	if err := ps.prepare(); err != nil {
+		return err
+	}
+	if err := ps.finish(conn, cfg.NumExtraFiles); err != nil {
+		return err
+	}
+	if err := conn.send(&syncMsg{Type: msgReady, Warnings: append(rc.warnings, ps.warnings...)}); err != nil {
+		return err
+	}
+	if _, _, err := conn.expect(msgGo); err != nil {
+		return err
+	}
+	conn.Close()
+	// Block until `corral start` opens the fifo for reading. Opened via our
+	// own fd (O_PATH, passed in) because the state directory is no longer
+	// reachable after pivot_root.
+	fifo, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	if _, err := unix.Write(fifo, []byte("0")); err != nil {
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	unix.Close(fifo)
+	return ps.exec()
+}
+
+// setHostname applies hostname and domainname. They need the container's
+// own UTS namespace: without one they would rename the host.
+func setHostname(spec *specs.Spec, newUTS bool) error {
+	if spec.Hostname == "" && spec.Domainname == "" {
+		return nil
+	}
+	if !newUTS {
+		return errors.New("config: hostname/domainname set without a new uts namespace (it would rename the host)")
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("sethostname: %w", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("setdomainname: %w", err)
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in a new network namespace (it starts down), so
+// that programs binding 127.0.0.1 work in a --net none container.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
 }

@@ -21,16 +21,16 @@ const (
 // or created); the live status is derived from the init process, the fifo
 // and the freezer (see Container.refresh).
 type persistedState struct {
-	ID            string     `json:"id"`
-	Bundle        string     `json:"bundle"`
-	Rootfs        string     `json:"rootfs"`
-	Status        Status     `json:"status"`
-	Pid           int        `json:"pid,omitempty"`
-	PidStartTime  uint64     `json:"pidStartTime,omitempty"` // /proc/PID/stat field 22: tells a recycled pid apart
-	Created       time.Time  `json:"created"`
-	CgroupPath    string     `json:"cgroupPath"` // absolute from each hierarchy's root
-	NoPivot       bool       `json:"noPivot,omitempty"`
-	Spec          *specs.Spec `json:"config"`
+	ID            string            `json:"id"`
+	Bundle        string            `json:"bundle"`
+	Rootfs        string            `json:"rootfs"`
+	Status        Status            `json:"status"`
+	Pid           int               `json:"pid,omitempty"`
+	PidStartTime  uint64            `json:"pidStartTime,omitempty"` // /proc/PID/stat field 22: tells a recycled pid apart
+	Created       time.Time         `json:"created"`
+	CgroupPath    string            `json:"cgroupPath"` // absolute from each hierarchy's root
+	NoPivot       bool              `json:"noPivot,omitempty"`
+	Spec          *specs.Spec       `json:"config"`
 	NamespacePath map[string]string `json:"namespacePaths,omitempty"` // ns type -> /proc/PID/ns/X at create time
 }
 

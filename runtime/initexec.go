@@ -1,0 +1,56 @@
+package runtime
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// initExec is the exec init: started by `corral exec` already inside the
+// container's pid, time, net, ipc, uts and cgroup namespaces (entered or
+// copied by the parent's spawning thread) and cgroup, it joins the mount
+// namespace itself, becomes the process and execs.
+func initExec(conn *syncConn) error {
+	m, _, err := conn.expect(msgConfig)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config
+	if cfg.Process == nil {
+		return fmt.Errorf("exec: no process in config")
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
+	// setns into a mount namespace needs an fs_struct of our own; Go's
+	// threads share one.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare(CLONE_FS): %w", err)
+	}
+	if err := unix.Setns(cfg.MntNsFd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mount namespace: %w", err)
+	}
+	unix.Close(cfg.MntNsFd)
+	// setns put us at the namespace's root: the container's "/".
+	var seccomp = cfg.Spec.Linux.Seccomp
+	ps := &processSetup{p: cfg.Process, conn: conn, seccomp: seccomp}
+	if cfg.Process.Terminal {
+		if ps.console, err = newConsole(conn, cfg.Process.ConsoleSize); err != nil {
+			return err
+		}
+	}
+	if err := ps.prepare(); err != nil {
+		return err
+	}
+	if err := ps.finish(conn, cfg.NumExtraFiles); err != nil {
+		return err
+	}
+	if err := conn.send(&syncMsg{Type: msgReady, Warnings: ps.warnings}); err != nil {
+		return err
+	}
+	if _, _, err := conn.expect(msgGo); err != nil {
+		return err
+	}
+	conn.Close()
+	return ps.exec()
+}

@@ -1,0 +1,66 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// nsPlan is how the init gets each namespace of the spec.
+type nsPlan struct {
+	// cloneFlags: new pid, net, ipc, uts and mount namespaces come from
+	// clone(2) itself.
+	cloneFlags uintptr
+	// newTimeNS: a new time namespace, made on the spawning thread (its
+	// offsets must be written before any process enters it).
+	newTimeNS bool
+	// newCgroupNS: the init unshares its cgroup namespace itself, once it
+	// is in the container's cgroup (on v1 the parent moves it there after
+	// clone; a cgroup namespace made by clone would be rooted at the
+	// caller's cgroup).
+	newCgroupNS bool
+	// join: namespaces given by path (e.g. a CNI network namespace),
+	// entered by the spawning thread before the fork.
+	join []nsFD
+}
+
+func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
+	p := &nsPlan{}
+	for _, ns := range spec.Linux.Namespaces {
+		flag := nsFlags[ns.Type]
+		if ns.Path == "" {
+			switch ns.Type {
+			case specs.TimeNamespace:
+				p.newTimeNS = true
+			case specs.CgroupNamespace:
+				p.newCgroupNS = true
+			default:
+				p.cloneFlags |= flag
+			}
+			continue
+		}
+		switch ns.Type {
+		case specs.MountNamespace, specs.TimeNamespace:
+			// setns into a mount namespace would make pivot_root act on
+			// someone else's mounts; a time namespace can only be joined by
+			// a single-threaded process, which a Go program never is.
+			p.close()
+			return nil, fmt.Errorf("config: joining an existing %s namespace (%s) is not supported", ns.Type, ns.Path)
+		}
+		f, err := os.OpenFile(ns.Path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("config: %s namespace %s: %w", ns.Type, ns.Path, err)
+		}
+		p.join = append(p.join, nsFD{flag: flag, f: f})
+	}
+	return p, nil
+}
+
+func (p *nsPlan) close() {
+	for _, ns := range p.join {
+		ns.f.Close()
+	}
+}

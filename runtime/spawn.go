@@ -1,0 +1,123 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment of a re-executed child: which init to be, and where the sync
+// socket is. Nothing else of the caller's environment is passed on (the
+// container's environment comes from the spec at execve).
+const syncFdEnv = "_CORRAL_SYNC_FD"
+
+// spawnOpts describe how to start a child (container init or exec init).
+type spawnOpts struct {
+	kind       string  // "create" or "exec": the value of _CORRAL_INIT
+	cloneFlags uintptr // new namespaces (CLONE_NEW*), not time: see timeOffsets
+	// newTimeNS: give the child a new time namespace with these offsets.
+	// A time namespace can only get offsets before a process enters it,
+	// so it cannot come from a clone flag: thread T unshares it (which
+	// affects T's future children only), writes T's timens_offsets, forks.
+	newTimeNS   bool
+	timeOffsets timeOffsets
+	// joinNS are namespaces (fds of /proc/PID/ns/X) that T enters before
+	// forking; pid and time only take effect for children, which is why
+	// the fork must come from T.
+	joinNS []nsFD
+	// cgroupFD (v2) makes the child start inside the cgroup
+	// (clone3 CLONE_INTO_CGROUP): no window where it runs outside.
+	cgroupFD *os.File
+	// files become the child's fds 0, 1, 2, 3, ... (nil = /dev/null).
+	files  []*os.File
+	syncFd int // index of the child's end of the sync socket in files
+	setsid bool
+}
+
+// nsFD is an open namespace file to join.
+type nsFD struct {
+	flag uintptr // CLONE_NEW*
+	f    *os.File
+}
+
+// spawn starts the child from a dedicated, locked OS thread T that is
+// never unlocked: T's namespace changes (mount namespace with the
+// protected binary, time namespace, joined namespaces) must not leak to
+// other goroutines, and Go destroys a thread whose goroutine exits while
+// locked.
+func spawn(o spawnOpts) (*exec.Cmd, error) {
+	type result struct {
+		cmd *exec.Cmd
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread() // never unlocked: T dies with this goroutine
+		cmd, err := spawnOnThread(o)
+		ch <- result{cmd, err}
+	}()
+	r := <-ch
+	return r.cmd, r.err
+}
+
+func spawnOnThread(o spawnOpts) (*exec.Cmd, error) {
+	exe, done, err := protectExe()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if o.newTimeNS {
+		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+			return nil, fmt.Errorf("new time namespace: %w", err)
+		}
+		if err := o.timeOffsets.write(); err != nil {
+			return nil, err
+		}
+	}
+	for _, ns := range o.joinNS {
+		if err := unix.Setns(int(ns.f.Fd()), int(ns.flag)); err != nil {
+			return nil, fmt.Errorf("join namespace %s: %w", ns.f.Name(), err)
+		}
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	files := append([]*os.File(nil), o.files...)
+	for i, f := range files {
+		if f == nil {
+			files[i] = devnull
+		}
+	}
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{"corral-init"},
+		Env:        []string{initEnv + "=" + o.kind, syncFdEnv + "=" + strconv.Itoa(o.syncFd), "GOGC=off", "GOMAXPROCS=1"},
+		Stdin:      files[0],
+		Stdout:     files[1],
+		Stderr:     files[2],
+		ExtraFiles: files[3:],
+		SysProcAttr: &unix.SysProcAttr{
+			Cloneflags: o.cloneFlags,
+			Setsid:     o.setsid,
+		},
+	}
+	if o.cgroupFD != nil {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(o.cgroupFD.Fd())
+	}
+	if err := cmd.Start(); err != nil {
+		var errno unix.Errno
+		if errors.As(err, &errno) && errno == unix.ENOSPC && o.cloneFlags&unix.CLONE_NEWPID != 0 {
+			return nil, fmt.Errorf("start container init: %w (pid or namespace limit reached)", err)
+		}
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	return cmd, nil
+}
