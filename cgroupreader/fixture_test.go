@@ -272,3 +272,39 @@ func TestOptionsSelectParts(t *testing.T) {
 		})
 	}
 }
+
+// Readers are shared by the FUSE daemon's request goroutines: concurrent
+// Snapshots (pooled buffers) must not see each other's data.
+func TestConcurrentSnapshots(t *testing.T) {
+	for _, layout := range layouts {
+		r, _ := sharedReader(t, layout)
+		errs := make(chan error, len(fixtures.Cases))
+		for _, c := range fixtures.Cases {
+			go func() {
+				p, err := r.PathsOf(c.Pid)
+				if err != nil {
+					errs <- err
+					return
+				}
+				want := expected(layout, c)
+				for range 200 {
+					got, err := r.Snapshot(p, cgroupreader.Options{})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if got.Memory != want.Memory || !reflect.DeepEqual(got.CPU, want.CPU) || got.Pids != want.Pids {
+						errs <- fmt.Errorf("%s/%s: got %+v", layout, c.Name, got)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range fixtures.Cases {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}

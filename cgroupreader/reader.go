@@ -2,16 +2,27 @@ package cgroupreader
 
 // Reader reads cgroup state for processes. One implementation per cgroup
 // version (v1 covers the hybrid layout too), picked by New from the detected
-// mode; tests point it at a fixture tree.
+// mode; tests point it at a fixture tree. A Reader is immutable after New
+// and safe for concurrent use.
 type Reader interface {
 	// Mode is the layout this reader serves.
 	Mode() Mode
-	// PathsOf parses PROCROOT/PID/cgroup.
+	// PathsOf parses PROCROOT/PID/cgroup. A process that is gone gives an
+	// error satisfying errors.Is(err, fs.ErrNotExist).
 	PathsOf(pid int) (Paths, error)
 	// Snapshot reads limits and usage of the cgroup at p (and its
 	// ancestors, for effective limits). Partial failures are recorded in
-	// Snapshot.Missing; an error is returned only when nothing could be read
-	// (e.g. the cgroup vanished).
+	// Snapshot.Missing (keys Group*): errors.Is(e, fs.ErrNotExist) when
+	// the cgroup vanished, ErrUnavailable when the controller is not
+	// mounted/enabled for it, ErrMalformed for an unparsable file,
+	// ErrRootPSI for pressure at a hierarchy root. An error is returned
+	// only when none of the requested parts could be read; it wraps the
+	// per-part errors, so a vanished cgroup satisfies
+	// errors.Is(err, fs.ErrNotExist).
+	//
+	// Cost: a few syscalls per file read (open, read, close), no
+	// allocations beyond the returned slices. Ask only for the Parts a
+	// view needs.
 	Snapshot(p Paths, opt Options) (Snapshot, error)
 }
 
