@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -159,9 +160,20 @@ func (a *Agent) connect(stop <-chan struct{}) (*net.UnixConn, error) {
 	}
 }
 
-// session serves one keeper connection.
+// session serves one keeper connection. It reads with blocking recvmsg on
+// a thread of its own and answers inline: the keeper's message wakes this
+// thread directly, with no Go poller or goroutine hop (measured: about half
+// the latency of a sysinfo call).
 func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
-	defer conn.Close()
+	f, err := conn.File() // a blocking duplicate
+	conn.Close()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	// Hand the fds a dead keeper left us to this one. Our copies are
 	// closed only when the keeper echoes them (addHeld): one in flight to
 	// a keeper that dies unread would be lost with the container's
@@ -171,7 +183,7 @@ func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
 	a.mu.Unlock()
 	for _, h := range orphans {
 		h.info.Ref = newRef()
-		if err := storeFd(conn, h.info, h.fd); err != nil {
+		if err := storeFd(fd, h.info, h.fd); err != nil {
 			return fmt.Errorf("handing fds to the new keeper: %w", err)
 		}
 	}
@@ -188,17 +200,17 @@ func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
 			stopping.Store(true)
 			// Unblock the read; a notification being answered is
 			// finished first.
-			_ = conn.SetReadDeadline(time.Now())
+			_ = unix.Shutdown(fd, unix.SHUT_RD)
 		case <-done:
 		}
 	}()
 	buf := make([]byte, maxMessage)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		m, err := readMessage(conn, buf, oob)
+		m, err := readMessageFd(fd, buf, oob)
 		if stopping.Load() {
 			closeAll(m.fds)
-			_, _ = conn.Write(header(msgBye, 0))
+			_ = unix.Sendmsg(fd, header(msgBye, 0), nil, nil, unix.MSG_NOSIGNAL)
 			return errStopped
 		}
 		if err != nil {
@@ -324,12 +336,11 @@ func (a *Agent) closeAll() {
 	a.held, a.orphans = map[uint64]*heldFd{}, nil
 }
 
-// storeFd asks the keeper to hold fd.
-func storeFd(c *net.UnixConn, info entryInfo, fd int) error {
+// storeFd asks the keeper (on connection conn) to hold fd.
+func storeFd(conn int, info entryInfo, fd int) error {
 	b, err := encodeEntry(msgStore, 0, info)
 	if err != nil {
 		return err
 	}
-	_, _, err = c.WriteMsgUnix(b, unix.UnixRights(fd), nil)
-	return err
+	return unix.Sendmsg(conn, b, unix.UnixRights(fd), nil, unix.MSG_NOSIGNAL)
 }

@@ -1,6 +1,7 @@
 package seccompagent
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -223,4 +224,59 @@ func TestRuntimeSocketRejectsGarbage(t *testing.T) {
 	if k.Stats().Held != 1 {
 		t.Errorf("keeper holds %d fds, want 1", k.Stats().Held)
 	}
+}
+
+// BenchmarkSysinfoThroughAgent: sysinfo calls per second on one thread of
+// a container, through keeper and agent (the answerer itself is free).
+// Compare BenchmarkSysinfoKeeperOnly (CONTINUE by the keeper) and the
+// kernel's own sysinfo.
+func BenchmarkSysinfoThroughAgent(b *testing.B) {
+	benchSysinfo(b, true)
+}
+
+func BenchmarkSysinfoKeeperOnly(b *testing.B) {
+	benchSysinfo(b, false)
+}
+
+func BenchmarkSysinfoNoFilter(b *testing.B) {
+	var si unix.Sysinfo_t
+	for i := 0; i < b.N; i++ {
+		unix.Sysinfo(&si)
+	}
+}
+
+func benchSysinfo(b *testing.B, withAgent bool) {
+	testutil.RequireRoot(b)
+	sock := socketIn(b)
+	k, err := NewKeeper(KeeperConfig{SocketPath: sock, Log: quietLog()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go k.Run(stop)
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if withAgent {
+		a, _ := NewAgent(AgentConfig{SocketPath: sock, Answerer: AnswererFunc(markerAnswer), Log: quietLog()})
+		go a.Run(stop)
+		for i := 0; i < 500 && !k.Stats().AgentAttached; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	c := startContainer(b, sock)
+	r := c.do(fmt.Sprintf("loop %d", b.N), 10*time.Minute)
+	if r.Errno != 0 {
+		b.Fatalf("errno %d", r.Errno)
+	}
+	if withAgent && r.Totalram != markerRAM {
+		b.Fatalf("answers did not come from the agent: %+v", r)
+	}
+	b.ReportMetric(float64(r.Micros)*1000/float64(b.N), "ns/op")
+	b.ReportMetric(float64(b.N)/(float64(r.Micros)/1e6), "calls/s")
+
 }

@@ -2,7 +2,6 @@ package seccompagent
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -43,13 +42,10 @@ func (k *Keeper) addEntry(info entryInfo, fd int) (*entry, error) {
 			unix.Close(fd)
 			return nil, err
 		}
-		// Non-blocking so the Go poller waits for POLLIN instead of a
-		// thread blocking in NOTIF_RECV.
-		if err := unix.SetNonblock(fd, true); err != nil {
-			unix.Close(fd)
-			return nil, err
-		}
-		_ = setSyncWakeup(fd)
+		// Not SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: with the caller
+		// woken on the answering CPU, caller and agent serialise on
+		// one CPU; measured 20-25% slower here than letting the
+		// scheduler spread them.
 	case KindFd:
 	default:
 		unix.Close(fd)
@@ -76,7 +72,10 @@ func (k *Keeper) addEntry(info entryInfo, fd int) (*entry, error) {
 	e.info.Ref = 0 // echoed once, to the agent that stored it
 	k.mu.Unlock()
 	if info.Kind == KindSeccomp {
-		go k.serve(e)
+		if err := k.pump.add(e); err != nil {
+			k.removeEntry(e, "cannot poll it")
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -93,47 +92,11 @@ func (k *Keeper) removeEntry(e *entry, why string) {
 		k.agent.queue(outMsg{b: header(msgGone, e.id)})
 	}
 	k.mu.Unlock()
+	if e.info.Kind == KindSeccomp {
+		k.pump.remove(e)
+	}
 	e.file.Close()
 	k.log.Debug("fd released", "entry", e.id, "kind", e.info.Kind, "name", e.info.Name, "why", why)
-}
-
-// serve receives e's notifications until its filter has no task left
-// (the container ended: POLLHUP) or e is removed.
-func (k *Keeper) serve(e *entry) {
-	for {
-		var n Notif
-		var got, hup bool
-		var rerr error
-		err := e.rc.Read(func(fd uintptr) bool {
-			ready, h, perr := pollListener(int(fd))
-			switch {
-			case perr != nil:
-				rerr = perr
-			case ready:
-				rerr = recvNotif(int(fd), &n)
-				got = rerr == nil
-			case h:
-				hup = true
-			default:
-				return false // wait for the poller
-			}
-			return true
-		})
-		switch {
-		case err != nil: // closed by removeEntry or shutdown
-			return
-		case hup:
-			k.removeEntry(e, "container ended")
-			return
-		case got:
-			k.dispatch(e, &n)
-		case errors.Is(rerr, unix.ENOENT), errors.Is(rerr, unix.EINTR):
-			// The task was interrupted before we got to it.
-		default:
-			k.log.Warn("receiving a notification", "entry", e.id, "err", rerr)
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 }
 
 // dispatch forwards n to the agent, or continues it when none is attached

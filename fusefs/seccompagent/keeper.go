@@ -79,6 +79,7 @@ type Keeper struct {
 	agent   *agentLink
 	idle    time.Time // when the keeper last became idle
 	stats   keeperStats
+	pump    *pump
 }
 
 type keeperStats struct {
@@ -165,6 +166,11 @@ func (k *Keeper) Run(stop <-chan struct{}) error {
 		os.Remove(ControlPath(cfg.SocketPath))
 		os.Remove(PidPath(cfg.SocketPath))
 	}()
+	if k.pump, err = newPump(k); err != nil {
+		return fmt.Errorf("keeper: %w", err)
+	}
+	go k.pump.run()
+	defer k.pump.stop()
 	k.log.Info("keeper started", "socket", cfg.SocketPath, "pid", os.Getpid())
 
 	quit := make(chan struct{})

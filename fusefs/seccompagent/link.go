@@ -28,6 +28,7 @@ type agentLink struct {
 	closed   bool
 	q        []outMsg
 	notifies int
+	writing  bool // writeLoop is writing a batch outside mu
 	wake     chan struct{}
 }
 
@@ -45,6 +46,14 @@ func (a *agentLink) queue(m outMsg) bool {
 	}
 	isNotify := m.b[0] == msgNotify
 	if isNotify {
+		// Fast path: nothing queued ahead of it, so write it now from
+		// the pump's thread, without waking the writer goroutine.
+		// MSG_DONTWAIT: a full socket means a slow agent, and then
+		// the message is queued (or refused) instead of waiting.
+		if len(a.q) == 0 && !a.writing && a.sendNow(m.b) {
+			a.mu.Unlock()
+			return true
+		}
 		if a.notifies >= maxQueuedNotifies {
 			a.mu.Unlock()
 			return false
@@ -104,6 +113,7 @@ func (a *agentLink) writeLoop(onErr func(error)) {
 		batch := a.q
 		a.q = nil
 		a.notifies = 0
+		a.writing = true
 		a.mu.Unlock()
 		for _, m := range batch {
 			if err := a.write(m); err != nil {
@@ -111,7 +121,26 @@ func (a *agentLink) writeLoop(onErr func(error)) {
 				return
 			}
 		}
+		a.mu.Lock()
+		a.writing = false
+		a.mu.Unlock()
 	}
+}
+
+// sendNow writes b without blocking; false if it could not (the caller
+// queues it). Called with mu held.
+func (a *agentLink) sendNow(b []byte) bool {
+	rc, err := a.conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.Sendmsg(int(fd), b, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
 }
 
 func (a *agentLink) write(m outMsg) error {

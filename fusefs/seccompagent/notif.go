@@ -71,36 +71,6 @@ func respondValue(fd int, id uint64, val int64) error {
 	return ioctl(fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&r))
 }
 
-// setSyncWakeup asks the kernel to wake the trapped task on the answering
-// CPU (Linux 6.6+): the task and its answerer ping-pong, so this saves a
-// cross-CPU wakeup per call. Older kernels refuse it; that costs speed only.
-func setSyncWakeup(fd int) error {
-	var flags uint64 = unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, uintptr(flags))
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-// pollListener checks without blocking whether fd has a notification
-// pending (ready) or its filter has no tasks left (hup).
-func pollListener(fd int) (ready, hup bool, err error) {
-	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		_, err = unix.Poll(p, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return false, false, err
-	}
-	ready = p[0].Revents&unix.POLLIN != 0
-	hup = p[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
-	return ready, hup, nil
-}
-
 // isListenerFd checks that fd is a seccomp listener (an anon inode named
 // "seccomp notify"), so a runtime cannot make us poll anything else.
 func isListenerFd(fd int) error {

@@ -147,6 +147,34 @@ func readMessage(c *net.UnixConn, buf, oob []byte) (message, error) {
 	return message{typ: buf[0], id: binary.LittleEndian.Uint64(buf[8:16]), payload: buf[headerSize:n], fds: fds}, nil
 }
 
+// readMessageFd is readMessage on a raw (blocking) socket fd.
+func readMessageFd(fd int, buf, oob []byte) (message, error) {
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	var fds []int
+	if oobn > 0 {
+		fds = parseRights(oob[:oobn])
+	}
+	if err != nil {
+		closeAll(fds)
+		return message{}, err
+	}
+	if n == 0 && oobn == 0 {
+		return message{}, errClosed
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n < headerSize {
+		closeAll(fds)
+		return message{}, fmt.Errorf("malformed message (%d bytes, flags %#x)", n, flags)
+	}
+	return message{typ: buf[0], id: binary.LittleEndian.Uint64(buf[8:16]), payload: buf[headerSize:n], fds: fds}, nil
+}
+
 func parseRights(oob []byte) []int {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {

@@ -68,6 +68,10 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
 func signalStop() <-chan struct{} {
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
@@ -151,7 +155,21 @@ func runContainerRole() int {
 		case "exit":
 			return 0
 		default:
-			r.Err = "unknown command " + cmd
+			// "loop N": N sysinfo calls; errno of the first failure,
+			// totalram of the last answer, and the time in micros.
+			var n int
+			if _, err := fmt.Sscanf(cmd, "loop %d", &n); err != nil {
+				r.Err = "unknown command " + cmd
+				break
+			}
+			var si unix.Sysinfo_t
+			for i := 0; i < n; i++ {
+				_, _, e := unix.Syscall(unix.SYS_SYSINFO, uintptr(unsafe.Pointer(&si)), 0, 0)
+				if e != 0 && r.Errno == 0 {
+					r.Errno = int(e)
+				}
+			}
+			r.Totalram = si.Totalram
 		}
 		r.Micros = time.Since(start).Microseconds()
 		out.Encode(r)
@@ -161,14 +179,14 @@ func runContainerRole() int {
 
 // container is a running container-role process.
 type container struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan reply
 	tid   int
 }
 
-func startContainer(t *testing.T, socket string, env ...string) *container {
+func startContainer(t testing.TB, socket string, env ...string) *container {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), roleEnv+"=container", socketEnv+"="+socket), env...)
@@ -264,7 +282,7 @@ func startProc(t *testing.T, role, socket string, env ...string) *exec.Cmd {
 
 // socketIn returns a socket path in a fresh directory, short enough for
 // sun_path, and makes sure any keeper started for it dies with the test.
-func socketIn(t *testing.T) string {
+func socketIn(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sa")
 	if err != nil {
