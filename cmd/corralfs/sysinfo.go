@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/seccompagent"
+)
+
+// The sysinfo(2) agent: serve wires it in with addSysinfoFlags and
+// startSysinfo; the keeper that holds the containers' listener fds is the
+// hidden subcommand `corralfs seccomp-keeper` (sysinfo_keeper.go).
+
+var sysinfoConfig struct {
+	socket string
+}
+
+func init() {
+	subcommands["seccomp-keeper"] = runSeccompKeeper
+}
+
+func addSysinfoFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&sysinfoConfig.socket, "seccomp-socket", seccompagent.DefaultSocket,
+		"answer sysinfo(2) for containers whose seccomp listenerPath is this socket (OCI seccomp notify; `corral run` uses it when it exists). "+
+			"A small keeper process owns the socket and the containers' listeners, so they outlive corralfs. Empty: no sysinfo agent")
+}
+
+// startSysinfo starts the agent answering from fs; the returned func stops
+// it (the keeper stays: running containers keep their listeners).
+func startSysinfo(fs *fusefs.FS, log *slog.Logger) (stop func(), err error) {
+	socket := sysinfoConfig.socket
+	if socket == "" {
+		return func() {}, nil
+	}
+	if !strings.HasPrefix(socket, "/") {
+		return nil, fmt.Errorf("--seccomp-socket %q: want an absolute path", socket)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("sysinfo agent: own binary: %w", err)
+	}
+	agent, err := seccompagent.NewAgent(seccompagent.AgentConfig{
+		SocketPath:    socket,
+		Answerer:      fs,
+		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket},
+		Log:           log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := agent.Run(quit); err != nil && !errors.Is(err, seccompagent.ErrReplaced) {
+			log.Error("sysinfo agent stopped", "err", err)
+		}
+	}()
+	log.Info("sysinfo agent started", "socket", socket)
+	return func() {
+		close(quit)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			log.Warn("sysinfo agent did not stop in time")
+		}
+	}, nil
+}

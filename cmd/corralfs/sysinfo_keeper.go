@@ -1,0 +1,58 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/corral-dev/corral/fusefs/seccompagent"
+)
+
+// runSeccompKeeper is `corralfs seccomp-keeper`: the small process that
+// owns the seccomp listener socket and every container's listener fd, so
+// that sysinfo(2) in running containers never fails while corralfs is
+// stopped, killed or restarting (the kernel answers ENOSYS once no process
+// holds a listener). corralfs starts it when none is running; it is not
+// meant to be started by hand.
+func runSeccompKeeper(args []string) int {
+	fl := pflag.NewFlagSet("corralfs seccomp-keeper", pflag.ContinueOnError)
+	socket := fl.String("socket", seccompagent.DefaultSocket, "the OCI seccomp listener socket to own")
+	idle := fl.Duration("idle-exit", 30*time.Second, "exit after this long with no agent attached and no listener held (0: never)")
+	stall := fl.Duration("stall-timeout", 500*time.Millisecond, "let the real syscall run when the agent has not answered a sysinfo call by then")
+	level := fl.String("log-level", "info", "debug, info, warn or error")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "corralfs seccomp-keeper: %v\n", err)
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "corralfs seccomp-keeper: --log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	// SIGHUP/SIGPIPE must not end the process that keeps containers'
+	// syscalls working; SIGTERM/SIGINT stop it deliberately.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	stop := make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() { <-sigs; close(stop) }()
+	err := seccompagent.RunKeeper(seccompagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log}, stop)
+	switch {
+	case errors.Is(err, seccompagent.ErrKeeperRunning):
+		return 0 // another keeper serves the socket: nothing to do
+	case err != nil:
+		log.Error("seccomp keeper failed", "err", err)
+		return 1
+	}
+	return 0
+}
