@@ -59,8 +59,9 @@ test: test-deps vet test-unit test-vm
 demo: build
 	tests/demo.sh
 
+# Benchmarks (root; not part of make test): BENCH_ARGS="--help" lists the knobs.
 bench: build
-	tests/bench/run.sh
+	tests/bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// daemon is a file system server the bench started: corralfs, LXCFS or
+// trivialfs, each on its own mount point below the work directory.
+type daemon struct {
+	name    string
+	mount   string // mount point; its files are mount/proc/meminfo, ...
+	cmd     *exec.Cmd
+	pid     int
+	exited  chan struct{}
+	pidfile string
+}
+
+// startDaemon runs argv in the foreground with its output in the work
+// directory's logs, and waits until mount/proc/meminfo answers from a
+// mount of fstype.
+func startDaemon(e *env, name, mount, fstype string, argv ...string) (*daemon, error) {
+	if err := os.MkdirAll(mount, 0o755); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(e.work, "logs", name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	d := &daemon{name: name, mount: mount, cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	// For run.sh's sweep, should the driver itself die.
+	_ = os.MkdirAll(filepath.Join(e.work, "pids"), 0o755)
+	d.pidfile = filepath.Join(e.work, "pids", name)
+	_ = os.WriteFile(d.pidfile, []byte(strconv.Itoa(d.pid)), 0o644)
+	go func() { _ = cmd.Wait(); close(d.exited) }()
+	undo.add(d.stop)
+	err = waitFor(20*time.Second, name+" mount", func() error {
+		select {
+		case <-d.exited:
+			return errors.New("daemon exited: " + tail(logPath))
+		default:
+		}
+		if !mountedAs(mount, fstype) {
+			return errors.New("not mounted yet")
+		}
+		var st unix.Stat_t
+		return unix.Stat(filepath.Join(mount, "proc", "meminfo"), &st)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// stop asks the daemon to unmount and exit, kills it if it does not, and
+// detaches a mount it left behind.
+func (d *daemon) stop() {
+	defer os.Remove(d.pidfile)
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(5 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+	for mountedAs(d.mount, "") {
+		if err := unix.Unmount(d.mount, unix.MNT_DETACH); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: unmount %s: %v\n", d.mount, err)
+			break
+		}
+	}
+}
+
+func (d *daemon) alive() bool {
+	select {
+	case <-d.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// mountedAs reports whether something (of fstype, when not "") is mounted
+// at exactly dir.
+func mountedAs(dir, fstype string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[4] != dir {
+			continue
+		}
+		if fstype == "" {
+			return true
+		}
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) && f[i+1] == fstype {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// procUsage is a process's CPU time (all threads) and resident memory.
+type procUsage struct {
+	CPU time.Duration
+	RSS uint64 // bytes
+}
+
+// clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat; 100 on
+// every Linux architecture the bench runs on.
+const clockTicks = 100
+
+func usageOf(pid int) (procUsage, error) {
+	var u procUsage
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	// Fields after the command name, which may hold spaces and ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return u, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state): utime is field 14, stime 15.
+	if len(f) < 13 {
+		return u, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	u.CPU = time.Duration(ut+st) * time.Second / clockTicks
+	st2, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	for _, line := range strings.Split(string(st2), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb uint64
+			fmt.Sscan(rest, &kb)
+			u.RSS = kb * 1024
+		}
+	}
+	return u, nil
+}
+
+// corralfsCounters asks corralfs's control socket for its request counters.
+func corralfsCounters(sock string) (opens, reads uint64, err error) {
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var st struct {
+		FS struct {
+			Opens uint64 `json:"opens"`
+			Reads uint64 `json:"reads"`
+		} `json:"fs"`
+	}
+	if err := json.NewDecoder(c).Decode(&st); err != nil {
+		return 0, 0, err
+	}
+	return st.FS.Opens, st.FS.Reads, nil
+}
+
+// trivialfsCounters asks trivialfs (SIGUSR1) to write its request counts.
+func trivialfsCounters(d *daemon, path string) (map[string]uint64, error) {
+	_ = os.Remove(path)
+	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return nil, err
+	}
+	var m map[string]uint64
+	err := waitFor(3*time.Second, "trivialfs counts", func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &m)
+	})
+	return m, err
+}
+
+// tail returns the last lines of a log file, for error messages.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	s := strings.TrimSpace(string(b))
+	if len(s) > 600 {
+		s = "..." + s[len(s)-600:]
+	}
+	return s
+}
