@@ -9,12 +9,14 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"syscall"
 )
 
 // collect records which groups of a Snapshot were read and which failed.
 type collect struct {
-	s  *Snapshot
-	ok int
+	s     *Snapshot
+	ok    int
+	paths Paths
 }
 
 func (c *collect) add(group string, err error) {
@@ -22,10 +24,29 @@ func (c *collect) add(group string, err error) {
 		c.ok++
 		return
 	}
+	if errno, ok := err.(syscall.Errno); ok {
+		// A bare errno (ENOENT from a read): say which cgroup.
+		err = &fs.PathError{Op: "read", Path: c.where(group), Err: errno}
+	}
 	if c.s.Missing == nil {
 		c.s.Missing = make(map[string]error, 4)
 	}
 	c.s.Missing[group] = err
+}
+
+// where names the cgroup a group was read from, /proc/PID/cgroup style.
+func (c *collect) where(group string) string {
+	if c.s.Mode == ModeV2 || group == GroupPSI {
+		return "cgroup2:" + c.paths.Unified
+	}
+	ctrl := group
+	switch group {
+	case GroupIO:
+		ctrl = "blkio"
+	case GroupTasks:
+		ctrl = "memory"
+	}
+	return ctrl + ":" + c.paths.V1[ctrl]
 }
 
 // result returns the snapshot, or an error when no requested group could
@@ -57,7 +78,7 @@ func isUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 // fs.ErrNotExist) must mean "the cgroup is gone". Other errors pass through.
 func (s *scratch) classify(err error) error {
 	if notExist(err) && s.dirExists() {
-		return fmt.Errorf("%s: %w", err.Error(), ErrUnavailable)
+		return fmt.Errorf("%s: %w", s.pathString(), ErrUnavailable)
 	}
 	return err
 }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // scratch is the working memory of one Snapshot or PathsOf call: the path
@@ -85,6 +87,12 @@ func (s *scratch) readPath(untilZero bool) ([]byte, error) {
 			fd = r
 			break
 		}
+		if e == syscall.ENOENT {
+			// Expected while walking up for a file only some levels
+			// have: no allocation. Errors leaving a Snapshot get the
+			// cgroup's path attached (collect.add); classify names the file.
+			return nil, syscall.ENOENT
+		}
 		if e != syscall.EINTR {
 			return nil, &fs.PathError{Op: "open", Path: s.pathString(), Err: e}
 		}
@@ -115,15 +123,25 @@ func (s *scratch) readPath(untilZero bool) ([]byte, error) {
 }
 
 // dirExists says whether the directory of the current path exists: it tells
-// a vanished cgroup from one where a controller file is merely absent.
-// Only called on the error path.
+// a vanished cgroup from one where a controller file is merely absent. It
+// cuts the path at its last '/' in place, so it allocates nothing.
 func (s *scratch) dirExists() bool {
-	p := s.pathString()
-	for i := len(p) - 1; i > 0; i-- {
-		if p[i] == '/' {
-			var st syscall.Stat_t
-			return syscall.Stat(p[:i], &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+	p := s.path
+	for i := len(p) - 2; i > 0; i-- {
+		if p[i] != '/' {
+			continue
 		}
+		// An O_PATH open of the directory: the portable zero-allocation
+		// stat (the fstatat syscall differs between architectures).
+		p[i] = 0
+		fd, _, e := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD),
+			uintptr(unsafe.Pointer(&p[0])), uintptr(unix.O_PATH|syscall.O_DIRECTORY|syscall.O_CLOEXEC), 0, 0, 0)
+		p[i] = '/'
+		if e != 0 {
+			return false
+		}
+		syscall.Close(int(fd))
+		return true
 	}
 	return false
 }

@@ -2,7 +2,9 @@ package cgroupreader
 
 import (
 	"fmt"
+	"io/fs"
 	"strconv"
+	"syscall"
 )
 
 // pathsOf parses PROCROOT/PID/cgroup, which has one line per hierarchy:
@@ -25,6 +27,9 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 	sc.path = append(p, "/cgroup\x00"...)
 	data, err := sc.readPath(false)
 	if err != nil {
+		if errno, ok := err.(syscall.Errno); ok {
+			err = &fs.PathError{Op: "open", Path: sc.pathString(), Err: errno}
+		}
 		return Paths{}, fmt.Errorf("cgroupreader: %w", err)
 	}
 	var out Paths

@@ -41,7 +41,7 @@ func (r *v1Reader) locate(p Paths, ctrl string) (dir, cg string, err error) {
 func (r *v1Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
 	parts := opt.parts()
 	s := Snapshot{Mode: r.mode}
-	c := collect{s: &s}
+	c := collect{s: &s, paths: p}
 	sc := getScratch()
 	defer putScratch(sc)
 	if parts&PartMemory != 0 {

@@ -17,7 +17,7 @@ func (r *v2Reader) PathsOf(pid int) (Paths, error) { return pathsOf(r.cfg.ProcRo
 func (r *v2Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
 	parts := opt.parts()
 	s := Snapshot{Mode: ModeV2}
-	c := collect{s: &s}
+	c := collect{s: &s, paths: p}
 	cg, dir := p.Unified, r.cfg.CgroupRoot
 	var pathErr error
 	switch {
