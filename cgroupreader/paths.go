@@ -33,6 +33,7 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 		return Paths{}, fmt.Errorf("cgroupreader: %w", err)
 	}
 	var out Paths
+	var last string
 	lines := 0
 	for rest := data; len(rest) > 0; {
 		var line []byte
@@ -56,12 +57,15 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 		if out.V1 == nil {
 			out.V1 = make(map[string]string, 12)
 		}
-		ps := string(path)
+		// Usually every hierarchy has the same path: share one string.
+		if string(path) != last {
+			last = string(path)
+		}
 		for r := ctrls; r != nil; {
 			var c []byte
 			c, r = cutByte(r, ',')
 			if len(c) > 0 {
-				out.V1[string(c)] = ps
+				out.V1[controllerName(c)] = last
 			}
 		}
 	}
@@ -69,4 +73,42 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 		return Paths{}, malformed(sc, data)
 	}
 	return out, nil
+}
+
+// controllerName returns a constant string for the usual controllers, so
+// PathsOf does not allocate one per line.
+func controllerName(b []byte) string {
+	switch string(b) {
+	case "memory":
+		return "memory"
+	case "cpu":
+		return "cpu"
+	case "cpuacct":
+		return "cpuacct"
+	case "cpuset":
+		return "cpuset"
+	case "pids":
+		return "pids"
+	case "blkio":
+		return "blkio"
+	case "devices":
+		return "devices"
+	case "freezer":
+		return "freezer"
+	case "net_cls":
+		return "net_cls"
+	case "net_prio":
+		return "net_prio"
+	case "perf_event":
+		return "perf_event"
+	case "hugetlb":
+		return "hugetlb"
+	case "rdma":
+		return "rdma"
+	case "misc":
+		return "misc"
+	case "name=systemd":
+		return "name=systemd"
+	}
+	return string(b)
 }
