@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/corral-dev/corral/cgroupreader"
@@ -158,24 +157,6 @@ func TestVanishedCgroup(t *testing.T) {
 	}
 }
 
-// One hierarchy vanishing (v1: the cgroup is per controller) fails only
-// that group.
-func TestV1PartialVanish(t *testing.T) {
-	r, cfg := newReader(t, fixtures.V1)
-	p := pathsOf(t, r, fixtures.NoSwap.Pid)
-	remove(t, v1dir(cfg, "memory", fixtures.NoSwap))
-	s, err := r.Snapshot(p, cgroupreader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !errors.Is(s.Missing[cgroupreader.GroupMemory], fs.ErrNotExist) || len(s.Missing) != 1 {
-		t.Errorf("Missing = %v", s.Missing)
-	}
-	if s.CPU.Shares != 1024 || s.Pids.Current != 16 {
-		t.Errorf("other groups not read: %+v %+v", s.CPU, s.Pids)
-	}
-}
-
 // Paths that would leave the hierarchy ("/../x" from a process outside our
 // cgroup namespace) or name no cgroup are refused per group, not followed.
 func TestBadPaths(t *testing.T) {
@@ -244,142 +225,6 @@ func TestMalformedFiles(t *testing.T) {
 	}
 }
 
-// Files a kernel may lack: the reader falls back or reports "absent"
-// without losing the rest.
-func TestV1Fallbacks(t *testing.T) {
-	want := expected(fixtures.V1, fixtures.Swap)
-	dir := func(cfg cgroupreader.Config, ctrl string) string { return v1dir(cfg, ctrl, fixtures.Swap) }
-	snap := func(t *testing.T, r cgroupreader.Reader) cgroupreader.Snapshot {
-		t.Helper()
-		s, err := r.Snapshot(pathsOf(t, r, fixtures.Swap.Pid), cgroupreader.Options{IO: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	t.Run("no usage_all", func(t *testing.T) {
-		r, cfg := newReader(t, fixtures.V1)
-		remove(t, filepath.Join(dir(cfg, "cpuacct"), "cpuacct.usage_all"))
-		s := snap(t, r)
-		if s.CPU.UsageUser != want.CPU.UsageUser || s.CPU.UsageSystem != want.CPU.UsageSystem || !reflect.DeepEqual(s.CPU.PerCPU, want.CPU.PerCPU) {
-			t.Errorf("CPU = %+v", s.CPU)
-		}
-	})
-	t.Run("only cpuacct.stat", func(t *testing.T) {
-		r, cfg := newReader(t, fixtures.V1)
-		for _, f := range []string{"cpuacct.usage_all", "cpuacct.usage_user", "cpuacct.usage_sys", "cpuacct.usage_percpu_user", "cpuacct.usage_percpu_sys"} {
-			remove(t, filepath.Join(dir(cfg, "cpuacct"), f))
-		}
-		s := snap(t, r)
-		// Ticks of 10 ms: the fixture totals are multiples of 10 ms.
-		if s.CPU.UsageUser != want.CPU.UsageUser || s.CPU.UsageSystem != want.CPU.UsageSystem || s.CPU.PerCPU != nil || s.Missing != nil {
-			t.Errorf("CPU = %+v, missing %v", s.CPU, s.Missing)
-		}
-	})
-	t.Run("no swap accounting", func(t *testing.T) {
-		r, cfg := newReader(t, fixtures.V1)
-		// As the kernel shows it with swapaccount=0: no memsw files, no
-		// swap lines in memory.stat.
-		remove(t, filepath.Join(dir(cfg, "memory"), "memory.memsw.usage_in_bytes"), filepath.Join(dir(cfg, "memory"), "memory.memsw.limit_in_bytes"))
-		stripLines(t, filepath.Join(dir(cfg, "memory"), "memory.stat"), "hierarchical_memsw_limit", "total_swap", "swap")
-		s := snap(t, r)
-		if s.Memory.SwapAccounting || s.Memory.SwapLimit.Set || s.Memory.SwapUsage != 0 || s.Memory.Limit != want.Memory.Limit || s.Missing != nil {
-			t.Errorf("Memory = %+v, missing %v", s.Memory, s.Missing)
-		}
-	})
-	t.Run("non-recursive blkio", func(t *testing.T) {
-		r, cfg := newReader(t, fixtures.V1)
-		d := v1dir(cfg, "blkio", fixtures.NoLimit)
-		remove(t, filepath.Join(d, "blkio.throttle.io_service_bytes_recursive"), filepath.Join(d, "blkio.throttle.io_serviced_recursive"))
-		s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.Options{Parts: cgroupreader.PartIO})
-		if err != nil || !reflect.DeepEqual(s.IO, expected(fixtures.V1, fixtures.NoLimit).IO) {
-			t.Errorf("IO = %+v, %v", s.IO, err)
-		}
-	})
-	t.Run("blkio not mounted", func(t *testing.T) {
-		r, cfg := newReader(t, fixtures.V1)
-		remove(t, filepath.Join(cfg.CgroupRoot, "blkio"))
-		r, err := cgroupreader.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := snap(t, r)
-		if !errors.Is(s.Missing[cgroupreader.GroupIO], cgroupreader.ErrUnavailable) || errors.Is(s.Missing[cgroupreader.GroupIO], fs.ErrNotExist) {
-			t.Errorf("Missing = %v", s.Missing)
-		}
-	})
-	t.Run("cpuset walks up past empty files", func(t *testing.T) {
-		r, cfg := sharedReader(t, fixtures.V1)
-		mutate(t, filepath.Join(cfg.CgroupRoot, "cpuset/ancestor/cpuset.effective_cpus"), "0-2,5\n")
-		s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), cgroupreader.Options{Parts: cgroupreader.PartCpuset})
-		if err != nil || !reflect.DeepEqual(s.CPU.Cpuset, []int{0, 1, 2, 5}) {
-			t.Errorf("Cpuset = %v, %v", s.CPU.Cpuset, err)
-		}
-	})
-}
-
-// The effective memory limits come from memory.stat's hierarchical_*
-// lines, which the kernel computes over all ancestors; the limit files
-// are walked only when those lines are absent.
-func TestV1MemoryLimits(t *testing.T) {
-	r, cfg := sharedReader(t, fixtures.V1)
-	p := pathsOf(t, r, fixtures.Ancestor.Pid)
-	snap := func() cgroupreader.Memory {
-		t.Helper()
-		s, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartMemory})
-		if err != nil || s.Missing != nil {
-			t.Fatalf("%v, missing %v", err, s.Missing)
-		}
-		return s.Memory
-	}
-	t.Run("memory.stat wins", func(t *testing.T) {
-		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/memory.limit_in_bytes"), "1048576\n")
-		if m := snap(); m.Limit != set(512*mib) || m.SwapLimit.Set {
-			t.Errorf("Limit %+v SwapLimit %+v", m.Limit, m.SwapLimit)
-		}
-	})
-	t.Run("walk", func(t *testing.T) {
-		stat := filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.stat")
-		old, err := os.ReadFile(stat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.WriteFile(stat, old, 0o644) })
-		stripLines(t, stat, "hierarchical_", "total_swap")
-		if m := snap(); m.Limit != set(512*mib) || m.SwapLimit.Set || !m.SwapAccounting || m.SwapUsage != 0 {
-			t.Errorf("walked: %+v", m)
-		}
-		// Swap limited only above: the child may swap the ancestor's
-		// memsw minus the effective memory limit.
-		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/memory.memsw.limit_in_bytes"), "671088640\n") // 640 MiB
-		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.limit_in_bytes"), "268435456\n") // 256 MiB
-		mutate(t, filepath.Join(cfg.CgroupRoot, "memory/ancestor/child/memory.memsw.usage_in_bytes"), itoa(150*mib+3*mib)+"\n")
-		if m := snap(); m.Limit != set(256*mib) || m.SwapLimit != set(384*mib) || m.SwapUsage != 3*mib {
-			t.Errorf("walked with memsw: %+v", m)
-		}
-	})
-}
-
-// stripLines removes the lines starting with any of prefixes from a file.
-func stripLines(t *testing.T, path string, prefixes ...string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keep []string
-	for _, l := range strings.SplitAfter(string(b), "\n") {
-		drop := false
-		for _, p := range prefixes {
-			drop = drop || strings.HasPrefix(l, p)
-		}
-		if !drop {
-			keep = append(keep, l)
-		}
-	}
-	writeFile(t, path, strings.Join(keep, ""))
-}
-
 // The CPU quota is the ancestor's with the tightest quota/period ratio,
 // whatever the periods.
 func TestQuotaRatioSelection(t *testing.T) {
@@ -415,66 +260,6 @@ func TestQuotaRatioSelection(t *testing.T) {
 	}
 }
 
-// v2: a cgroup whose parent does not enable a controller is charged to the
-// nearest ancestor that has it; an absent io controller is "unavailable",
-// not "vanished".
-func TestV2ControllerNotEnabled(t *testing.T) {
-	r, cfg := newReader(t, fixtures.V2)
-	child := v2dir(cfg, fixtures.Ancestor)
-	for _, f := range []string{"memory.current", "memory.max", "memory.stat", "memory.swap.current", "memory.swap.max", "pids.current", "pids.max", "cpu.max", "cpu.weight"} {
-		remove(t, filepath.Join(child, f))
-	}
-	s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Memory.Usage != 160*mib || s.Memory.Limit != set(512*mib) || s.Memory.Stat.Anon != statVal(1, 7) {
-		t.Errorf("memory from the ancestor: %+v", s.Memory)
-	}
-	if s.Pids.Current != 17 || s.Pids.Limit != set(100) {
-		t.Errorf("pids from the ancestor: %+v", s.Pids)
-	}
-	if s.CPU.Quota != set(200000) || s.CPU.Weight != 0 || !reflect.DeepEqual(s.CPU.Cpuset, []int{0, 1, 2, 3}) {
-		t.Errorf("cpu: %+v", s.CPU)
-	}
-	ioErr := s.Missing[cgroupreader.GroupIO]
-	if !errors.Is(ioErr, cgroupreader.ErrUnavailable) || errors.Is(ioErr, fs.ErrNotExist) || len(s.Missing) != 1 {
-		t.Errorf("Missing = %v", s.Missing)
-	}
-	// No swap accounting (swapaccount=0): no swap, and no error.
-	for _, f := range []string{"memory.swap.current", "memory.swap.max"} {
-		remove(t, filepath.Join(v2dir(cfg, fixtures.Swap), f))
-	}
-	s, err = r.Snapshot(pathsOf(t, r, fixtures.Swap.Pid), cgroupreader.Options{Parts: cgroupreader.PartMemory})
-	if err != nil || s.Memory.SwapAccounting || s.Memory.SwapLimit.Set || s.Missing != nil {
-		t.Errorf("no swap accounting: %+v, %v, %v", s.Memory, s.Missing, err)
-	}
-	// The root cgroup has no memory.current: unavailable, host values apply.
-	s, err = r.Snapshot(cgroupreader.Paths{Unified: "/"}, cgroupreader.Options{Parts: cgroupreader.PartMemory | cgroupreader.PartCPUUsage | cgroupreader.PartPSI})
-	if err != nil || !errors.Is(s.Missing[cgroupreader.GroupMemory], cgroupreader.ErrUnavailable) ||
-		!errors.Is(s.Missing[cgroupreader.GroupPSI], cgroupreader.ErrRootPSI) || s.CPU.UsageUser == 0 {
-		t.Errorf("root: %+v, %v, %v", s.CPU, s.Missing, err)
-	}
-}
-
-// Hybrid: a process in its own cgroup2 cgroup (systemd puts services
-// there) gets that cgroup's PSI.
-func TestHybridPSI(t *testing.T) {
-	r, cfg := newReader(t, fixtures.V1)
-	u := filepath.Join(cfg.CgroupRoot, "unified", "svc")
-	writeFile(t, filepath.Join(u, "cpu.pressure"), "some avg10=0.50 avg60=0.25 avg300=0.10 total=77\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
-	writeFile(t, filepath.Join(u, "memory.pressure"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n")
-	p := pathsOf(t, r, fixtures.NoLimit.Pid)
-	p.Unified = "/svc"
-	s, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartPSI})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(s.PSI.Memory) != "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n" || len(s.PSI.CPU) == 0 || s.PSI.IO != nil || s.Missing != nil {
-		t.Errorf("PSI = %q, missing %v", s.PSI, s.Missing)
-	}
-}
-
 // Tasks of a parent cgroup include its descendants'.
 func TestTasksSubtree(t *testing.T) {
 	for _, layout := range layouts {
@@ -492,49 +277,3 @@ func TestTasksSubtree(t *testing.T) {
 }
 
 func itoa(v uint64) string { return fmtUint(v) }
-
-// Mounted inside a cgroup namespace, the v2 hierarchy root is an ordinary
-// cgroup whose limits count; on the real root there are none to read.
-func TestV2RootWithLimits(t *testing.T) {
-	cfg := fixtures.Materialize(t, fixtures.V2)
-	writeFile(t, filepath.Join(cfg.CgroupRoot, "memory.max"), "104857600\n")
-	writeFile(t, filepath.Join(cfg.CgroupRoot, "cpu.max"), "50000 100000\n")
-	writeFile(t, filepath.Join(cfg.CgroupRoot, "pids.max"), "7\n")
-	r, err := cgroupreader.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Memory.Limit != set(100*mib) || s.CPU.Quota != set(50000) || s.Pids.Limit != set(7) {
-		t.Errorf("root limits not applied: %+v %+v %+v", s.Memory.Limit, s.CPU.Quota, s.Pids.Limit)
-	}
-}
-
-// v1 at its real root (release_agent there) has no limits to read at the
-// root; mounted in a cgroup namespace (no release_agent) the root is an
-// ordinary cgroup whose limits count.
-func TestV1RootWithLimits(t *testing.T) {
-	cfg := fixtures.Materialize(t, fixtures.V1)
-	writeFile(t, filepath.Join(cfg.CgroupRoot, "cpu/cpu.cfs_quota_us"), "50000\n")
-	writeFile(t, filepath.Join(cfg.CgroupRoot, "pids/pids.max"), "7\n")
-	p := cgroupreader.Paths{V1: map[string]string{"cpu": "/nolimit", "pids": "/nolimit"}}
-	opt := cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartPids}
-	r, err := cgroupreader.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err := r.Snapshot(p, opt); err != nil || s.CPU.Quota.Set || s.Pids.Limit.Set {
-		t.Errorf("real root read: %+v %+v, %v", s.CPU.Quota, s.Pids.Limit, err)
-	}
-	matches, _ := filepath.Glob(filepath.Join(cfg.CgroupRoot, "*", "release_agent"))
-	remove(t, matches...)
-	if r, err = cgroupreader.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := r.Snapshot(p, opt); err != nil || s.CPU.Quota != set(50000) || s.CPU.Period != 100000 || s.Pids.Limit != set(7) {
-		t.Errorf("namespace root not read: %+v %+v, %v", s.CPU.Quota, s.Pids.Limit, err)
-	}
-}
