@@ -86,10 +86,17 @@ func newCgroup(cgPath string, res *specs.LinuxResources) (cgroupManager, error) 
 		res = &specs.LinuxResources{}
 	}
 	res = withDefaultDevices(res)
+	create := newCgroupV1
 	if cgroupsV2() {
-		return newCgroupV2(cgPath, res)
+		create = newCgroupV2
 	}
-	return newCgroupV1(cgPath, res)
+	cg, err := create(cgPath, res)
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		// A parent removed under us (another runtime or test deleting an
+		// empty parent between our mkdirs): once more.
+		cg, err = create(cgPath, res)
+	}
+	return cg, err
 }
 
 // loadCgroup opens an existing container cgroup.

@@ -25,6 +25,10 @@ func init() {
 		Short: "run a new process inside a running container",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// `exec ID -- CMD`: flags stop at ID, so the "--" arrives here.
+			if len(args) > 1 && args[1] == "--" {
+				args = append(args[:1:1], args[2:]...)
+			}
 			rt := newRuntime()
 			c, err := rt.Load(args[0])
 			if err != nil {
