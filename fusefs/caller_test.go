@@ -13,7 +13,9 @@ import (
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
-func realReader(t *testing.T) cgroupreader.Reader {
+func realReader(t *testing.T) cgroupreader.Reader { return mustReader(t) }
+
+func mustReader(t testing.TB) cgroupreader.Reader {
 	t.Helper()
 	r, err := cgroupreader.New(cgroupreader.Config{})
 	if err != nil {

@@ -51,8 +51,15 @@ func TestCalcLoadIsTheKernels(t *testing.T) {
 func TestSamplerCountsContainerTasks(t *testing.T) {
 	testutil.RequireRoot(t)
 	cg := testutil.NewCgroup(t, "fusefs-sampler", testutil.CgroupLimits{})
-	// Two busy loops (always R), a sleeper and the init itself.
-	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c", "while :; do :; done & while :; do :; done & sleep 60 & wait")
+	// Two busy loops (always R), a sleeper and the init itself, forked
+	// only once the init is in its cgroup (on v1 StartInPidNS moves it
+	// there after it started).
+	dir := t.TempDir()
+	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c",
+		"until [ -e "+dir+"/go ]; do sleep 0.01; done; while :; do :; done & while :; do :; done & sleep 60 & wait")
+	if err := os.WriteFile(dir+"/go", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	reader := realReader(t)
 	res, err := NewResolver("", reader)
 	if err != nil {

@@ -45,6 +45,13 @@ const (
 // reader) and every read(2) must come to us; FOPEN_NOFLUSH (Linux 5.16+)
 // because there is nothing to flush, which saves one synchronous round
 // trip per close.
+//
+// FUSE passthrough (Linux 6.9+: the kernel reads an open file from a
+// backing file, no READ round trips) was tried and cannot serve views:
+// while one open of an inode is in passthrough mode, the kernel fails
+// every other open of it that does not use the very same backing file
+// (EIO for a direct I/O open, EBUSY for another backing file), and two
+// containers reading meminfo at once need different content.
 const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 
 // fileSize is every file's st_size, as in sysfs: a page. read(2) ignores it
@@ -63,15 +70,16 @@ const fileSize = 4096
 // open handle, which a fresh process can recompute).
 type FS struct {
 	fuse.RawFileSystem
-	cfg      Config
-	log      *slog.Logger
-	tree     *Tree
-	resolver *Resolver
-	sampler  *Sampler
-	handles  handleTable
-	snaps    snapCache
-	inputs   sync.Pool
-	started  time.Time
+	cfg       Config
+	log       *slog.Logger
+	tree      *Tree
+	resolver  *Resolver
+	sampler   *Sampler
+	handles   handleTable
+	snaps     snapCache
+	hostCache hostFileCache
+	inputs    sync.Pool
+	started   time.Time
 
 	cpusMu sync.Mutex
 	cpus   []int
@@ -113,7 +121,7 @@ func New(cfg Config) (*FS, error) {
 	if ttl == 0 {
 		ttl = DefaultSnapshotTTL
 	}
-	return &FS{
+	fs := &FS{
 		RawFileSystem: fuse.NewDefaultRawFileSystem(),
 		cfg:           cfg,
 		log:           cfg.Log,
@@ -121,8 +129,10 @@ func New(cfg Config) (*FS, error) {
 		resolver:      res,
 		sampler:       NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
 		snaps:         snapCache{ttl: ttl},
+		hostCache:     hostFileCache{ttl: ttl},
 		started:       time.Now(),
-	}, nil
+	}
+	return fs, nil
 }
 
 // Run does the periodic work (load sampling, forgetting dead containers)
@@ -228,7 +238,7 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 	if errno != 0 {
 		return fuse.Status(errno)
 	}
-	out.Fh = fs.handles.add(data)
+	out.Fh = fs.handles.add(handle{data: data})
 	out.OpenFlags = openFlags
 	return fuse.OK
 }
@@ -241,7 +251,8 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 	if pageCacheRead(in) {
 		return nil, fuse.EINVAL
 	}
-	data, ok := fs.handles.get(in.Fh)
+	h, ok := fs.handles.get(in.Fh)
+	data := h.data
 	if !ok {
 		n := fs.tree.node(in.NodeId)
 		if n == nil {
@@ -270,7 +281,7 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 // the cache.
 func pageCacheRead(in *fuse.ReadIn) bool { return in.ReadFlags&fuse.READ_LOCKOWNER == 0 }
 
-func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) { fs.handles.remove(in.Fh) }
+func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) { fs.handles.take(in.Fh) }
 
 // Flush: nothing to flush. ENOSYS makes kernels older than 5.16 (which
 // ignore FOPEN_NOFLUSH) stop sending FLUSH for good.

@@ -21,37 +21,45 @@ const handleShards = 16
 
 type handleShard struct {
 	mu sync.Mutex
-	m  map[uint64][]byte
+	m  map[uint64]handle
+}
+
+// handle is one open file: the content rendered for its opener.
+type handle struct {
+	data []byte
 }
 
 func (t *handleTable) shard(fh uint64) *handleShard { return &t.shards[fh%handleShards] }
 
-// add stores data and returns its handle (never 0: 0 means "no handle").
-func (t *handleTable) add(data []byte) uint64 {
+// add stores h and returns its number (never 0: 0 means "no handle").
+func (t *handleTable) add(h handle) uint64 {
 	fh := t.next.Add(1)
 	s := t.shard(fh)
 	s.mu.Lock()
 	if s.m == nil {
-		s.m = map[uint64][]byte{}
+		s.m = map[uint64]handle{}
 	}
-	s.m[fh] = data
+	s.m[fh] = h
 	s.mu.Unlock()
 	return fh
 }
 
-func (t *handleTable) get(fh uint64) ([]byte, bool) {
+func (t *handleTable) get(fh uint64) (handle, bool) {
 	s := t.shard(fh)
 	s.mu.Lock()
-	d, ok := s.m[fh]
+	h, ok := s.m[fh]
 	s.mu.Unlock()
-	return d, ok
+	return h, ok
 }
 
-func (t *handleTable) remove(fh uint64) {
+// take removes and returns a handle.
+func (t *handleTable) take(fh uint64) (handle, bool) {
 	s := t.shard(fh)
 	s.mu.Lock()
+	h, ok := s.m[fh]
 	delete(s.m, fh)
 	s.mu.Unlock()
+	return h, ok
 }
 
 // len is the number of open handles (tests check that releases free them).

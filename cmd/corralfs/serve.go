@@ -50,6 +50,7 @@ func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl.IntVar(&c.maxContainers, "max-containers", 1024, "sample the load average of at most this many containers at a time")
 	fl.StringVar(&c.controlSocket, "control-socket", defaultControlSocket, "unix socket answering `corralfs status` (empty: none)")
 	fl.BoolVar(&c.debugFUSE, "debug-fuse", false, "log every FUSE request and reply (very verbose)")
+	addSysinfoFlags(fl) // sysinfo.go
 	return fl
 }
 
@@ -179,6 +180,12 @@ func serve(c serveConfig, mp string, log *slog.Logger) error {
 			return err
 		}
 	}
+	stopSysinfo, err := startSysinfo(fs, log) // sysinfo.go
+	if err != nil {
+		_ = shutdown("sysinfo agent")
+		return err
+	}
+	defer stopSysinfo()
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=serving "+mp)
 	log.Info("serving", "mountpoint", mp, "cgroups", reader.Mode().String(), "pid", os.Getpid())
 

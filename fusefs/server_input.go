@@ -1,0 +1,253 @@
+package fusefs
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/cgroupreader"
+)
+
+// Gathering a render function's Input: host files, the caller's cgroup
+// Snapshot, times and load. This is the per-open cost besides the FUSE
+// transport, so it avoids work twice: host files that change slowly and
+// the same for everyone (meminfo, cpuinfo, swaps) and Snapshots (per
+// container) are kept for the snapshot TTL, and the buffers of the other
+// host files are recycled.
+
+var hostFiles = [...]struct {
+	need   HostNeeds
+	path   string
+	field  func(*Host) *[]byte
+	shared bool // may come from the short host-file cache
+}{
+	{NeedMeminfo, "/proc/meminfo", func(h *Host) *[]byte { return &h.Meminfo }, true},
+	{NeedCpuinfo, "/proc/cpuinfo", func(h *Host) *[]byte { return &h.Cpuinfo }, true},
+	{NeedStat, "/proc/stat", func(h *Host) *[]byte { return &h.Stat }, false},
+	{NeedUptime, "/proc/uptime", func(h *Host) *[]byte { return &h.Uptime }, false},
+	{NeedLoadavg, "/proc/loadavg", func(h *Host) *[]byte { return &h.Loadavg }, false},
+	{NeedSwaps, "/proc/swaps", func(h *Host) *[]byte { return &h.Swaps }, true},
+	{NeedDiskstats, "/proc/diskstats", func(h *Host) *[]byte { return &h.Diskstats }, false},
+	{NeedPressure, "", func(h *Host) *[]byte { return &h.Pressure }, false},
+}
+
+// inputBuf is a pooled Input with scratch storage for the host files read
+// fresh. Shared (cached) host files are never written to.
+type inputBuf struct {
+	in      Input
+	scratch [len(hostFiles)][]byte
+}
+
+// aliases reports whether out shares storage with a scratch buffer (two
+// slices of one array end at the same last element of their capacity).
+func (ib *inputBuf) aliases(out []byte) bool {
+	if cap(out) == 0 {
+		return false
+	}
+	end := &out[:cap(out)][cap(out)-1]
+	for _, b := range ib.scratch {
+		if cap(b) > 0 && &b[:cap(b)][cap(b)-1] == end {
+			return true
+		}
+	}
+	return false
+}
+
+func (fs *FS) getInput() *inputBuf {
+	if ib, ok := fs.inputs.Get().(*inputBuf); ok {
+		return ib
+	}
+	return &inputBuf{}
+}
+
+func (fs *FS) putInput(ib *inputBuf) {
+	ib.in = Input{}
+	fs.inputs.Put(ib)
+}
+
+// input gathers everything a render function may look at.
+func (fs *FS) input(c *Caller, needs HostNeeds, opt cgroupreader.Options, load bool, hostPath string) (*inputBuf, error) {
+	ib := fs.getInput()
+	in := &ib.in
+	in.Opts = fs.cfg.Options
+	snap, err := fs.snapshot(c, opt)
+	if err != nil {
+		fs.putInput(ib)
+		return nil, err
+	}
+	in.Snap = snap
+	now := time.Now()
+	for i, f := range hostFiles {
+		if needs&f.need == 0 {
+			continue
+		}
+		path := f.path
+		if f.need == NeedPressure {
+			path = hostPath
+		}
+		path = fs.procPath(path)
+		var b []byte
+		if f.shared {
+			b, err = fs.hostCache.get(path, now)
+		} else {
+			b, err = readInto(ib.scratch[i], path)
+			ib.scratch[i] = b
+		}
+		if err != nil {
+			fs.putInput(ib)
+			return nil, fmt.Errorf("host %s: %w", path, err)
+		}
+		*f.field(&in.Host) = b
+	}
+	if needs&NeedCPUs != 0 {
+		if in.Host.CPUs, err = fs.hostCPUs(); err != nil {
+			fs.putInput(ib)
+			return nil, err
+		}
+	}
+	in.Container = Container{HostNamespace: c.HostNamespace, InitStart: c.InitStart, Now: bootTime()}
+	if load {
+		in.Container.Load = fs.sampler.Load(c)
+	}
+	return ib, nil
+}
+
+// procPath maps a /proc path to the configured proc root (tests).
+func (fs *FS) procPath(p string) string {
+	if fs.cfg.ProcRoot != "" && len(p) > 5 && p[:6] == "/proc/" {
+		return fs.cfg.ProcRoot + p[5:]
+	}
+	return p
+}
+
+// hostFileCache keeps host files that every container's view starts from
+// for a short time. Entries are immutable once stored.
+type hostFileCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]hostFileEntry
+}
+
+type hostFileEntry struct {
+	data []byte
+	at   time.Time
+}
+
+func (c *hostFileCache) get(path string, now time.Time) ([]byte, error) {
+	if c.ttl > 0 {
+		c.mu.Lock()
+		e, ok := c.m[path]
+		c.mu.Unlock()
+		if ok && now.Sub(e.at) <= c.ttl {
+			return e.data, nil
+		}
+	}
+	b, err := readInto(nil, path)
+	if err != nil || c.ttl <= 0 {
+		return b, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]hostFileEntry{}
+	}
+	c.m[path] = hostFileEntry{data: b, at: now}
+	c.mu.Unlock()
+	return b, nil
+}
+
+// readInto reads a whole (small, pseudo-) file into buf's storage.
+func readInto(buf []byte, path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return buf, err
+	}
+	defer unix.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(4096, cap(buf)))...)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, err
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// snapshot returns the caller's cgroup Snapshot, from the short cache when
+// it is fresh enough.
+func (fs *FS) snapshot(c *Caller, opt cgroupreader.Options) (cgroupreader.Snapshot, error) {
+	now := time.Now()
+	k := snapKey{c.Key, opt}
+	if s, ok := fs.snaps.get(k, now); ok {
+		return s, nil
+	}
+	s, err := fs.cfg.Reader.Snapshot(c.Paths, opt)
+	if err != nil {
+		return s, fmt.Errorf("cgroup snapshot: %w", err)
+	}
+	fs.snaps.put(k, s, now)
+	return s, nil
+}
+
+// hostCPUs returns the host's online CPUs, re-read at most every
+// hostCPUsTTL (CPU hotplug is rare, and this is read for every CPU view).
+func (fs *FS) hostCPUs() ([]int, error) {
+	now := time.Now()
+	fs.cpusMu.Lock()
+	defer fs.cpusMu.Unlock()
+	if fs.cpus != nil && now.Sub(fs.cpusAt) < hostCPUsTTL {
+		return fs.cpus, nil
+	}
+	b, err := os.ReadFile(fs.tree.sysCP + "/online")
+	if err != nil {
+		return nil, fmt.Errorf("host cpus: %w", err)
+	}
+	cpus, err := ParseCPUList(b)
+	if err != nil {
+		return nil, err
+	}
+	fs.cpus, fs.cpusAt = cpus, now
+	return cpus, nil
+}
+
+const hostCPUsTTL = time.Second
+
+// visibleCPUs returns the host CPUs the caller sees, in container order.
+// Without a usable caller or Snapshot it is every host CPU (ok = false).
+func (fs *FS) visibleCPUs(pid int) (cpus []int, ok bool) {
+	host, err := fs.hostCPUs()
+	if err != nil || len(host) == 0 {
+		host = []int{0}
+	}
+	c, err := fs.resolver.Resolve(pid)
+	if err != nil {
+		return host, false
+	}
+	snap, err := fs.snapshot(&c, cgroupreader.Options{})
+	if err != nil {
+		return host, false
+	}
+	in := Input{Host: Host{CPUs: host}, Snap: snap, Opts: fs.cfg.Options}
+	return VisibleCPUs(&in), true
+}
+
+// bootTime is CLOCK_BOOTTIME: the host's uptime, the clock /proc/uptime
+// and process start times count in.
+func bootTime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
