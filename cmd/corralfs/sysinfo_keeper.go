@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ func runSeccompKeeper(args []string) int {
 	idle := fl.Duration("idle-exit", 30*time.Second, "exit after this long with no agent attached and no listener held (0: never)")
 	stall := fl.Duration("stall-timeout", 500*time.Millisecond, "let the real syscall run when the agent has not answered a sysinfo call by then")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
+	logFile := fl.String("log-file", "", "append the log to this file (default: SOCKET.log; \"-\": stderr)")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -38,7 +41,15 @@ func runSeccompKeeper(args []string) int {
 		fmt.Fprintf(os.Stderr, "corralfs seccomp-keeper: --log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	if *logFile == "" {
+		*logFile = *socket + ".log"
+	}
+	w, err := openKeeperLog(*logFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "corralfs seccomp-keeper: %v\n", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
 	// SIGHUP/SIGPIPE must not end the process that keeps containers'
 	// syscalls working; SIGTERM/SIGINT stop it deliberately.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
@@ -46,7 +57,7 @@ func runSeccompKeeper(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; close(stop) }()
-	err := seccompagent.RunKeeper(seccompagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log}, stop)
+	err = seccompagent.RunKeeper(seccompagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log}, stop)
 	switch {
 	case errors.Is(err, seccompagent.ErrKeeperRunning):
 		return 0 // another keeper serves the socket: nothing to do
@@ -55,4 +66,21 @@ func runSeccompKeeper(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// openKeeperLog opens the keeper's log for appending. The keeper is
+// started without stdio (it outlives whoever started it), so its few lines
+// (agents attaching and leaving, slow answers) go to a file next to its
+// socket, restarted when it grew past 1 MiB.
+func openKeeperLog(path string) (io.Writer, error) {
+	if path == "-" {
+		return os.Stderr, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 1<<20 {
+		_ = os.Truncate(path, 0)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 }

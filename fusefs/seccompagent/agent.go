@@ -113,6 +113,7 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 			return nil // stopped
 		}
 		a.sessions.Add(1)
+		a.log.Info("attached to the seccomp keeper", "socket", a.cfg.SocketPath)
 		err = a.session(conn, stop)
 		switch {
 		case errors.Is(err, errStopped):

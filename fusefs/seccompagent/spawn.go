@@ -21,7 +21,9 @@ func startKeeper(argv []string, log *slog.Logger) error {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Stderr = os.Stderr // the keeper logs where the agent does
+	// No stdio from the agent: the keeper outlives it and must not keep
+	// its pipes open (whoever waits for the agent's output would wait
+	// for the keeper too). It logs to a file next to its socket.
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %q: %w", strings.Join(argv, " "), err)
 	}
