@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -253,7 +254,8 @@ func waitStatus(cmd *exec.Cmd) (int, error) {
 	if st == nil {
 		return -1, err
 	}
-	if ws, ok := st.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+	// ProcessState.Sys is a syscall.WaitStatus (not unix.WaitStatus).
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal()), nil
 	}
 	return st.ExitCode(), nil
