@@ -159,7 +159,12 @@ func (e *rtEnv) create(id, bundle string, extra ...string) string {
 // returns what the container printed.
 func (e *rtEnv) run(id string, spec *specs.Spec) string {
 	e.t.Helper()
-	b := e.bundle(id, spec)
+	return e.runBundle(id, e.bundle(id, spec))
+}
+
+// runBundle is run on a bundle made already.
+func (e *rtEnv) runBundle(id, b string) string {
+	e.t.Helper()
 	out := e.create(id, b)
 	e.must("start", id)
 	e.waitStatus(id, "stopped", 30*time.Second)
