@@ -11,20 +11,27 @@ import "github.com/corral-dev/corral/cgroupreader"
 // loadavg sampler (Load), and which host file to serve when rendering fails
 // (HostPath).
 var views = []View{
-	{Path: "proc/meminfo", Needs: NeedMeminfo, Render: Meminfo, HostPath: "/proc/meminfo"},
-	{Path: "proc/cpuinfo", Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: "/proc/cpuinfo"},
-	{Path: "proc/stat", Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: "/proc/stat"},
-	{Path: "proc/uptime", Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: "/proc/uptime"},
-	{Path: "proc/loadavg", Load: true, Render: Loadavg, HostPath: "/proc/loadavg"},
-	{Path: "proc/swaps", Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: "/proc/swaps"},
-	{Path: "proc/diskstats", Needs: NeedDiskstats, Snap: cgroupreader.Options{IO: true}, Render: Diskstats, HostPath: "/proc/diskstats"},
-	{Path: "proc/pressure/cpu", Snap: cgroupreader.Options{PSI: true}, Render: PressureCPU, HostPath: "/proc/pressure/cpu"},
-	{Path: "proc/pressure/memory", Snap: cgroupreader.Options{PSI: true}, Render: PressureMemory, HostPath: "/proc/pressure/memory"},
-	{Path: "proc/pressure/io", Snap: cgroupreader.Options{PSI: true}, Render: PressureIO, HostPath: "/proc/pressure/io"},
-	{Path: "sys/devices/system/cpu/online", Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/online"},
-	{Path: "sys/devices/system/cpu/possible", Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/possible"},
-	{Path: "sys/devices/system/cpu/present", Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/present"},
+	{Path: "proc/meminfo", Snap: snapParts(cgroupreader.PartMemory), Needs: NeedMeminfo, Render: Meminfo, HostPath: "/proc/meminfo"},
+	{Path: "proc/cpuinfo", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: "/proc/cpuinfo"},
+	{Path: "proc/stat", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: "/proc/stat"},
+	{Path: "proc/uptime", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: "/proc/uptime"},
+	{Path: "proc/loadavg", Snap: snapParts(cgroupreader.PartPids), Load: true, Render: Loadavg, HostPath: "/proc/loadavg"},
+	{Path: "proc/swaps", Snap: snapParts(cgroupreader.PartMemory), Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: "/proc/swaps"},
+	{Path: "proc/diskstats", Needs: NeedDiskstats, Snap: snapParts(cgroupreader.PartIO), Render: Diskstats, HostPath: "/proc/diskstats"},
+	{Path: "proc/pressure/cpu", Snap: snapParts(cgroupreader.PartPSI), Render: PressureCPU, HostPath: "/proc/pressure/cpu"},
+	{Path: "proc/pressure/memory", Snap: snapParts(cgroupreader.PartPSI), Render: PressureMemory, HostPath: "/proc/pressure/memory"},
+	{Path: "proc/pressure/io", Snap: snapParts(cgroupreader.PartPSI), Render: PressureIO, HostPath: "/proc/pressure/io"},
+	{Path: "sys/devices/system/cpu/online", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/online"},
+	{Path: "sys/devices/system/cpu/possible", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/possible"},
+	{Path: "sys/devices/system/cpu/present", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/present"},
 }
+
+// snapParts asks for exactly the cgroup files one view reads: every read
+// of a view pays for its Snapshot, and a zero Options would read every
+// default part (memory, cpu, usage, cpuset, pids) for any view. loadavg
+// renders from the sampler alone and asks for the cheapest part (pids) so
+// that a vanished cgroup still falls back to the host file.
+func snapParts(p cgroupreader.Part) cgroupreader.Options { return cgroupreader.Options{Parts: p} }
 
 // Views returns the table of virtual files. The slice is shared: callers
 // must not modify it.

@@ -37,9 +37,10 @@ func TestViewTable(t *testing.T) {
 }
 
 // TestViewsNeedWhatTheyRead renders each golden case twice: with every
-// host file filled in, and with only the files the view declares in Needs
-// (what the FUSE layer will give it). Same bytes, or a view reads a host
-// file it did not declare.
+// host file and Snapshot part filled in, and with only the host files the
+// view declares in Needs and the cgroup parts it declares in Snap (what the
+// FUSE layer will give it). Same bytes, or a view reads something it did
+// not declare.
 func TestViewsNeedWhatTheyRead(t *testing.T) {
 	for _, name := range handCases(t) {
 		for _, v := range Views() {
@@ -49,18 +50,48 @@ func TestViewsNeedWhatTheyRead(t *testing.T) {
 			if !v.Load {
 				partial.Container.Load = LoadAvg{}
 			}
-			if !v.Snap.IO {
-				partial.Snap.IO = nil
-			}
-			if !v.Snap.PSI {
-				partial.Snap.PSI = cgroupreader.PSI{}
-			}
+			partial.Snap = onlyParts(partial.Snap, v.Snap.Parts)
 			a, b := renderForGolden(v, full), renderForGolden(v, partial)
 			if !bytes.Equal(a, b) {
 				t.Errorf("%s/%s reads more than it declares:\nall inputs:\n%s\ndeclared inputs only:\n%s", name, v.Path, a, b)
 			}
 		}
 	}
+}
+
+// onlyParts keeps only the Snapshot fields a reader fills for parts p,
+// as cgroupreader does when a view asks for exactly those parts.
+func onlyParts(s cgroupreader.Snapshot, p cgroupreader.Part) cgroupreader.Snapshot {
+	o := cgroupreader.Snapshot{Mode: s.Mode, Missing: s.Missing}
+	if p&cgroupreader.PartMemory != 0 {
+		o.Memory = s.Memory
+	}
+	if p&(cgroupreader.PartCPU|cgroupreader.PartCPUQuota) != 0 {
+		o.CPU.Quota, o.CPU.Period = s.CPU.Quota, s.CPU.Period
+	}
+	if p&cgroupreader.PartCPU != 0 {
+		o.CPU.Shares, o.CPU.Weight = s.CPU.Shares, s.CPU.Weight
+		o.CPU.NrPeriods, o.CPU.NrThrottled, o.CPU.ThrottledTime = s.CPU.NrPeriods, s.CPU.NrThrottled, s.CPU.ThrottledTime
+	}
+	if p&cgroupreader.PartCPUUsage != 0 {
+		o.CPU.UsageUser, o.CPU.UsageSystem, o.CPU.PerCPU = s.CPU.UsageUser, s.CPU.UsageSystem, s.CPU.PerCPU
+	}
+	if p&cgroupreader.PartCpuset != 0 {
+		o.CPU.Cpuset = s.CPU.Cpuset
+	}
+	if p&cgroupreader.PartPids != 0 {
+		o.Pids = s.Pids
+	}
+	if p&cgroupreader.PartIO != 0 {
+		o.IO = s.IO
+	}
+	if p&cgroupreader.PartPSI != 0 {
+		o.PSI = s.PSI
+	}
+	if p&cgroupreader.PartTasks != 0 {
+		o.Tasks = s.Tasks
+	}
+	return o
 }
 
 func onlyNeeded(h Host, n HostNeeds) Host {
