@@ -41,6 +41,7 @@ type config struct {
 	memReads  int64
 	sysTime   time.Duration
 	lxcfsArgs []string
+	cfsArgs   []string
 }
 
 var allSections = []string{"views", "memory", "scale", "start", "sysinfo"}
@@ -66,6 +67,7 @@ func parseFlags() config {
 	fl.Int64Var(&c.memReads, "memory-reads", 1_000_000, "daemon memory: reads before the second RSS sample")
 	fl.DurationVar(&c.sysTime, "sysinfo-time", 2*time.Second, "sysinfo: measuring time per variant")
 	fl.StringSliceVar(&c.lxcfsArgs, "lxcfs-args", []string{"--enable-loadavg", "--enable-cfs"}, "extra LXCFS flags (its per-container loadavg and CPU-quota views, the work corralfs does too)")
+	fl.StringSliceVar(&c.cfsArgs, "corralfs-args", nil, "extra corralfs flags (e.g. --debug-fuse, or a profiling switch)")
 	pflag.Parse()
 	return c
 }
@@ -170,7 +172,14 @@ func (e *env) startDaemons() error {
 		e.agentSock = filepath.Join(e.work, "seccomp.sock")
 		args = append(args, "--"+flag, e.agentSock)
 	}
+	args = append(args, e.cfg.cfsArgs...)
 	args = append(args, filepath.Join(mnt, "corralfs"))
+	if e.agentSock != "" {
+		// corralfs hands the agent's socket to a keeper process that
+		// outlives it by design; the bench's keeper goes with the bench.
+		sock := e.agentSock
+		undo.add(func() { killByCmdline("seccomp-keeper", sock) })
+	}
 	e.corralfs, err = startDaemon(e, "corralfs", filepath.Join(mnt, "corralfs"), "fuse.corralfs", args...)
 	if err != nil {
 		return fmt.Errorf("corralfs: %w", err)

@@ -179,6 +179,7 @@ func (r *Report) tables() []table {
 	if len(r.Start) > 0 {
 		st := table{title: "3. Start: run /bin/true in a busybox bundle and wait (wall clock, ms)",
 			head: []string{"runtime", "views bound", "runs", "failed", "median", "p90", "median / crun", "median / runc"}}
+		st.notes = append(st.notes, "corral binds the views itself (`corral run --views DIR`, with --sysinfo off); runc and crun get the same binds in their bundle, except /proc/pressure/* (runc 1.1 refuses mounts inside /proc other than the LXCFS files)")
 		crun, runc := r.start("crun", false), r.start("runc", false)
 		for _, s := range r.Start {
 			if s.Skipped != "" {
@@ -196,6 +197,9 @@ func (r *Report) tables() []table {
 			if s.FirstError != "" {
 				st.notes = append(st.notes, fmt.Sprintf("%s (views %s): first failure: %s", s.Name, yesNo(s.Views), s.FirstError))
 			}
+			if s.Note != "" && s.Views {
+				st.notes = append(st.notes, s.Name+": "+s.Note)
+			}
 		}
 		ts = append(ts, st)
 	}
@@ -204,6 +208,7 @@ func (r *Report) tables() []table {
 	if m.IdleRSS > 0 || m.Skipped != "" {
 		mt := table{title: "4. Daemon memory (RSS)", head: []string{"daemon", "idle", fmt.Sprintf("after %s reads", num(float64(m.AfterReads))), fmt.Sprintf("at %d containers", m.AtContainers)}}
 		mt.rows = append(mt.rows, []string{"corralfs", mib(m.IdleRSS), mib(m.AfterReadsRSS), mib(m.At200RSS)})
+		mt.notes = append(mt.notes, "corralfs: RSS of the daemon process (the sysinfo agent's keeper, when started, is a separate small process)")
 		if m.LXCFSIdleRSS > 0 {
 			mt.rows = append(mt.rows, []string{"LXCFS", "-", mib(m.LXCFSIdleRSS) + " (after section 1)", mib(m.LXCFSAtScale)})
 		}

@@ -151,6 +151,7 @@ type StartRow struct {
 	FirstError string    `json:"first_error,omitempty"`
 	TimesMs    []float64 `json:"times_ms"`
 	Skipped    string    `json:"not_measured,omitempty"`
+	Note       string    `json:"note,omitempty"`
 }
 
 // MemoryResult is section 4.

@@ -144,13 +144,15 @@ func (e *env) scaleRound(s *ScaleRun, cs []*container, cpus []int, d time.Durati
 	}
 	roundMax = max(roundMax, after.RSS)
 	var window int64
-	var reads int64
+	var reads, wrong, failed int64
 	for i, r := range results {
 		if errs[i] != nil {
 			return errs[i]
 		}
 		window = max(window, r.ElapsedNs)
 		reads += r.Ops
+		wrong += r.Wrong
+		failed += r.Errors
 		s.Checked += r.Checked
 		s.Wrong += r.Wrong
 		s.Errors += r.Errors
@@ -168,6 +170,6 @@ func (e *env) scaleRound(s *ScaleRun, cs []*container, cpus []int, d time.Durati
 	s.RSSRoundMax = append(s.RSSRoundMax, roundMax)
 	s.RSSMax = max(s.RSSMax, roundMax)
 	fmt.Fprintf(os.Stderr, "  %-8s %d containers: %8.0f reads/s, daemon CPU %.2f s, RSS %s, %d wrong, %d errors\n",
-		s.Contender, len(cs), float64(reads)/time.Duration(window).Seconds(), (after.CPU - before.CPU).Seconds(), mib(roundMax), s.Wrong, s.Errors)
+		s.Contender, len(cs), float64(reads)/time.Duration(window).Seconds(), (after.CPU - before.CPU).Seconds(), mib(roundMax), wrong, failed)
 	return nil
 }

@@ -48,3 +48,35 @@ func removeTree(dir string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// killByCmdline kills the processes whose command line holds every one of
+// words; callers pass a path unique to this run, so only processes the
+// bench caused to start match.
+func killByCmdline(words ...string) {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		all := true
+		for _, w := range words {
+			found := false
+			for _, a := range args {
+				if a == w {
+					found = true
+					break
+				}
+			}
+			all = all && found
+		}
+		if pid, err := strconv.Atoi(filepath.Base(d)); all && err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}

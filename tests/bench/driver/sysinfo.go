@@ -26,7 +26,9 @@ const sysinfoMemory = 256 << 20
 // --help (issue 4: "a flag to change it"), "" when it has none.
 func agentFlag(corralfs string) string {
 	out, _ := exec.Command(corralfs, "--help").CombinedOutput()
-	m := regexp.MustCompile(`--([a-z-]*(?:seccomp|sysinfo|agent)[a-z-]*)\s+(?:string|path)`).FindSubmatch(out)
+	// pflag prints "--name TYPE": the type may be any word (a backquoted
+	// word of the usage text), so only the name is matched.
+	m := regexp.MustCompile(`--([a-z-]*(?:seccomp|sysinfo)[a-z-]*(?:socket|sock|path))\b`).FindSubmatch(out)
 	if m == nil {
 		return ""
 	}

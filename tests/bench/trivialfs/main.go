@@ -135,6 +135,9 @@ func defaultOptions() *fs.Options {
 func main() {
 	counts := pflag.String("counts", "", "write the request counts as JSON here on SIGUSR1 and at exit")
 	pidfile := pflag.String("pidfile", "", "write the pid here once the mount answers")
+	// Not used by the bench (the floor is the defaults): for measuring
+	// what go-fuse's splice attempt costs a ReadResultData reply.
+	noSplice := pflag.Bool("disable-splice", false, "set MountOptions.DisableSplice (experiments only; the bench runs the defaults)")
 	pflag.Parse()
 	if pflag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: trivialfs [--counts FILE] [--pidfile FILE] MOUNTPOINT")
@@ -151,6 +154,7 @@ func main() {
 		files[name] = b
 	}
 	opts := defaultOptions()
+	opts.MountOptions.DisableSplice = *noSplice
 	raw := &counting{RawFileSystem: fs.NewNodeFS(&root{files: files}, opts)}
 	srv, err := fuse.NewServer(raw, mp, &opts.MountOptions)
 	if err != nil {
