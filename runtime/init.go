@@ -61,8 +61,16 @@ func MaybeInit() {
 	}
 	if conn.send(m) != nil {
 		// The parent is gone (after `start`): the container's stderr is
-		// the only place left to say why the process did not run.
+		// the only place left to say why the process did not run, and
+		// the exit status the only way to say what kind of failure it
+		// was (127 not found, 126 not executable, as shells and docker).
 		fmt.Fprintf(os.Stderr, "corral init: %v\n", err)
+		switch m.ErrKind {
+		case errKindNotFound:
+			os.Exit(127)
+		case errKindPermission:
+			os.Exit(126)
+		}
 	}
 	os.Exit(1)
 }

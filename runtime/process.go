@@ -137,10 +137,16 @@ func (ps *processSetup) installSeccomp() error {
 	return err
 }
 
-// exec replaces the init with the user's program.
+// exec replaces the init with the user's program. A failure is classified
+// like the lookup's (not found / not executable), so that after `start`,
+// when only the exit status can tell, MaybeInit exits 127 or 126.
 func (ps *processSetup) exec() error {
 	err := unix.Exec(ps.path, ps.p.Args, ps.env)
-	return fmt.Errorf("exec %s: %w", ps.path, err)
+	kind := ErrExecPermission // ENOEXEC, EACCES, ETXTBSY, ELOOP...
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		kind = ErrExecNotFound
+	}
+	return fmt.Errorf("exec %s: %v: %w", ps.path, err, kind)
 }
 
 // attachConsole makes the pty slave the controlling terminal (we are a
