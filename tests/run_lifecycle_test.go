@@ -109,11 +109,29 @@ func TestRunBundle(t *testing.T) {
 	}
 	out := e.sh(t, []string{"--bundle", bundle, "--memory", "64m"}, "cat "+limitFile)
 	runExpectEqual(t, out, "67108864")
-	// Without a command, the bundle's own args run (`corral spec` says sh;
-	// with stdin at /dev/null it exits at once).
+	// Without a command, the bundle's own process runs: give it one that
+	// needs no terminal (`corral spec` writes an interactive sh).
+	cfgPath := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", "echo from-bundle; exit 4"}
+	if b, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := e.run(t, append(e.runFlags(), "--name", runName("bundle"), "--bundle", bundle)...)
-	if r.code != 0 {
-		t.Errorf("bundle's own command: exit %d: %s", r.code, r.stderr)
+	if r.code != 4 || strings.TrimSpace(r.stdout) != "from-bundle" {
+		t.Errorf("bundle's own command: exit %d stdout %q stderr %q; want 4 and from-bundle", r.code, r.stdout, r.stderr)
 	}
 }
 

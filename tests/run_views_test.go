@@ -150,11 +150,11 @@ func TestRunViewsAutoAndErrors(t *testing.T) {
 			t.Errorf("want the no-corralfs notice exactly once on stderr, got %d:\n%s", n, out.stderr)
 		}
 	}
-	out := e.run(t, "run", "--rm", "--views", "none", "--rootfs", root, "--", "true")
+	out := e.run(t, "run", "--rm", "--views", "none", "--sysinfo", "off", "--rootfs", root, "--", "true")
 	if out.code != 0 || strings.Contains(out.stderr, "corralfs") {
 		t.Errorf("--views none must be silent: exit %d, stderr %q", out.code, out.stderr)
 	}
-	out = e.run(t, "run", "--rm", "--views", t.TempDir(), "--rootfs", root, "--", "true")
+	out = e.run(t, "run", "--rm", "--views", t.TempDir(), "--sysinfo", "off", "--rootfs", root, "--", "true")
 	if out.code != 125 || !strings.Contains(out.stderr, "no view files") {
 		t.Errorf("--views on an empty dir: exit %d, stderr %q; want 125 and a clear error", out.code, out.stderr)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -281,20 +280,15 @@ func forwardSignals(c *runtime.Container) func() {
 
 // execErrorCode maps an error of Create or Start to docker's statuses: 127
 // when the command does not exist in the container, 126 when it exists but
-// cannot be executed, 125 for anything else. The runtime reports a failed
-// lookup or execve of the process as an *exec.Error (exec.LookPath's type:
-// the command name and the cause).
+// cannot be executed, 125 for anything else.
 func execErrorCode(err error) int {
-	var ee *exec.Error
-	if !errors.As(err, &ee) {
-		return exitRuntimeError
-	}
 	switch {
-	case errors.Is(ee.Err, exec.ErrNotFound), errors.Is(ee.Err, unix.ENOENT), errors.Is(ee.Err, unix.ENOTDIR):
+	case errors.Is(err, runtime.ErrExecNotFound):
 		return exitNotFound
-	default:
+	case errors.Is(err, runtime.ErrExecPermission):
 		return exitNotExecutable
 	}
+	return exitRuntimeError
 }
 
 // detachLogPath is where a detached container's stdout and stderr go.

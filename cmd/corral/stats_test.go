@@ -91,7 +91,9 @@ func TestNetDevTotals(t *testing.T) {
 }
 
 // TestSampleStatsOwnCgroup reads this test process's own cgroups (read
-// only) through the real reader: the numbers must be plausible.
+// only) through the real reader: the numbers must be plausible. (Not the
+// pids count: our own process may sit in the root of the pids hierarchy,
+// which has no pids.current.)
 func TestSampleStatsOwnCgroup(t *testing.T) {
 	r, err := cgroupreader.New(cgroupreader.Config{})
 	if err != nil {
@@ -105,7 +107,7 @@ func TestSampleStatsOwnCgroup(t *testing.T) {
 	if !s.OK {
 		t.Fatal("could not read our own cgroups")
 	}
-	if s.MemUsage == 0 || s.MemLimit == 0 || s.MemLimit > host || s.CPUNanos == 0 || s.Pids == 0 {
+	if s.MemUsage == 0 || s.MemLimit == 0 || s.MemLimit > host || s.CPUNanos == 0 {
 		t.Errorf("implausible sample %+v (host memory %d)", s, host)
 	}
 }
