@@ -97,8 +97,8 @@ show "free -m" "free -m"
 show "top -bn1 | head -5" "top -bn1 | head -5"
 show "processors in /proc/cpuinfo" "grep -c ^processor /proc/cpuinfo"
 if command -v java >/dev/null; then
-  show "JVM default max heap (MaxHeapSize, bytes)" \
-    "java -XX:+PrintFlagsFinal -version 2>/dev/null | grep -w MaxHeapSize"
+  show "JVM default max heap (java -XX:+PrintFlagsFinal -version)" \
+    "java -XX:+PrintFlagsFinal -version 2>/dev/null | awk '\$2 == \"MaxHeapSize\" { printf \"MaxHeapSize = %.0f bytes (%.0f MiB)\\n\", \$4, \$4 / 1048576 }'"
 else
   say "(java not installed: skipping the JVM comparison)"
 fi

@@ -176,6 +176,11 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	if fi, err := os.Stat(sysinfoSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil
 	}
+	// A runtime without seccomp support would refuse the whole container;
+	// auto means "when it can work", so leave sysinfo(2) alone then.
+	if sc := runtime.Features().Linux.Seccomp; sc == nil || sc.Enabled == nil || !*sc.Enabled {
+		return nil
+	}
 	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, sysinfoSocket)
 	if err != nil {
 		return fmt.Errorf("--sysinfo: %w", err)
