@@ -1,0 +1,192 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/tests/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// TestRuntimeBinaryNotWritableFromContainer is CVE-2019-5736: a process in
+// the container opens /proc/1/exe while the init still runs the runtime
+// binary, waits until no process runs it any more, and reopens it for
+// writing through its fd. That must fail (read-only), and the binary stay
+// intact. The test runs a copy of corral, so a failure cannot damage bin/.
+func TestRuntimeBinaryNotWritableFromContainer(t *testing.T) {
+	e := rtNewEnv(t)
+	cp := filepath.Join(t.TempDir(), "corral")
+	rtCopyFile(t, e.bin, cp)
+	e.bin = cp
+	sum := rtSHA256(t, cp)
+
+	id := rtID("cve")
+	b := e.bundle(id, rtSpec(id, "sleep", "1000"))
+	e.create(id, b)
+	// Capability to look at the (non-dumpable) init: only the read-only
+	// mount may stand in the way of the write.
+	attack := `exec 3</proc/1/exe || exit 1
+echo opened
+while [ "$(readlink /proc/1/exe)" != /bin/busybox ]; do sleep 0.05; done
+sleep 0.2
+if echo pwned >> /proc/self/fd/3; then echo write-SUCCEEDED; else echo write-refused; fi`
+	out := filepath.Join(t.TempDir(), "attack")
+	of, _ := os.Create(out)
+	defer of.Close()
+	r := e.corralWith(func(c *exec.Cmd) { c.Stdout, c.Stderr = of, of },
+		"exec", "-d", "--cap", "CAP_SYS_PTRACE", id, "sh", "-c", attack)
+	if r.code != 0 {
+		t.Fatalf("exec: %v", r)
+	}
+	rtWaitFile(t, out, "opened")
+	e.must("start", id)
+	rtWaitFile(t, out, "write-")
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "write-refused") {
+		t.Errorf("attack output %q: want the write refused by the read-only mount", data)
+	}
+	if got := rtSHA256(t, cp); !bytes.Equal(got, sum) {
+		t.Fatalf("the runtime binary was modified from inside the container")
+	}
+	e.must("delete", "--force", id)
+}
+
+// TestRuntimeConsoleSocket: terminal: true with --console-socket, as podman
+// and containerd use it: the pty master arrives over the socket and the
+// process has a real tty as stdin/stdout.
+func TestRuntimeConsoleSocket(t *testing.T) {
+	e := rtNewEnv(t)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- nil
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) != 1 {
+			got <- nil
+			return
+		}
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		got <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	id := rtID("tty")
+	s := rtSpec(id, "sh", "-c", "tty; test -t 0 && echo stdin-is-tty; stty size")
+	s.Process.Terminal = true
+	b := e.bundle(id, s)
+	e.create(id, b, "--console-socket", sock)
+	var master *os.File
+	select {
+	case master = <-got:
+	case <-time.After(10 * time.Second):
+	}
+	if master == nil {
+		t.Fatal("no pty master received on the console socket")
+	}
+	defer master.Close()
+	e.must("start", id)
+	var buf bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&buf, master); close(done) }()
+	e.waitStatus(id, "stopped", 10*time.Second)
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		master.Close()
+		<-done
+	}
+	out := strings.ReplaceAll(buf.String(), "\r", "")
+	if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "stdin-is-tty") {
+		t.Errorf("tty output %q", out)
+	}
+	e.must("delete", id)
+}
+
+// TestRuntimeExecSharesContainer: an exec'd process is in the container's
+// namespaces (pid: sees PID 1; uts; net; mount: same root) and clocks (its
+// uptime is the container's, not the host's), and in its cgroup.
+func TestRuntimeExecSharesContainer(t *testing.T) {
+	e := rtNewEnv(t)
+	id := rtID("execns")
+	s := rtSpec(id, "sh", "-c", "touch /marker; sleep 1000")
+	s.Hostname = "rt-exec"
+	b := e.bundle(id, s)
+	e.create(id, b)
+	e.must("start", id)
+	out := e.must("exec", "--env", "X=y", "--cwd", "/tmp", id, "sh", "-c",
+		`echo "host=$(hostname) pid1=$(cat /proc/1/comm) marker=$(ls /marker) up=$(cut -d. -f1 /proc/uptime) x=$X pwd=$(pwd) cg=$(grep -m1 memory /proc/self/cgroup || sed -n 1p /proc/self/cgroup)"`)
+	m := map[string]string{}
+	for _, f := range strings.Fields(out) {
+		k, v, _ := strings.Cut(f, "=")
+		m[k] = v
+	}
+	if m["host"] != "rt-exec" || m["pid1"] != "sleep" || m["marker"] != "/marker" || m["x"] != "y" || m["pwd"] != "/tmp" {
+		t.Errorf("exec saw %q", out)
+	}
+	if !strings.HasSuffix(m["cg"], ":/") {
+		t.Errorf("exec cgroup %q: want the container's (namespace root)", m["cg"])
+	}
+	var hostUp float64
+	if data, err := os.ReadFile("/proc/uptime"); err == nil {
+		hostUp = rtAtof(strings.Fields(string(data))[0])
+	}
+	if up := rtAtof(m["up"]); up > 30 || (hostUp > 60 && up > hostUp/2) {
+		t.Errorf("exec uptime %s: want the container's clock (host %0.f s)", m["up"], hostUp)
+	}
+	if testutil.DetectCgroupMode() != testutil.CgroupModeUnknown {
+		procs := rtReadTrim(t, rtCgroupFile(id, "memory", "cgroup.procs", "cgroup.procs"))
+		if len(strings.Fields(procs)) != 1 {
+			t.Errorf("after the exec, cgroup.procs = %q: want only the init", procs)
+		}
+	}
+	e.must("delete", "--force", id)
+}
+
+func rtAtof(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
+
+func rtCopyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rtSHA256(t *testing.T, file string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(data)
+	return s[:]
+}
