@@ -90,9 +90,11 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
 	fs.Bool("help", false, "show this help")
+	// Computed now, before runMain merges the global flags in, so that
+	// the help lists run's own flags first and the global ones apart.
+	own := fs.FlagUsages()
 	fs.Usage = func() {
-		fmt.Fprint(out, runUsage)
-		fs.PrintDefaults()
+		fmt.Fprint(out, runUsage, own, "\nGlobal flags:\n", rootCmd.PersistentFlags().FlagUsages())
 	}
 	return fs
 }
