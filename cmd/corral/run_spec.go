@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -143,6 +144,10 @@ func addViews(s *specs.Spec, mode string, warn io.Writer) error {
 		live, err := views.Live(dir)
 		if err != nil || !live {
 			fmt.Fprintf(warn, "corral: no corralfs mounted at %s: running without views (free, top and the JVM will see the host's memory and CPUs); start corralfs or pass --views none to silence this\n", dir)
+			return nil
+		}
+		if err := views.Answers(dir, 2*time.Second); err != nil {
+			fmt.Fprintf(warn, "corral: the corralfs at %s does not answer (%v): running without views\n", dir, err)
 			return nil
 		}
 	}

@@ -8,12 +8,12 @@ package views
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -120,8 +120,23 @@ func Mounts(dir string) ([]specs.Mount, error) {
 	return ms, nil
 }
 
-// ErrNotMounted says no corralfs is mounted at the directory asked about.
-var ErrNotMounted = errors.New("no corralfs mounted")
+// Answers checks that the view mount at dir serves files: a daemon that
+// died without unmounting leaves a mount whose every access fails with
+// ENOTCONN, and binding that into a container would break its /proc. A
+// daemon that hangs would hang the stat, so it runs with a time limit.
+func Answers(dir string, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := os.Stat(filepath.Join(dir, List[0].Rel))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("%s: no answer within %v", dir, timeout)
+	}
+}
 
 // Live reports whether a corralfs is mounted exactly at dir, from
 // /proc/self/mountinfo. A directory that merely exists (left behind by a

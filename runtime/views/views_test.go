@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLiveInMountinfo(t *testing.T) {
@@ -104,5 +105,17 @@ func TestListDestinationsMatchRelativePaths(t *testing.T) {
 		if v.Dest != "/"+v.Rel {
 			t.Errorf("%s -> %s breaks the MOUNT/x -> /x layout", v.Rel, v.Dest)
 		}
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	dir := t.TempDir()
+	if err := Answers(dir, time.Second); err == nil {
+		t.Error("a directory without proc/meminfo must not answer")
+	}
+	os.MkdirAll(filepath.Join(dir, "proc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "proc/meminfo"), nil, 0o444)
+	if err := Answers(dir, time.Second); err != nil {
+		t.Errorf("a served view: %v", err)
 	}
 }
