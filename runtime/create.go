@@ -92,7 +92,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSeccompSupported(spec); err != nil {
+	if err := checkSeccomp(spec); err != nil {
 		return nil, err
 	}
 	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {

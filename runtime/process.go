@@ -109,13 +109,14 @@ func (ps *processSetup) prepare() error {
 // leaks into the container.
 func (ps *processSetup) finish(conn *syncConn, numExtra int) error {
 	ps.conn = conn
+	if err := unix.CloseRange(uint(3+numExtra), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	// Last: after this only the sync messages, the fifo and execve remain.
 	if ps.seccomp != nil && !ps.seccompDone {
 		if err := ps.installSeccomp(); err != nil {
 			return err
 		}
-	}
-	if err := unix.CloseRange(uint(3+numExtra), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
 	}
 	return nil
 }

@@ -2,27 +2,35 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
+	"github.com/corral-dev/corral/runtime/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// SECCOMP HOOK POINT. Helper F's package runtime/seccomp provides
-//
-//	seccomp.Install(cfg *specs.LinuxSeccomp) (listenerFd int, err error)
-//	seccomp.SendToListener(listenerPath string, state specs.State, metadata string, fd int) error
-//
-// Until it is wired here, a spec with linux.seccomp is refused clearly.
-// The wiring: installSeccomp (called in the init on its locked thread, as
-// late as possible before exec) sends a listener fd to the parent in
-// msgSeccomp; the parent's sendSeccompListener forwards it with the state
-// ("creating") to linux.seccomp.listenerPath and closes it.
+// Seccomp, with runtime/seccomp doing the compiling and loading:
+//   - the parent compiles linux.seccomp before creating anything, so a bad
+//     profile is a clear error with nothing to roll back (checkSeccomp);
+//   - the init (or exec init) loads it on its locked thread as late as
+//     possible before exec (processSetup.installSeccomp); a profile with
+//     SCMP_ACT_NOTIFY rules yields a listener fd, sent to the parent in
+//     msgSeccomp;
+//   - the parent hands that fd, with the container state, to
+//     linux.seccomp.listenerPath (the OCI protocol corralfs's sysinfo agent
+//     speaks) and closes its copy (sendSeccompListener).
 
-var errSeccompUnsupported = errors.New("config: linux.seccomp is set, but seccomp is not supported yet")
-
-func checkSeccompSupported(spec *specs.Spec) error {
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		return errSeccompUnsupported
+// checkSeccomp validates the spec's seccomp section in the parent.
+func checkSeccomp(spec *specs.Spec) error {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil
+	}
+	prog, err := seccomp.Compile(spec.Linux.Seccomp)
+	if err != nil {
+		return fmt.Errorf("config: linux.seccomp: %w", err)
+	}
+	if prog.Notify && spec.Linux.Seccomp.ListenerPath == "" {
+		return errors.New("config: linux.seccomp has SCMP_ACT_NOTIFY rules but no listenerPath")
 	}
 	return nil
 }
@@ -32,10 +40,25 @@ func installSeccomp(cfg *specs.LinuxSeccomp) (int, error) {
 	if cfg == nil {
 		return -1, nil
 	}
-	return -1, errSeccompUnsupported
+	return seccomp.Install(cfg)
 }
 
 // sendSeccompListener runs in the parent with the fd from msgSeccomp.
 func (c *Container) sendSeccompListener(files []*os.File) error {
-	return errSeccompUnsupported
+	if len(files) != 1 {
+		return errors.New("sync protocol: seccomp message without a listener fd")
+	}
+	sc := c.st.Spec.Linux.Seccomp
+	if sc == nil || sc.ListenerPath == "" {
+		return errors.New("seccomp listener fd received, but the spec has no listenerPath")
+	}
+	status := specs.StateCreating
+	if s, err := c.Status(); err == nil && s != Creating {
+		status = specs.ContainerState(s) // an exec into a running container
+	}
+	state := specs.State{
+		Version: specs.Version, ID: c.st.ID, Status: status, Pid: c.st.Pid,
+		Bundle: c.st.Bundle, Annotations: c.st.Spec.Annotations,
+	}
+	return seccomp.SendToListener(sc.ListenerPath, state, sc.ListenerMetadata, int(files[0].Fd()))
 }
