@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -21,6 +22,10 @@ type cleanups struct {
 }
 
 var undo cleanups
+
+// interrupted is set when a signal tears the bench down: a half-run must
+// not overwrite the report of a whole one.
+var interrupted atomic.Bool
 
 func (c *cleanups) add(f func()) {
 	c.mu.Lock()
@@ -50,12 +55,22 @@ func (c *cleanups) run() {
 	c.steps = nil
 }
 
+// parkIfInterrupted stops the calling goroutine for good once a signal is
+// being handled: nothing new may start while the teardown runs (it ends
+// the process when done).
+func parkIfInterrupted() {
+	if interrupted.Load() {
+		select {}
+	}
+}
+
 // onSignal tears everything down when the user interrupts the bench.
 func onSignal() {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		s := <-sigs
+		interrupted.Store(true)
 		fmt.Fprintf(os.Stderr, "\nbench: %v: cleaning up (cgroups, mounts, processes)\n", s)
 		undo.run()
 		os.Exit(130)

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,6 +43,7 @@ type config struct {
 	sysTime   time.Duration
 	lxcfsArgs []string
 	cfsArgs   []string
+	fromJSON  string
 }
 
 var allSections = []string{"views", "memory", "scale", "start", "sysinfo"}
@@ -68,6 +70,7 @@ func parseFlags() config {
 	fl.DurationVar(&c.sysTime, "sysinfo-time", 2*time.Second, "sysinfo: measuring time per variant")
 	fl.StringSliceVar(&c.lxcfsArgs, "lxcfs-args", []string{"--enable-loadavg", "--enable-cfs"}, "extra LXCFS flags (its per-container loadavg and CPU-quota views, the work corralfs does too)")
 	fl.StringSliceVar(&c.cfsArgs, "corralfs-args", nil, "extra corralfs flags (e.g. --debug-fuse, or a profiling switch)")
+	fl.StringVar(&c.fromJSON, "from-json", "", "measure nothing: print the tables of a saved run and rewrite --docs from it")
 	pflag.Parse()
 	return c
 }
@@ -95,7 +98,12 @@ type env struct {
 func main() {
 	cfg := parseFlags()
 	onSignal()
-	err := run(cfg)
+	var err error
+	if cfg.fromJSON != "" {
+		err = rerender(cfg)
+	} else {
+		err = run(cfg)
+	}
 	undo.run()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -147,6 +155,7 @@ func run(cfg config) error {
 		if !slices.Contains(cfg.sections, s.name) {
 			continue
 		}
+		parkIfInterrupted()
 		fmt.Fprintf(os.Stderr, "bench: section %s\n", s.name)
 		if err := s.fn(); err != nil {
 			// One broken section must not cost the others: record it.
@@ -154,9 +163,28 @@ func run(cfg config) error {
 			fmt.Fprintf(os.Stderr, "bench: section %s failed: %v\n", s.name, err)
 		}
 	}
+	parkIfInterrupted()
 	e.report.evaluate()
 	e.report.print(os.Stdout)
 	return e.report.write(cfg)
+}
+
+// rerender prints and rewrites the markdown report of a saved JSON run
+// (after editing the report's layout, or to restore docs/benchmarks.md).
+func rerender(cfg config) error {
+	b, err := os.ReadFile(cfg.fromJSON)
+	if err != nil {
+		return err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", cfg.fromJSON, err)
+	}
+	r.print(os.Stdout)
+	if cfg.docs == "" {
+		return nil
+	}
+	return r.writeMarkdown(cfg.docs)
 }
 
 // startDaemons mounts corralfs, trivialfs and LXCFS side by side, each on

@@ -34,6 +34,7 @@ func (e *env) benchScale() error {
 	cs := make([]*container, n)
 	cpus := make([]int, n)
 	for i := range n {
+		parkIfInterrupted()
 		lim, nc := scaleLimits(i)
 		c, err := newContainer(e.t, e, fmt.Sprintf("bench-scale-%03d", i), lim)
 		if err != nil {

@@ -128,6 +128,7 @@ func (e *env) benchStart() error {
 	}
 	for i := range e.cfg.startRuns {
 		for j := range live {
+			parkIfInterrupted()
 			s := live[(i+j)%len(live)]
 			d, err := s.run(s.argv(i))
 			if err != nil {

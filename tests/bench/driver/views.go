@@ -78,6 +78,7 @@ func (e *env) benchViews() error {
 			}
 			for r := range rounds {
 				for i := range contenders {
+					parkIfInterrupted()
 					ct := contenders[(i+r+cell)%len(contenders)]
 					if err := e.viewJob(c, acc[ct], file, threads, slice); err != nil {
 						return err
