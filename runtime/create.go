@@ -212,6 +212,10 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
+	// The config first: the child sets up its rootfs while we record it.
+	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, err
+	}
 	_, start, err := procStat(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init: %w", err)
@@ -220,11 +224,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := writeState(dir, st); err != nil { // delete --force can now find it
 		return nil, err
 	}
-
 	c = &Container{rt: r, dir: dir, st: st}
-	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
-		return nil, err
-	}
 	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
 		return nil, err
 	}

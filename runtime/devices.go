@@ -49,18 +49,20 @@ func (rc *rootfsCtx) createDevices() error {
 			devs = append(devs, d)
 		}
 	}
+	// One handle on /dev serves every node directly in it; only nodes in
+	// subdirectories (/dev/net/tun) resolve their own directory.
+	devDir, err := pathrs.MkdirAllHandle(rc.root, "/dev", 0o755)
+	if err != nil {
+		return err
+	}
+	defer devDir.Close()
 	for _, d := range devs {
-		if err := rc.createDevice(d); err != nil {
+		if err := rc.createDevice(d, devDir); err != nil {
 			return fmt.Errorf("%s: %w", d.Path, err)
 		}
 	}
 	for _, l := range devSymlinks {
-		dir, err := pathrs.MkdirAllHandle(rc.root, filepath.Dir(l[1]), 0o755)
-		if err != nil {
-			return err
-		}
-		err = unix.Symlinkat(l[0], int(dir.Fd()), filepath.Base(l[1]))
-		dir.Close()
+		err := unix.Symlinkat(l[0], int(devDir.Fd()), filepath.Base(l[1]))
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("symlink %s: %w", l[1], err)
 		}
@@ -68,7 +70,7 @@ func (rc *rootfsCtx) createDevices() error {
 	return nil
 }
 
-func (rc *rootfsCtx) createDevice(d specs.LinuxDevice) error {
+func (rc *rootfsCtx) createDevice(d specs.LinuxDevice, devDir *os.File) error {
 	if !filepath.IsAbs(d.Path) || filepath.Clean(d.Path) == "/dev" {
 		return fmt.Errorf("invalid device path")
 	}
@@ -87,11 +89,14 @@ func (rc *rootfsCtx) createDevice(d specs.LinuxDevice) error {
 	if d.FileMode != nil {
 		perm = uint32(d.FileMode.Perm())
 	}
-	dir, err := pathrs.MkdirAllHandle(rc.root, filepath.Dir(d.Path), 0o755)
-	if err != nil {
-		return err
+	dir := devDir
+	if filepath.Dir(filepath.Clean(d.Path)) != "/dev" {
+		var err error
+		if dir, err = pathrs.MkdirAllHandle(rc.root, filepath.Dir(d.Path), 0o755); err != nil {
+			return err
+		}
+		defer dir.Close()
 	}
-	defer dir.Close()
 	name := filepath.Base(d.Path)
 	unix.Unlinkat(int(dir.Fd()), name, 0) // a stale file from the image would shadow the node
 	dev := int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))
