@@ -68,7 +68,9 @@ func launchCorralfs(t *testing.T, mp string, args ...string) *corralfsDaemon {
 		t.Fatal(err)
 	}
 	d.notify = conn
-	argv := append([]string{"--control-socket", d.ctl, "--pidfile", d.pidfile, "--log-level", "debug"}, args...)
+	// No sysinfo agent unless the test asks for one (args come later and
+	// win): its keeper is shared through a host-wide socket by default.
+	argv := append([]string{"--control-socket", d.ctl, "--pidfile", d.pidfile, "--log-level", "debug", "--seccomp-socket="}, args...)
 	d.cmd = exec.Command(testutil.Binary(t, "corralfs"), append(argv, mp)...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
