@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -37,5 +36,4 @@ func BenchmarkOpenContent(b *testing.B) {
 			b.Errorf("%d fallbacks", fs.Stats.Fallbacks.Load())
 		}
 	}
-	_ = os.Getpid
 }
