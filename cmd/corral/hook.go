@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
+
+	"github.com/corral-dev/corral/runtime/views"
+)
+
+// hookOptions are `corral hook`'s flags.
+type hookOptions struct {
+	views   string
+	timeout time.Duration
+}
+
+func init() {
+	var opts hookOptions
+	cmd := &cobra.Command{
+		Use:   "hook",
+		Short: "OCI hook (createContainer or prestart): bind corralfs's views into a container started by any runtime",
+		Long: `corral hook is an OCI runtime hook for the createContainer (or prestart)
+stage. It reads the container's state JSON on stdin, finds the rootfs in the
+bundle's config.json and binds the views of the corralfs mounted at --views
+read-only over the same /proc and /sys files that 'corral run' binds.
+
+It never fails a container start: when there is no corralfs, or anything
+goes wrong, it says why on stderr and exits 0, and the container starts
+with the host's /proc files.
+
+Podman and CRI-O pick it up from a hooks directory (install/hooks.d/corralfs.json);
+runc and crun bundles name it in config.json:
+  "hooks": {"createContainer": [{"path": "/usr/local/bin/corral", "args": ["corral", "hook"]}]}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			msg, err := runHook(os.Stdin, opts)
+			switch {
+			case err != nil:
+				fmt.Fprintf(os.Stderr, "corral hook: %v; the container starts without views\n", err)
+			case msg != "":
+				fmt.Fprintf(os.Stderr, "corral hook: %s\n", msg)
+			}
+			return nil // a hook that fails would fail the container start
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.views, "views", views.DefaultDir, "directory where corralfs (or LXCFS) serves the views")
+	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "give up (and let the container start without views) after this long")
+	rootCmd.AddCommand(cmd)
+}
+
+// runHook does the hook's work and returns what to tell the user.
+func runHook(stdin io.Reader, opts hookOptions) (string, error) {
+	state, err := readHookState(stdin)
+	if err != nil {
+		return "", err
+	}
+	dir, err := filepath.Abs(opts.views)
+	if err != nil {
+		return "", err
+	}
+	// Same checks as `corral run`: a directory left behind by a stopped
+	// daemon, or a dead FUSE mount (every access ENOTCONN), must not be
+	// bound over the container's /proc.
+	live, err := views.Live(dir)
+	if err != nil {
+		return "", fmt.Errorf("reading the mount table: %w", err)
+	}
+	if !live {
+		return fmt.Sprintf("no corralfs mounted at %s: nothing to bind into %s", dir, state.ID), nil
+	}
+	if err := views.Answers(dir, 2*time.Second); err != nil {
+		return "", fmt.Errorf("the corralfs at %s does not answer: %w", dir, err)
+	}
+	present := views.Present(dir)
+	if len(present) == 0 {
+		return "", fmt.Errorf("no view files below %s", dir)
+	}
+	rootfs, err := hookRootfs(state)
+	if err != nil {
+		return "", err
+	}
+	target, err := findTargetMountNS(state.Pid)
+	if err != nil {
+		return "", err
+	}
+
+	type result struct {
+		bound []string
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		bound, err := bindViewsInto(target, rootfs, present)
+		done <- result{bound, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			if len(r.bound) > 0 {
+				return "", fmt.Errorf("bound %s, then: %w", strings.Join(r.bound, " "), r.err)
+			}
+			return "", r.err
+		}
+		return fmt.Sprintf("bound %d views of %s into %s: %s", len(r.bound), dir, state.ID, strings.Join(r.bound, " ")), nil
+	case <-time.After(opts.timeout):
+		// The stuck thread (a hung FUSE lookup) dies with the process.
+		return "", fmt.Errorf("binding the views took longer than %v", opts.timeout)
+	}
+}
+
+// readHookState decodes the OCI state the runtime writes to a hook's stdin.
+func readHookState(r io.Reader) (*specs.State, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the container state on stdin: %w", err)
+	}
+	var st specs.State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("the container state on stdin is not OCI state JSON (%w): %.200q", err, raw)
+	}
+	if st.Bundle == "" {
+		return nil, fmt.Errorf("the container state on stdin has no bundle: %.200q", raw)
+	}
+	return &st, nil
+}
+
+// hookRootfs returns the container's root path from the bundle's
+// config.json: absolute, or relative to the bundle (runtime spec, root.path).
+func hookRootfs(st *specs.State) (string, error) {
+	raw, err := os.ReadFile(filepath.Join(st.Bundle, "config.json"))
+	if err != nil {
+		return "", fmt.Errorf("reading the bundle's config: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(st.Bundle, "config.json"), err)
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return "", fmt.Errorf("%s has no root.path", filepath.Join(st.Bundle, "config.json"))
+	}
+	root := spec.Root.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(st.Bundle, root)
+	}
+	return filepath.Clean(root), nil
+}
