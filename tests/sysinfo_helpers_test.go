@@ -104,6 +104,9 @@ func sysinfoSocket(t testing.TB) string {
 	}
 	sock := filepath.Join(dir, "seccomp.sock")
 	t.Cleanup(func() {
+		if log, err := os.ReadFile(sock + ".log"); err == nil && t.Failed() {
+			t.Logf("keeper log:\n%s", log)
+		}
 		if pid, err := seccompagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			for i := 0; i < 500 && syscall.Kill(pid, 0) == nil; i++ {

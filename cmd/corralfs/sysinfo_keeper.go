@@ -26,7 +26,7 @@ func runSeccompKeeper(args []string) int {
 	fl := pflag.NewFlagSet("corralfs seccomp-keeper", pflag.ContinueOnError)
 	socket := fl.String("socket", seccompagent.DefaultSocket, "the OCI seccomp listener socket to own")
 	idle := fl.Duration("idle-exit", 30*time.Second, "exit after this long with no agent attached and no listener held (0: never)")
-	stall := fl.Duration("stall-timeout", 500*time.Millisecond, "let the real syscall run when the agent has not answered a sysinfo call by then")
+	stall := fl.Duration("stall-timeout", seccompagent.DefaultStallTimeout, "let the real syscall run when the agent has not answered a sysinfo call by then")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	logFile := fl.String("log-file", "", "append the log to this file (default: SOCKET.log; \"-\": stderr)")
 	if err := fl.Parse(args); err != nil {

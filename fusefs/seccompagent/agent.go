@@ -5,11 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,6 +27,10 @@ type AgentConfig struct {
 	// for a keeper someone else starts.
 	KeeperCommand []string
 	Log           *slog.Logger
+	// AnswerTTL: a thread asking again within this time gets the same
+	// answer without the Answerer being asked (default 50ms, negative:
+	// always ask). The views' own cgroup readings live 100ms.
+	AnswerTTL time.Duration
 }
 
 // ErrReplaced is returned by Run when another agent attached to the keeper.
@@ -50,9 +52,12 @@ type Agent struct {
 }
 
 type heldFd struct {
-	id   uint64
-	info entryInfo
-	fd   int
+	id     uint64
+	info   entryInfo
+	fd     int
+	slot   uint32
+	direct bool // in the session's epoll set: we receive on it
+	cache  answerCache
 }
 
 // newRef returns a token for a msgStore, unique enough that no other
@@ -83,6 +88,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	if cfg.AnswerTTL == 0 {
+		cfg.AnswerTTL = 50 * time.Millisecond
+	}
 	return &Agent{cfg: cfg, log: cfg.Log.With("component", "seccomp-agent"), held: map[uint64]*heldFd{}}, nil
 }
 
@@ -104,6 +112,7 @@ func (a *Agent) Stats() Stats {
 // every fd it holds, so the containers' listeners survive that too.
 func (a *Agent) Run(stop <-chan struct{}) error {
 	defer a.closeAll()
+	var lastKeeper int32
 	for {
 		conn, err := a.connect(stop)
 		if err != nil {
@@ -112,6 +121,19 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 		if conn == nil {
 			return nil // stopped
 		}
+		pid := peerPid(conn)
+		if pid != 0 && pid == lastKeeper {
+			// The same keeper dropped us (it judged us stuck) and took
+			// our listeners back: it still holds every fd, so ours are
+			// not orphans to hand over but copies to close.
+			a.mu.Lock()
+			for _, h := range a.orphans {
+				unix.Close(h.fd)
+			}
+			a.orphans = nil
+			a.mu.Unlock()
+		}
+		lastKeeper = pid
 		a.sessions.Add(1)
 		a.log.Info("attached to the seccomp keeper", "socket", a.cfg.SocketPath)
 		err = a.session(conn, stop)
@@ -122,7 +144,8 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 			a.log.Info("another agent took over")
 			return ErrReplaced
 		}
-		// The keeper went away: keep its fds for the next one.
+		// The keeper went away (or dropped us): keep its fds until we
+		// know which.
 		a.log.Warn("lost the keeper; reconnecting", "err", err)
 		a.mu.Lock()
 		for _, h := range a.held {
@@ -134,6 +157,21 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 }
 
 var errStopped = errors.New("stopped")
+
+// peerPid is the pid of the process at the other end of c (0 if unknown).
+func peerPid(c *net.UnixConn) int32 {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var pid int32
+	_ = rc.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = cred.Pid
+		}
+	})
+	return pid
+}
 
 // connect dials the control socket, starting a keeper when nobody answers.
 func (a *Agent) connect(stop <-chan struct{}) (*net.UnixConn, error) {
@@ -157,83 +195,6 @@ func (a *Agent) connect(stop <-chan struct{}) (*net.UnixConn, error) {
 		case <-stop:
 			return nil, nil
 		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// session serves one keeper connection. It reads with blocking recvmsg on
-// a thread of its own and answers inline: the keeper's message wakes this
-// thread directly, with no Go poller or goroutine hop (measured: about half
-// the latency of a sysinfo call).
-func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
-	f, err := conn.File() // a blocking duplicate
-	conn.Close()
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	// Hand the fds a dead keeper left us to this one. Our copies are
-	// closed only when the keeper echoes them (addHeld): one in flight to
-	// a keeper that dies unread would be lost with the container's
-	// listener.
-	a.mu.Lock()
-	orphans := append([]*heldFd(nil), a.orphans...)
-	a.mu.Unlock()
-	for _, h := range orphans {
-		h.info.Ref = newRef()
-		if err := storeFd(fd, h.info, h.fd); err != nil {
-			return fmt.Errorf("handing fds to the new keeper: %w", err)
-		}
-	}
-	if len(orphans) > 0 {
-		a.log.Info("handing held fds to the new keeper", "fds", len(orphans))
-	}
-
-	var stopping atomic.Bool
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-stop:
-			stopping.Store(true)
-			// Unblock the read; a notification being answered is
-			// finished first.
-			_ = unix.Shutdown(fd, unix.SHUT_RD)
-		case <-done:
-		}
-	}()
-	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	for {
-		m, err := readMessageFd(fd, buf, oob)
-		if stopping.Load() {
-			closeAll(m.fds)
-			_ = unix.Sendmsg(fd, header(msgBye, 0), nil, nil, unix.MSG_NOSIGNAL)
-			return errStopped
-		}
-		if err != nil {
-			return err
-		}
-		switch m.typ {
-		case msgNotify:
-			a.handle(&m)
-		case msgEntry:
-			a.addHeld(&m)
-		case msgGone:
-			a.mu.Lock()
-			h := a.held[m.id]
-			delete(a.held, m.id)
-			a.mu.Unlock()
-			if h != nil {
-				unix.Close(h.fd)
-			}
-		case msgReplaced:
-			return ErrReplaced
-		default:
-			closeAll(m.fds)
 		}
 	}
 }
@@ -281,7 +242,14 @@ func (a *Agent) handle(m *message) {
 		a.failed.Add(1)
 		return
 	}
-	out, err := answer(h.fd, &n, a.cfg.Answerer)
+	a.answerOne(h, &n)
+}
+
+func (a *Agent) answerOne(h *heldFd, n *Notif) {
+	if h.cache.ttl == 0 {
+		h.cache.ttl = a.cfg.AnswerTTL
+	}
+	out, err := answer(h.fd, n, h.cache.answerer(a.cfg.Answerer))
 	switch out {
 	case answered:
 		a.answered.Add(1)
@@ -335,13 +303,4 @@ func (a *Agent) closeAll() {
 		unix.Close(h.fd)
 	}
 	a.held, a.orphans = map[uint64]*heldFd{}, nil
-}
-
-// storeFd asks the keeper (on connection conn) to hold fd.
-func storeFd(conn int, info entryInfo, fd int) error {
-	b, err := encodeEntry(msgStore, 0, info)
-	if err != nil {
-		return err
-	}
-	return unix.Sendmsg(conn, b, unix.UnixRights(fd), nil, unix.MSG_NOSIGNAL)
 }

@@ -3,6 +3,7 @@ package seccompagent
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -85,4 +86,32 @@ func writeSysinfo(pid int, addr uint64, si *unix.Sysinfo_t) error {
 		return fmt.Errorf("writing the answer into pid %d: %d of %d bytes", pid, n, sysinfoSize)
 	}
 	return nil
+}
+
+// answerCache remembers the last answer on one listener: a task calling
+// sysinfo in a loop (the JVM's and glibc's habits are bursts) is answered
+// from it for ttl without asking the Answerer again. Keyed by thread id;
+// the listener already pins the container, and a thread id is not reused
+// within milliseconds. Used by the agent's session thread only.
+type answerCache struct {
+	ttl time.Duration
+	pid int
+	at  time.Time
+	si  unix.Sysinfo_t
+}
+
+func (c *answerCache) answerer(inner Answerer) Answerer {
+	return AnswererFunc(func(pid int) (unix.Sysinfo_t, error) {
+		now := time.Now()
+		if c.ttl > 0 && pid == c.pid && now.Sub(c.at) < c.ttl {
+			return c.si, nil
+		}
+		si, err := inner.Sysinfo(pid)
+		if err != nil {
+			c.pid = 0
+			return si, err
+		}
+		c.pid, c.at, c.si = pid, now, si
+		return si, nil
+	})
 }

@@ -21,8 +21,15 @@ type entry struct {
 	file *os.File
 	rc   syscall.RawConn
 
+	slot uint32 // in the id table (seccomp entries)
+
 	mu      sync.Mutex
-	pending []pending // forwarded to an agent, oldest first
+	pending []pending  // forwarded to an agent, oldest first
+	direct  *agentLink // the agent receiving on it itself (direct.go)
+
+	// Watchdog state for direct mode (watchdog goroutine only).
+	watchID                 uint64
+	watchSince, queuedSince time.Time
 }
 
 // pending is a notification forwarded to agent a at time at.
@@ -65,6 +72,13 @@ func (k *Keeper) addEntry(info entryInfo, fd int) (*entry, error) {
 	}
 	k.nextID++
 	e := &entry{id: k.nextID, info: info, file: f, rc: rc}
+	if info.Kind == KindSeccomp {
+		if e.slot, err = k.ids.alloc(); err != nil {
+			k.mu.Unlock()
+			f.Close()
+			return nil, err
+		}
+	}
 	k.entries[e.id] = e
 	if k.agent != nil {
 		k.agent.queueEntry(e) // before any notification of e
@@ -94,6 +108,7 @@ func (k *Keeper) removeEntry(e *entry, why string) {
 	k.mu.Unlock()
 	if e.info.Kind == KindSeccomp {
 		k.pump.remove(e)
+		k.ids.release(e.slot)
 	}
 	e.file.Close()
 	k.log.Debug("fd released", "entry", e.id, "kind", e.info.Kind, "name", e.info.Name, "why", why)
@@ -113,6 +128,9 @@ func (k *Keeper) dispatch(e *entry, n *Notif) {
 			k.mu.Lock()
 			k.stats.forwarded++
 			k.mu.Unlock()
+			if a.canDirect.Load() && e.directOwner() == nil {
+				k.goDirect(e, a, n.ID)
+			}
 			return
 		}
 	}

@@ -53,14 +53,20 @@ func PidPath(socket string) string { return socket + ".pid" }
 
 func lockPath(socket string) string { return socket + ".lock" }
 
+// DefaultStallTimeout is how long a live agent may take over one answer
+// before the keeper lets the real syscall run: long enough for a first
+// answer on a loaded host (finding a new container's init scans /proc),
+// short enough that the caller still has its answer within a second.
+const DefaultStallTimeout = 900 * time.Millisecond
+
 // ErrKeeperRunning is returned by RunKeeper when another keeper owns the socket.
 var ErrKeeperRunning = errors.New("a keeper is already running for this socket")
 
 // KeeperConfig configures RunKeeper.
 type KeeperConfig struct {
 	SocketPath string
-	// StallTimeout: a forwarded notification the agent has not answered
-	// by then is continued by the keeper. Default 500ms.
+	// StallTimeout: a notification the agent has not answered by then is
+	// continued by the keeper. Default DefaultStallTimeout.
 	StallTimeout time.Duration
 	// IdleExit: exit when for this long no agent is attached and no fd is
 	// held (0: never). The socket disappears with the keeper, which is
@@ -80,6 +86,7 @@ type Keeper struct {
 	idle    time.Time // when the keeper last became idle
 	stats   keeperStats
 	pump    *pump
+	ids     *idTable
 }
 
 type keeperStats struct {
@@ -102,7 +109,7 @@ func NewKeeper(cfg KeeperConfig) (*Keeper, error) {
 		return nil, errors.New("keeper: no socket path")
 	}
 	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = 500 * time.Millisecond
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -166,6 +173,10 @@ func (k *Keeper) Run(stop <-chan struct{}) error {
 		os.Remove(ControlPath(cfg.SocketPath))
 		os.Remove(PidPath(cfg.SocketPath))
 	}()
+	if k.ids, err = newIDTable(); err != nil {
+		return fmt.Errorf("keeper: id table: %w", err)
+	}
+	defer k.ids.close()
 	if k.pump, err = newPump(k); err != nil {
 		return fmt.Errorf("keeper: %w", err)
 	}
@@ -333,6 +344,7 @@ func (k *Keeper) sortedEntries() []*entry {
 
 func (k *Keeper) attach(c *net.UnixConn) {
 	a := newAgentLink(c)
+	a.queue(outMsg{b: header(msgIDTable, 0), fd: k.ids.fd})
 	k.mu.Lock()
 	old := k.agent
 	k.agent = a
@@ -345,8 +357,11 @@ func (k *Keeper) attach(c *net.UnixConn) {
 	n := len(k.entries)
 	k.mu.Unlock()
 	if old != nil {
+		// The old agent finishes what it holds and closes; then
+		// detach (from readAgent) reclaims its listeners. One that does
+		// not close in time is detached by force.
 		old.queue(outMsg{b: header(msgReplaced, 0)})
-		k.detach(old, "replaced by a new agent")
+		time.AfterFunc(2*time.Second, func() { k.detach(old, "replaced by a new agent") })
 	}
 	go a.writeLoop(func(err error) { k.detach(a, "write: "+err.Error()) })
 	go k.readAgent(a)
@@ -367,6 +382,9 @@ func (k *Keeper) detach(a *agentLink, why string) {
 	k.mu.Unlock()
 	n := 0
 	for _, e := range es {
+		if e.directOwner() == a {
+			n += k.reclaim(e, a)
+		}
 		for _, p := range e.takePending(a) {
 			if e.valid(p.id) {
 				n++
@@ -409,6 +427,9 @@ func (k *Keeper) readAgent(a *agentLink) {
 		case msgBye:
 			closeAll(m.fds)
 			k.log.Info("agent says goodbye")
+		case msgHello:
+			closeAll(m.fds)
+			a.canDirect.Store(true)
 		default:
 			closeAll(m.fds)
 			k.log.Warn("unknown message from agent", "type", string(rune(m.typ)))
@@ -430,7 +451,7 @@ func (k *Keeper) cont(e *entry, id uint64) {
 
 // watchdog continues notifications a live agent sits on for too long.
 func (k *Keeper) watchdog(quit <-chan struct{}) {
-	t := time.NewTicker(k.cfg.StallTimeout / 5)
+	t := time.NewTicker(k.cfg.StallTimeout / 10)
 	defer t.Stop()
 	for {
 		select {
@@ -441,9 +462,13 @@ func (k *Keeper) watchdog(quit <-chan struct{}) {
 		k.mu.Lock()
 		es := k.sortedEntries()
 		k.mu.Unlock()
-		cut := time.Now().Add(-k.cfg.StallTimeout)
+		now := time.Now()
+		cut := now.Add(-k.cfg.StallTimeout)
 		stalled := 0
 		for _, e := range es {
+			if a := e.directOwner(); a != nil {
+				k.watchDirect(e, a, now)
+			}
 			for _, p := range e.takeOlder(cut) {
 				if !e.valid(p.id) {
 					continue // answered long ago: the usual case

@@ -3,6 +3,7 @@ package seccompagent
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,8 +15,9 @@ const maxQueuedNotifies = 4096
 
 // outMsg is one message for the agent; e != nil attaches e's fd.
 type outMsg struct {
-	b []byte
-	e *entry
+	b  []byte
+	e  *entry
+	fd int // > 0: send this fd (the id table's memfd)
 }
 
 // agentLink is the keeper's side of one agent connection. Messages are
@@ -30,6 +32,8 @@ type agentLink struct {
 	notifies int
 	writing  bool // writeLoop is writing a batch outside mu
 	wake     chan struct{}
+	// canDirect: the agent said (msgHello) it receives by itself.
+	canDirect atomic.Bool
 }
 
 func newAgentLink(c *net.UnixConn) *agentLink {
@@ -144,6 +148,10 @@ func (a *agentLink) sendNow(b []byte) bool {
 }
 
 func (a *agentLink) write(m outMsg) error {
+	if m.fd > 0 {
+		_, _, err := a.conn.WriteMsgUnix(m.b, unix.UnixRights(m.fd), nil)
+		return err
+	}
 	if m.e == nil {
 		_, err := a.conn.Write(m.b)
 		return err

@@ -25,6 +25,9 @@ import (
 //	msgGone    id                         the entry's fd hung up (its container
 //	                                      ended): close your copy
 //	msgReplaced                           another agent attached; stop answering
+//	msgIDTable 0, 1 fd (memfd)            the shared id table (shm.go), first
+//	msgDirect  id, slot (u32)             receive on entry id yourself from now
+//	                                      on, storing each id in table slot
 //
 // agent -> keeper
 //
@@ -32,13 +35,14 @@ import (
 //	                                      msgEntry with its new id)
 //	msgDrop    id                         forget and close entry id
 //	msgBye                                clean shutdown of the agent
+//	msgHello                              the agent can receive by itself
 //
-// Only the keeper ever calls SECCOMP_IOCTL_NOTIF_RECV. That is what makes
-// in-flight notifications safe: the keeper knows the id of every
-// notification it forwarded, so when the agent dies (its socket closes) it
-// answers each one still pending with CONTINUE. An agent receiving
-// notifications itself could die between the kernel handing it one and it
-// recording the id anywhere, and that task would then wait forever.
+// In-flight notifications are safe because the keeper can always name
+// them: it knows the id of every notification it forwarded, and for a
+// listener the agent receives on directly (direct.go) the ids the agent
+// stores in the shared table, plus the consecutive ids after the last one.
+// When the agent's socket closes (it died), the keeper answers each one
+// still waiting with CONTINUE.
 const (
 	msgEntry    = 'E'
 	msgNotify   = 'N'
@@ -47,6 +51,9 @@ const (
 	msgStore    = 'S'
 	msgDrop     = 'D'
 	msgBye      = 'B'
+	msgIDTable  = 'T'
+	msgDirect   = 'G'
+	msgHello    = 'H'
 )
 
 const (
@@ -147,12 +154,13 @@ func readMessage(c *net.UnixConn, buf, oob []byte) (message, error) {
 	return message{typ: buf[0], id: binary.LittleEndian.Uint64(buf[8:16]), payload: buf[headerSize:n], fds: fds}, nil
 }
 
-// readMessageFd is readMessage on a raw (blocking) socket fd.
-func readMessageFd(fd int, buf, oob []byte) (message, error) {
-	var n, oobn, flags int
+// readMessageFd is readMessage on a raw socket fd; flags may add
+// MSG_DONTWAIT.
+func readMessageFd(fd int, buf, oob []byte, flags int) (message, error) {
+	var n, oobn int
 	var err error
 	for {
-		n, oobn, flags, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC|flags)
 		if err != unix.EINTR {
 			break
 		}

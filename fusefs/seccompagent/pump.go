@@ -51,6 +51,17 @@ func (p *pump) add(e *entry) error {
 	return errors.Join(cerr, err)
 }
 
+// setEvents changes what e is polled for: EPOLLIN, or 0 while the agent
+// receives on it (hang-ups are reported either way).
+func (p *pump) setEvents(e *entry, events uint32) error {
+	var err error
+	cerr := e.rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: events, Fd: int32(e.id)}
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+	})
+	return errors.Join(cerr, err)
+}
+
 func (p *pump) remove(e *entry) {
 	_ = e.rc.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -86,10 +87,24 @@ func keeperArgv() []string {
 
 func runAgentRole() int {
 	var ans Answerer = AnswererFunc(markerAnswer)
-	if os.Getenv(answerEnv) == "hang" {
+	switch mode := os.Getenv(answerEnv); {
+	case mode == "hang":
 		ans = AnswererFunc(func(int) (unix.Sysinfo_t, error) { select {} })
+	case strings.HasPrefix(mode, "hang-after-1"):
+		// Answers 4 calls, then hangs; -nostore: records no ids.
+		var calls atomic.Int64
+		ans = AnswererFunc(func(pid int) (unix.Sysinfo_t, error) {
+			if calls.Add(1) > 4 {
+				select {}
+			}
+			return markerAnswer(pid)
+		})
+		if strings.HasSuffix(mode, "-nostore") {
+			testSkipIDStore.Store(true)
+		}
 	}
-	cfg := AgentConfig{SocketPath: os.Getenv(socketEnv), Answerer: ans, Log: testLog()}
+	// No answer cache: the hanging answerers must be asked every time.
+	cfg := AgentConfig{SocketPath: os.Getenv(socketEnv), Answerer: ans, Log: testLog(), AnswerTTL: -1}
 	if os.Getenv(spawnEnv) == "1" {
 		cfg.KeeperCommand = keeperArgv()
 	}
