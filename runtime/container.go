@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -22,7 +21,7 @@ type Container struct {
 
 	// Foreground only (Create with Foreground: true): the caller is the
 	// init's parent and reaps it in Wait.
-	cmd     *exec.Cmd
+	proc    *os.Process
 	console *os.File
 	waited  bool
 	exit    int
@@ -127,7 +126,7 @@ func (c *Container) initAlive() bool {
 	if c.st.Pid <= 0 {
 		return false
 	}
-	if c.cmd != nil && c.waited {
+	if c.proc != nil && c.waited {
 		return false
 	}
 	state, start, err := procStat(c.st.Pid)

@@ -267,3 +267,33 @@ func TestRollbackOnInitFailure(t *testing.T) {
 	}
 	checkGone(t, r, id)
 }
+
+// TestRawForkSpawn runs a container through the plain-fork spawn path that
+// kernels before 6.3 need for a time namespace (spawn_rawfork.go), so it is
+// covered on every kernel: exit status, stdio, a fresh uptime, and an empty
+// signal mask for the container's process.
+func TestRawForkSpawn(t *testing.T) {
+	r := testRuntime(t)
+	rawForkForced = true
+	defer func() { rawForkForced = false }()
+	id := testID("rawfork")
+	s := testSpec(t, id, "sh", "-c", `echo "up=$(cut -d. -f1 /proc/uptime) blk=$(grep SigBlk /proc/self/status | cut -f2)"; exit 4`)
+	code, out, _ := runForeground(t, r, id, s)
+	if code != 4 || out != "up=0 blk=0000000000000000\n" {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+	// exec goes through the same path.
+	id = testID("rawforkexec")
+	c, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(true)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &specs.Process{Args: []string{"sh", "-c", "exit 6"}, Cwd: "/", Env: []string{"PATH=/bin"}}
+	if code, err := c.Exec(p, ExecOpts{}); code != 6 || err != nil {
+		t.Errorf("exec: %d %v", code, err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -200,13 +199,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
-	cmd, err := spawn(so)
+	proc, err := spawn(so)
 	child.Close() // the child has its copy; EOF on ours now means it died
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { killAndReap(cmd) })
-	pid := cmd.Process.Pid
+	undo = append(undo, func() { killAndReap(proc) })
+	pid := proc.Pid
 	if cgFD == nil {
 		if err := cg.Join(pid); err != nil {
 			return nil, err
@@ -241,9 +240,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	if o.Foreground {
-		c.cmd = cmd
+		c.proc = proc
 	} else {
-		cmd.Process.Release()
+		proc.Release()
 	}
 	return c, nil
 }
@@ -308,9 +307,9 @@ func (c *Container) initDied(err error) error {
 }
 
 // killAndReap kills a child we started and waits for it, so nothing is left.
-func killAndReap(cmd *exec.Cmd) {
-	cmd.Process.Kill()
-	cmd.Wait()
+func killAndReap(proc *os.Process) {
+	proc.Kill()
+	proc.Wait()
 }
 
 // writePidFile writes the pid atomically (runc: no trailing newline).

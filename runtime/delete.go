@@ -34,7 +34,7 @@ func (c *Container) Delete(force bool) error {
 			unix.Close(pidfd)
 		}
 	}
-	if c.cmd != nil && !c.waited {
+	if c.proc != nil && !c.waited {
 		c.Wait() // we are the init's parent: reap it
 	}
 	if cgErr == nil {

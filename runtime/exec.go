@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -111,7 +110,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot,
 		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1,
 	}
-	cmd, err := spawn(so)
+	proc, err := spawn(so)
 	child.Close()
 	if err != nil {
 		return -1, err
@@ -119,11 +118,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	ok := false
 	defer func() {
 		if !ok {
-			killAndReap(cmd)
+			killAndReap(proc)
 		}
 	}()
 	if cgFD == nil {
-		if err := cg.Join(cmd.Process.Pid); err != nil {
+		if err := cg.Join(proc.Pid); err != nil {
 			return -1, err
 		}
 	}
@@ -134,7 +133,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		return -1, fmt.Errorf("exec: %w", err)
 	}
 	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
 			return -1, err
 		}
 	}
@@ -143,7 +142,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	}
 	ok = true
 	if o.Detach {
-		cmd.Process.Release()
+		proc.Release()
 		return 0, nil
 	}
 	if o.ForwardSignals {
@@ -152,11 +151,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		defer signal.Stop(sigs)
 		go func() {
 			for s := range sigs {
-				cmd.Process.Signal(s)
+				proc.Signal(s)
 			}
 		}()
 	}
-	return waitStatus(cmd)
+	return waitStatus(proc)
 }
 
 // execHandshake is the parent's side of the exec sync protocol.
@@ -246,12 +245,11 @@ func (c *Container) openNamespaces() (joins []nsFD, mnt *os.File, timeNS bool, e
 	return joins, mnt, timeNS, nil
 }
 
-// waitStatus waits for cmd and reports its status as a shell would:
+// waitStatus waits for proc and reports its status as a shell would:
 // the exit code, or 128+N for death by signal N.
-func waitStatus(cmd *exec.Cmd) (int, error) {
-	err := cmd.Wait()
-	st := cmd.ProcessState
-	if st == nil {
+func waitStatus(proc *os.Process) (int, error) {
+	st, err := proc.Wait()
+	if err != nil {
 		return -1, err
 	}
 	// ProcessState.Sys is a syscall.WaitStatus (not unix.WaitStatus).

@@ -39,6 +39,8 @@ func MaybeInit() {
 		fmt.Fprintln(os.Stderr, "corral init: no sync socket")
 		os.Exit(1)
 	}
+	// A raw-forked init starts with every signal blocked (spawn_rawfork.go).
+	unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, nil)
 	conn := &syncConn{os.NewFile(uintptr(fd), "sync")}
 	unix.CloseOnExec(fd)
 	// Nothing else of the runtime's environment may reach the container.

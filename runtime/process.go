@@ -142,6 +142,8 @@ func (ps *processSetup) installSeccomp() error {
 // like the lookup's (not found / not executable), so that after `start`,
 // when only the exit status can tell, MaybeInit exits 127 or 126.
 func (ps *processSetup) exec() error {
+	// The program starts with no signal blocked, whatever this thread had.
+	unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, nil)
 	err := unix.Exec(ps.path, ps.p.Args, ps.env)
 	kind := ErrExecPermission // ENOEXEC, EACCES, ETXTBSY, ELOOP...
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {

@@ -50,22 +50,26 @@ type nsFD struct {
 // protected binary, time namespace, joined namespaces) must not leak to
 // other goroutines, and Go destroys a thread whose goroutine exits while
 // locked.
-func spawn(o spawnOpts) (*exec.Cmd, error) {
+func spawn(o spawnOpts) (*os.Process, error) {
 	type result struct {
-		cmd *exec.Cmd
-		err error
+		proc *os.Process
+		err  error
 	}
 	ch := make(chan result, 1)
 	go func() {
 		goruntime.LockOSThread() // never unlocked: T dies with this goroutine
-		cmd, err := spawnOnThread(o)
-		ch <- result{cmd, err}
+		proc, err := spawnOnThread(o)
+		ch <- result{proc, err}
 	}()
 	r := <-ch
-	return r.cmd, r.err
+	return r.proc, r.err
 }
 
-func spawnOnThread(o spawnOpts) (*exec.Cmd, error) {
+// rawForkForced makes every spawn use rawSpawn (tests exercise that path
+// on kernels where os/exec would do).
+var rawForkForced = os.Getenv("CORRAL_RAWFORK") == "1"
+
+func spawnOnThread(o spawnOpts) (*os.Process, error) {
 	exe, done, err := protectExe()
 	if err != nil {
 		return nil, err
@@ -95,29 +99,47 @@ func spawnOnThread(o spawnOpts) (*exec.Cmd, error) {
 			files[i] = devnull
 		}
 	}
+	env := []string{initEnv + "=" + o.kind, syncFdEnv + "=" + strconv.Itoa(o.syncFd), "GOGC=off", "GOMAXPROCS=1"}
+	args := []string{"corral-init"}
+	cgroupFD := -1
+	if o.cgroupFD != nil {
+		cgroupFD = int(o.cgroupFD.Fd())
+	}
+	if rawForkForced {
+		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid))
+	}
 	cmd := &exec.Cmd{
 		Path:       exe,
-		Args:       []string{"corral-init"},
-		Env:        []string{initEnv + "=" + o.kind, syncFdEnv + "=" + strconv.Itoa(o.syncFd), "GOGC=off", "GOMAXPROCS=1"},
+		Args:       args,
+		Env:        env,
 		Stdin:      files[0],
 		Stdout:     files[1],
 		Stderr:     files[2],
 		ExtraFiles: files[3:],
 		SysProcAttr: &unix.SysProcAttr{
-			Cloneflags: o.cloneFlags,
-			Setsid:     o.setsid,
+			Cloneflags:  o.cloneFlags,
+			Setsid:      o.setsid,
+			UseCgroupFD: cgroupFD >= 0,
+			CgroupFD:    cgroupFD,
 		},
 	}
-	if o.cgroupFD != nil {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(o.cgroupFD.Fd())
+	err = cmd.Start()
+	if err != nil && o.newTimeNS && errors.Is(err, unix.EINVAL) {
+		// Linux < 6.3: no vfork into another time namespace (see
+		// spawn_rawfork.go).
+		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid))
 	}
-	if err := cmd.Start(); err != nil {
-		var errno unix.Errno
-		if errors.As(err, &errno) && errno == unix.ENOSPC && o.cloneFlags&unix.CLONE_NEWPID != 0 {
-			return nil, fmt.Errorf("start container init: %w (pid or namespace limit reached)", err)
-		}
-		return nil, fmt.Errorf("start container init: %w", err)
+	if err != nil {
+		return startErr(nil, err)
 	}
-	return cmd, nil
+	// Stdio are *os.File: exec.Cmd started no copying goroutines, so the
+	// process can be waited for directly.
+	return cmd.Process, nil
+}
+
+func startErr(p *os.Process, err error) (*os.Process, error) {
+	if err == nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("start container init: %w", err)
 }

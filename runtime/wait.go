@@ -8,13 +8,13 @@ import "errors"
 // tells an OOM kill from a plain SIGKILL). Only for Create(Foreground: true);
 // calling it again returns the same status.
 func (c *Container) Wait() (int, error) {
-	if c.cmd == nil {
+	if c.proc == nil {
 		return -1, errors.New("wait: only a container created in the foreground can be waited for")
 	}
 	if c.waited {
 		return c.exit, nil
 	}
-	code, err := waitStatus(c.cmd)
+	code, err := waitStatus(c.proc)
 	if err != nil && code < 0 {
 		return -1, err
 	}

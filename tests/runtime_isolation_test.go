@@ -37,6 +37,7 @@ echo "uid=$(id -u):$(id -g):$(id -G)"
 echo "nofile=$(ulimit -n)"
 echo "pwd=$(pwd)"
 echo "env=$(env | grep -c CORRAL)"
+echo "sigblk=$(grep SigBlk /proc/self/status | cut -f2)"
 `
 
 // TestRuntimeIsolation checks what a process inside a default container

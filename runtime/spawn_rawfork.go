@@ -1,0 +1,140 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Why a second way to fork: Go's os/exec always forks with CLONE_VM|
+// CLONE_VFORK (unless a user namespace is made). Before Linux 6.3 (commit
+// "fs/exec: switch timens when a task gets a new mm") the kernel refuses
+// CLONE_VM while the forking thread's time_ns_for_children differs from its
+// own time namespace (EINVAL), which is exactly the state thread T is in
+// after unshare(CLONE_NEWTIME). So on those kernels the child comes from a
+// plain fork (clone3 without CLONE_VM, as Go itself did before it used
+// vfork), whose child runs only raw system calls up to execve.
+
+// cloneArgs is struct clone_args (CLONE_ARGS_SIZE_VER2).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize, cgroup uint64
+}
+
+// rawSpawn forks and execs path with files as fds 0..n-1 (nil entries are
+// not allowed: the caller maps them to /dev/null), in new namespaces
+// cloneFlags, optionally straight into a v2 cgroup (cgroupFD >= 0).
+func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uintptr, cgroupFD int, setsid bool) (*os.Process, error) {
+	pathp, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return nil, err
+	}
+	argv, err := syscall.SlicePtrFromStrings(args)
+	if err != nil {
+		return nil, err
+	}
+	envv, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return nil, err
+	}
+	// Every source fd is first copied above the target range, so dup3
+	// onto 0..n-1 in the child can never overwrite a source still needed.
+	high := make([]int, len(files))
+	for i := range high {
+		high[i] = -1
+	}
+	defer func() {
+		for _, fd := range high {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+	for i, f := range files {
+		if high[i], err = unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 100+len(files)); err != nil {
+			return nil, fmt.Errorf("fork: dup fd: %w", err)
+		}
+	}
+	var errPipe [2]int
+	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	ca := cloneArgs{flags: uint64(cloneFlags), exitSignal: uint64(unix.SIGCHLD)}
+	if cgroupFD >= 0 {
+		ca.flags |= unix.CLONE_INTO_CGROUP
+		ca.cgroup = uint64(cgroupFD)
+	}
+	// No Go signal handler may run in the child (its runtime is a frozen
+	// copy): block every signal on this thread across the fork. The child
+	// keeps them blocked through execve; the init unblocks them
+	// (MaybeInit), and processSetup.exec clears the mask for the user's
+	// program.
+	all := ^uint64(0)
+	var old uint64
+	runtime.LockOSThread() // already locked on T; harmless, and keeps the mask on this thread
+	defer runtime.UnlockOSThread()
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1])
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	runtime.KeepAlive(pathp)
+	runtime.KeepAlive(argv)
+	runtime.KeepAlive(envv)
+	runtime.KeepAlive(high)
+	unix.Close(errPipe[1])
+	defer unix.Close(errPipe[0])
+	if errno != 0 {
+		return nil, &os.SyscallError{Syscall: "clone3", Err: errno}
+	}
+	// The pipe closes at a successful execve (CLOEXEC); otherwise the child
+	// writes its errno first.
+	var buf [4]byte
+	n := 0
+	for {
+		n, err = unix.Read(errPipe[0], buf[:])
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if n == 4 {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		return nil, &os.PathError{Op: "fork/exec", Path: path, Err: syscall.Errno(binary.NativeEndian.Uint32(buf[:]))}
+	}
+	return os.FindProcess(pid)
+}
+
+// forkExecChild forks; the child dup3()s fds[i] onto i, optionally
+// setsid()s and execs. The child runs nothing but raw system calls on a
+// copy of this stack (nosplit: it must not grow it).
+//
+//go:nosplit
+//go:norace
+func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe int) (int, syscall.Errno) {
+	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(ca)), unsafe.Sizeof(*ca), 0, 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	if r != 0 {
+		return int(r), 0
+	}
+	// In the child.
+	if setsid {
+		_, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
+	}
+	for i := 0; i < nfds && e == 0; i++ {
+		fd := *(*int)(unsafe.Add(unsafe.Pointer(fds), uintptr(i)*unsafe.Sizeof(nfds)))
+		_, _, e = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fd), uintptr(i), 0)
+	}
+	if e == 0 {
+		_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envv)))
+	}
+	code := uint32(e)
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errPipe), uintptr(unsafe.Pointer(&code)), 4)
+	for {
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+}
