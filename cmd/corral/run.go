@@ -86,7 +86,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVarP(&o.Hostname, "hostname", "h", "", "hostname (default: --name, else the short id)")
 	fs.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount SRC:DST[:ro] (SRC must exist; repeatable)")
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "make the root filesystem read-only (the default root always is)")
-	fs.StringVar(&o.Net, "net", "none", "network: none (own namespace with lo up) or host")
+	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
 	fs.Bool("help", false, "show this help")
