@@ -8,9 +8,11 @@ package tests
 
 import (
 	"bufio"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/tests/sysinfoprobe/probe"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -58,39 +61,91 @@ type probeSummary struct {
 	PerSec  float64      `json:"calls_per_second"`
 }
 
+// The test binary is the probe too: run under the name "sysinfoprobe" it
+// is nothing else (this runs before any test). So the tests need no second
+// binary, in the VM (which has test binaries, not the source) or inside a
+// container's rootfs (the test binary is static).
+func init() {
+	if filepath.Base(os.Args[0]) == "sysinfoprobe" {
+		os.Exit(probe.Main(os.Args[1:]))
+	}
+}
+
 var (
 	probeOnce sync.Once
 	probePath string
 	probeErr  error
 )
 
-// sysinfoProbe builds tests/sysinfoprobe (static) when the sources are
-// here, else uses a prebuilt one next to the test binary or in bin/ (the
-// VM copies it there).
+// sysinfoProbe returns the path of a static sysinfoprobe in a
+// world-readable directory of its own (containers bind or copy it): a copy
+// of this test binary when it is static (make test, the VM), else one built
+// from tests/sysinfoprobe (a plain `go test` links libc by default, which a
+// busybox rootfs does not have).
 func sysinfoProbe(t testing.TB) string {
 	t.Helper()
-	root := testutil.ModuleRoot()
-	if root == "" {
-		return testutil.Binary(t, "sysinfoprobe")
-	}
 	probeOnce.Do(func() {
+		self, err := os.Executable()
+		if err != nil {
+			probeErr = err
+			return
+		}
 		dir, err := os.MkdirTemp("", "sysinfoprobe")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
 		if err != nil {
 			probeErr = err
 			return
 		}
 		probePath = filepath.Join(dir, "sysinfoprobe")
-		cmd := exec.Command("go", "build", "-o", probePath, "./tests/sysinfoprobe")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = fmt.Errorf("building sysinfoprobe: %v\n%s", err, out)
+		if root := testutil.ModuleRoot(); root != "" && !isStatic(self) {
+			cmd := exec.Command("go", "build", "-o", probePath, "./tests/sysinfoprobe")
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				probeErr = fmt.Errorf("building a static sysinfoprobe: %v\n%s", err, out)
+			}
+			return
 		}
+		probeErr = copyFile(self, probePath, 0o755)
 	})
 	if probeErr != nil {
-		t.Fatal(probeErr)
+		t.Fatalf("sysinfoprobe: %v", probeErr)
 	}
 	return probePath
+}
+
+// isStatic reports whether an ELF executable has no program interpreter.
+func isStatic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
+}
+
+func copyFile(from, to string, mode os.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // sysinfoSocket returns a seccomp socket path in a fresh short directory
