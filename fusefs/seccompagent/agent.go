@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -46,6 +47,10 @@ type Agent struct {
 	// orphans are fds kept from a keeper that died, to hand to the next.
 	orphans []*heldFd
 
+	// wake (an eventfd) tells the session that StoreFd/DropFd queued work.
+	wake  int
+	drops []uint64
+
 	answered, continued, vanished, failed atomic.Uint64
 	sessions                              atomic.Uint64
 	lastErrLog                            atomic.Int64
@@ -58,6 +63,7 @@ type heldFd struct {
 	slot   uint32
 	direct bool // in the session's epoll set: we receive on it
 	cache  answerCache
+	sent   bool // an orphan already handed to the current keeper
 }
 
 // newRef returns a token for a msgStore, unique enough that no other
@@ -91,7 +97,11 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.AnswerTTL == 0 {
 		cfg.AnswerTTL = 50 * time.Millisecond
 	}
-	return &Agent{cfg: cfg, log: cfg.Log.With("component", "seccomp-agent"), held: map[uint64]*heldFd{}}, nil
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp agent: %w", err)
+	}
+	return &Agent{cfg: cfg, log: cfg.Log.With("component", "seccomp-agent"), held: map[uint64]*heldFd{}, wake: wake}, nil
 }
 
 // Stats returns the counters.
@@ -112,7 +122,6 @@ func (a *Agent) Stats() Stats {
 // every fd it holds, so the containers' listeners survive that too.
 func (a *Agent) Run(stop <-chan struct{}) error {
 	defer a.closeAll()
-	var lastKeeper int32
 	for {
 		conn, err := a.connect(stop)
 		if err != nil {
@@ -121,19 +130,6 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 		if conn == nil {
 			return nil // stopped
 		}
-		pid := peerPid(conn)
-		if pid != 0 && pid == lastKeeper {
-			// The same keeper dropped us (it judged us stuck) and took
-			// our listeners back: it still holds every fd, so ours are
-			// not orphans to hand over but copies to close.
-			a.mu.Lock()
-			for _, h := range a.orphans {
-				unix.Close(h.fd)
-			}
-			a.orphans = nil
-			a.mu.Unlock()
-		}
-		lastKeeper = pid
 		a.sessions.Add(1)
 		a.log.Info("attached to the seccomp keeper", "socket", a.cfg.SocketPath)
 		err = a.session(conn, stop)
@@ -144,12 +140,16 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 			a.log.Info("another agent took over")
 			return ErrReplaced
 		}
-		// The keeper went away (or dropped us): keep its fds until we
-		// know which.
+		// The keeper went away (or dropped us): hand our copies to
+		// the keeper we reach next. If it is the same one, it already
+		// has them and recognises the files (Keeper.sameFile).
 		a.log.Warn("lost the keeper; reconnecting", "err", err)
 		a.mu.Lock()
 		for _, h := range a.held {
 			a.orphans = append(a.orphans, h)
+		}
+		for _, h := range a.orphans {
+			h.sent = false // to be handed to the next keeper
 		}
 		a.held = map[uint64]*heldFd{}
 		a.mu.Unlock()
@@ -158,20 +158,6 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 
 var errStopped = errors.New("stopped")
 
-// peerPid is the pid of the process at the other end of c (0 if unknown).
-func peerPid(c *net.UnixConn) int32 {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var pid int32
-	_ = rc.Control(func(fd uintptr) {
-		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			pid = cred.Pid
-		}
-	})
-	return pid
-}
 
 // connect dials the control socket, starting a keeper when nobody answers.
 func (a *Agent) connect(stop <-chan struct{}) (*net.UnixConn, error) {
@@ -293,6 +279,42 @@ func (a *Agent) Held(kind string) map[string]int {
 	return out
 }
 
+// StoreFd asks the keeper to hold a copy of fd (of kind KindFd) under
+// name, with meta, so that it outlives this process: the next agent finds
+// it in Held(KindFd). This is how a restarted corralfs can get back, say,
+// its /dev/fuse connection. fd stays the caller's.
+func (a *Agent) StoreFd(name string, meta []byte, fd int) error {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.orphans = append(a.orphans, &heldFd{info: entryInfo{Kind: KindFd, Name: name, Meta: meta}, fd: dup})
+	a.mu.Unlock()
+	a.poke()
+	return nil
+}
+
+// DropFd asks the keeper to forget the KindFd entry name.
+func (a *Agent) DropFd(name string) {
+	a.mu.Lock()
+	for id, h := range a.held {
+		if h.info.Kind == KindFd && h.info.Name == name {
+			a.drops = append(a.drops, id)
+		}
+	}
+	a.mu.Unlock()
+	a.poke()
+}
+
+func (a *Agent) poke() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.wake >= 0 {
+		_, _ = unix.Write(a.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
 func (a *Agent) closeAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -303,4 +325,8 @@ func (a *Agent) closeAll() {
 		unix.Close(h.fd)
 	}
 	a.held, a.orphans = map[uint64]*heldFd{}, nil
+	if a.wake >= 0 {
+		unix.Close(a.wake)
+		a.wake = -1
+	}
 }

@@ -11,8 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ctlID is the epoll data of the control socket; entry ids start at 1.
-const ctlID = 0
+// Epoll data of the control socket and of the agent's wake eventfd;
+// entry ids start at 1.
+const (
+	ctlID  = 0
+	wakeFd = 0xffffffff
+)
 
 // session serves one keeper connection on a thread of its own, blocked in
 // epoll_wait on the control socket and on every listener the keeper let it
@@ -37,6 +41,9 @@ func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
 	}
 	defer s.close()
 	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: ctlID}); err != nil {
+		return err
+	}
+	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, a.wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}); err != nil {
 		return err
 	}
 	if err := s.handOrphans(); err != nil {
@@ -69,6 +76,12 @@ func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
 		}
 		for _, ev := range events[:n] {
 			id := uint64(uint32(ev.Fd))
+			if id == wakeFd {
+				if err := s.queued(); err != nil {
+					return err
+				}
+				continue
+			}
 			if id != ctlID {
 				s.receive(id)
 				continue
@@ -119,7 +132,13 @@ func (s *session) send(b []byte, fd int) error {
 func (s *session) handOrphans() error {
 	a := s.a
 	a.mu.Lock()
-	orphans := append([]*heldFd(nil), a.orphans...)
+	var orphans []*heldFd
+	for _, h := range a.orphans {
+		if !h.sent {
+			h.sent = true
+			orphans = append(orphans, h)
+		}
+	}
 	a.mu.Unlock()
 	for _, h := range orphans {
 		h.info.Ref = newRef()
@@ -133,6 +152,25 @@ func (s *session) handOrphans() error {
 	}
 	if len(orphans) > 0 {
 		a.log.Info("handing held fds to the new keeper", "fds", len(orphans))
+	}
+	return nil
+}
+
+// queued sends what StoreFd and DropFd asked for.
+func (s *session) queued() error {
+	var buf [8]byte
+	_, _ = unix.Read(s.a.wake, buf[:])
+	if err := s.handOrphans(); err != nil {
+		return err
+	}
+	s.a.mu.Lock()
+	drops := s.a.drops
+	s.a.drops = nil
+	s.a.mu.Unlock()
+	for _, id := range drops {
+		if err := s.send(header(msgDrop, id), -1); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -344,3 +344,78 @@ func benchSysinfo(b *testing.B, withAgent bool) {
 	b.ReportMetric(float64(b.N)/(float64(r.Micros)/1e6), "calls/s")
 
 }
+
+// TestStoredFdOutlivesTheAgent: an fd the agent asks the keeper to hold
+// (what a restarting corralfs would do with its /dev/fuse connection) is
+// handed to the next agent, still open on the same file.
+func TestStoredFdOutlivesTheAgent(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a1, err := NewAgent(AgentConfig{SocketPath: sock, Answerer: AnswererFunc(markerAnswer), Log: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop1, done1 := make(chan struct{}), make(chan error, 1)
+	go func() { done1 <- a1.Run(stop1) }()
+	if err := a1.StoreFd("fuse", []byte(`{"proto":"7.40"}`), int(w.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // only the keeper (and a1) hold the write end now
+	waitFor(t, 5*time.Second, "the keeper to hold the fd", func() bool { return k.Stats().Held == 1 && a1.Held(KindFd)["fuse"] > 0 })
+	close(stop1)
+	<-done1
+
+	a2 := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
+	waitFor(t, 5*time.Second, "the fd at the new agent", func() bool { return a2.Held(KindFd)["fuse"] > 0 })
+	if _, err := unix.Write(a2.Held(KindFd)["fuse"], []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 32)
+	n, err := r.Read(buf)
+	if err != nil || string(buf[:n]) != "still here" {
+		t.Fatalf("read %q, %v through the held pipe", buf[:n], err)
+	}
+	a2.DropFd("fuse")
+	waitFor(t, 5*time.Second, "the keeper to drop it", func() bool { return k.Stats().Held == 0 })
+	waitFor(t, 5*time.Second, "the agent to close its copy", func() bool { return len(a2.Held(KindFd)) == 0 })
+	// Every write end is closed now: the reader sees EOF.
+	if n, err := r.Read(buf); n != 0 || err == nil {
+		t.Errorf("pipe still open after the drop: %d, %v", n, err)
+	}
+}
+
+// TestDroppedAgentComesBack: a live agent the keeper dropped (as it does a
+// stuck one) reconnects and hands back its copies of the listeners; the
+// keeper recognises the files it already holds (no duplicate entries) and
+// the agent answers again.
+func TestDroppedAgentComesBack(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	a := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	c := startContainer(t, sock)
+	for i := 0; i < 3; i++ {
+		if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
+			t.Fatalf("call %d: %+v", i, r)
+		}
+	}
+	k.mu.Lock()
+	link := k.agent
+	k.mu.Unlock()
+	k.detach(link, "test drops the agent")
+	waitFor(t, 5*time.Second, "the agent to come back", func() bool { return a.Stats().Sessions >= 2 && k.Stats().AgentAttached })
+	waitFor(t, 5*time.Second, "the agent's answers", func() bool { return c.do("sysinfo", 5*time.Second).Totalram == markerRAM })
+	if st := k.Stats(); st.Held != 1 {
+		t.Errorf("keeper holds %d fds after the agent came back, want 1", st.Held)
+	}
+	if n := a.Stats().Listeners; n != 1 {
+		t.Errorf("agent holds %d listeners, want 1", n)
+	}
+}

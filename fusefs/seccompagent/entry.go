@@ -65,6 +65,18 @@ func (k *Keeper) addEntry(info entryInfo, fd int) (*entry, error) {
 		return nil, err
 	}
 	k.mu.Lock()
+	if info.Ref != 0 {
+		if e := k.sameFile(fd); e != nil {
+			// An agent handing back what we hold (it took our
+			// dropping it for our death): confirm, keep one copy.
+			f.Close()
+			if k.agent != nil {
+				k.agent.queueEntryRef(e, info.Ref)
+			}
+			k.mu.Unlock()
+			return e, nil
+		}
+	}
 	if len(k.entries) >= maxEntries {
 		k.mu.Unlock()
 		f.Close()
@@ -93,6 +105,25 @@ func (k *Keeper) addEntry(info entryInfo, fd int) (*entry, error) {
 	}
 	return e, nil
 }
+
+// sameFile returns the entry holding the same open file as fd (k.mu held).
+func (k *Keeper) sameFile(fd int) *entry {
+	self := uintptr(os.Getpid())
+	for _, e := range k.entries {
+		same := false
+		_ = e.rc.Control(func(efd uintptr) {
+			r, _, errno := unix.Syscall6(unix.SYS_KCMP, self, self, kcmpFile, uintptr(fd), efd, 0)
+			same = errno == 0 && r == 0
+		})
+		if same {
+			return e
+		}
+	}
+	return nil
+}
+
+// kcmpFile is KCMP_FILE of kcmp(2).
+const kcmpFile = 0
 
 // removeEntry forgets e, tells the agent, and closes the keeper's copy.
 func (k *Keeper) removeEntry(e *entry, why string) {

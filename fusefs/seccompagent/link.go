@@ -73,8 +73,13 @@ func (a *agentLink) queue(m outMsg) bool {
 	return true
 }
 
-func (a *agentLink) queueEntry(e *entry) {
-	b, err := encodeEntry(msgEntry, e.id, e.info)
+func (a *agentLink) queueEntry(e *entry) { a.queueEntryRef(e, e.info.Ref) }
+
+// queueEntryRef sends e with ref as the Ref that confirms a msgStore.
+func (a *agentLink) queueEntryRef(e *entry, ref uint64) {
+	info := e.info
+	info.Ref = ref
+	b, err := encodeEntry(msgEntry, e.id, info)
 	if err != nil {
 		return // cannot happen: the info came from a message of the same bound
 	}
