@@ -158,7 +158,6 @@ func (a *Agent) Run(stop <-chan struct{}) error {
 
 var errStopped = errors.New("stopped")
 
-
 // connect dials the control socket, starting a keeper when nobody answers.
 func (a *Agent) connect(stop <-chan struct{}) (*net.UnixConn, error) {
 	path := ControlPath(a.cfg.SocketPath)
