@@ -7,6 +7,8 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
 UNITDIR   ?= /etc/systemd/system
+# podman's and CRI-O's default OCI hooks directory (`corral hook`).
+HOOKSDIR  ?= /usr/share/containers/oci/hooks.d
 # Static binaries: they run unchanged inside containers and the cgroup v2 VM.
 export CGO_ENABLED = 0
 GOFLAGS_BUILD ?= -trimpath
@@ -28,9 +30,12 @@ install: build
 	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(BINDIR)/
 	sed 's|/usr/local/bin|$(BINDIR)|g' systemd/corralfs.service > $(DESTDIR)$(UNITDIR)/corralfs.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/corralfs.service
+	install -d $(DESTDIR)$(HOOKSDIR)
+	sed 's|/usr/local/bin|$(BINDIR)|g' install/hooks.d/corralfs.json > $(DESTDIR)$(HOOKSDIR)/corralfs.json
+	chmod 0644 $(DESTDIR)$(HOOKSDIR)/corralfs.json
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(DESTDIR)$(UNITDIR)/corralfs.service
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(DESTDIR)$(UNITDIR)/corralfs.service $(DESTDIR)$(HOOKSDIR)/corralfs.json
 
 # test-deps installs with apt-get only what is missing, and says so.
 test-deps:
