@@ -26,7 +26,7 @@ func TestSysinfoContainerLimits(t *testing.T) {
 	// samples every 5 s, as the kernel does); then five probes.
 	script := fmt.Sprintf(`cat %[1]s/proc/loadavg >/dev/null
 ( while :; do :; done ) & busy=$!
-sleep 6
+sleep 7
 for i in 1 2 3 4 5; do %[2]s -views %[1]s; sleep 0.2; done
 kill $busy`, d.mp, probe)
 	out := runSysinfoContainer(t, sock, cg, script)
@@ -65,7 +65,7 @@ kill $busy`, d.mp, probe)
 			t.Errorf("sysinfo loads %s, the container's /proc/loadavg says %s", r.LoadsText, view)
 		}
 		if r.Loads == [3]uint64{} {
-			t.Errorf("load still 0 after 6 s of a busy loop: %+v", r)
+			t.Errorf("load still 0 after 7 s of a busy loop: %+v", r)
 		}
 	}
 	if good == 0 {
