@@ -181,6 +181,19 @@ func (e *runEnv) sh(t *testing.T, flags []string, script string) string {
 	return strings.TrimRight(r.stdout, "\n")
 }
 
+// exec runs argv directly (no shell) in a fresh --rm container with extra
+// flags and fails the test unless it exits 0. It returns stdout.
+func (e *runEnv) exec(t *testing.T, flags []string, argv ...string) string {
+	t.Helper()
+	args := append(append(e.runFlags(), "--name", runName("exec")), flags...)
+	args = append(append(args, "--"), argv...)
+	r := e.run(t, args...)
+	if r.code != 0 {
+		t.Fatalf("corral %s\nexit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return strings.TrimRight(r.stdout, "\n")
+}
+
 // checkNoLeftovers fails the test when a container of this env left state,
 // a cgroup or a mount behind (every container here runs with --rm or is
 // deleted by its test).
