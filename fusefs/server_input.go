@@ -223,6 +223,10 @@ func (fs *FS) hostCPUs() ([]int, error) {
 
 const hostCPUsTTL = time.Second
 
+// cpuParts is what the visible CPUs are computed from: the same parts the
+// online/possible/present views ask for, so they share cached Snapshots.
+var cpuParts = cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset}
+
 // visibleCPUs returns the host CPUs the caller sees, in container order.
 // Without a usable caller or Snapshot it is every host CPU (ok = false).
 func (fs *FS) visibleCPUs(pid int) (cpus []int, ok bool) {
@@ -234,7 +238,7 @@ func (fs *FS) visibleCPUs(pid int) (cpus []int, ok bool) {
 	if err != nil {
 		return host, false
 	}
-	snap, err := fs.snapshot(&c, cgroupreader.Options{})
+	snap, err := fs.snapshot(&c, cpuParts)
 	if err != nil {
 		return host, false
 	}
