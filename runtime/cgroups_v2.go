@@ -28,6 +28,7 @@ func newCgroupV2(cgPath string, res *specs.LinuxResources) (cgroupManager, error
 		return nil, fmt.Errorf("create cgroup %s: %w", cgPath, err)
 	}
 	c := &cgroupV2{path: cgPath, m: m}
+	c.enableControllers()
 	if err := c.writeUnlimited(res); err != nil {
 		os.Remove(filepath.Join(v2Root, cgPath))
 		return nil, err
@@ -94,6 +95,30 @@ func (c *cgroupV2) writeUnlimited(res *specs.LinuxResources) error {
 	return nil
 }
 
+// v2Controllers are the controllers every container cgroup gets, limits or
+// not: `update` may set a limit later, and stats and views read
+// memory.current, cpu.stat, pids.current and io.stat of every container.
+var v2Controllers = map[string]bool{"cpu": true, "cpuset": true, "memory": true, "pids": true, "io": true, "hugetlb": true}
+
+// enableControllers enables v2Controllers (those the root offers) in the
+// subtree_control of every ancestor. NewManager enabled only those the
+// initial resources needed. Best effort: an ancestor that holds processes
+// cannot delegate (no internal processes), and then limits set on them fail
+// with a clear error later.
+func (c *cgroupV2) enableControllers() {
+	avail, err := c.m.RootControllers()
+	if err != nil {
+		return
+	}
+	var want []string
+	for _, ctrl := range avail {
+		if v2Controllers[ctrl] {
+			want = append(want, ctrl)
+		}
+	}
+	c.m.ToggleControllers(want, cgroup2.Enable)
+}
+
 func loadCgroupV2(cgPath string) (cgroupManager, error) {
 	if _, err := os.Stat(filepath.Join(v2Root, cgPath)); err != nil {
 		return nil, fmt.Errorf("load cgroup %s: %w", cgPath, err)
@@ -123,6 +148,7 @@ func (c *cgroupV2) CloneFD() (*os.File, error) {
 }
 
 func (c *cgroupV2) Update(r *specs.LinuxResources) error {
+	c.enableControllers()
 	r = withDefaultDevices(r)
 	if err := c.m.Update(v2Resources(r)); err != nil {
 		return err

@@ -55,8 +55,9 @@ type initConfig struct {
 	NewUTSNS      bool `json:"newUTSNS,omitempty"`
 	// Exec only: the process to run and the fd of the container's mount
 	// namespace, which the exec init joins itself.
-	Process *specs.Process `json:"process,omitempty"`
-	MntNsFd int            `json:"mntNsFd,omitempty"`
+	Process    *specs.Process `json:"process,omitempty"`
+	MntNsFd    int            `json:"mntNsFd,omitempty"`
+	CgroupNsFd int            `json:"cgroupNsFd,omitempty"` // -1: none
 }
 
 // Create sets up a container and leaves its init blocked on the exec fifo

@@ -41,10 +41,12 @@ var forwardedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.
 // Exec runs p inside the container (its namespaces, cgroup, root) and,
 // unless Detach, waits for it: exit is its status (128+N on signal N).
 //
-// The namespaces are entered without cgo: a locked thread T unshares
-// CLONE_FS and setns()es into pid, net, ipc, uts and cgroup (pid affects
-// T's children only), then forks the exec init, which joins the mount
-// namespace itself. The time namespace cannot be joined by a multi-threaded
+// The namespaces are entered without cgo: a locked thread T setns()es into
+// pid, net, ipc and uts (pid affects T's children only), then forks the
+// exec init (on v2 straight into the container's cgroup), which joins the
+// cgroup and mount namespaces itself: a thread already in the container's
+// cgroup namespace may not clone into a cgroup outside it (ENOENT), and
+// setns into a mount namespace needs an fs_struct of its own. The time namespace cannot be joined by a multi-threaded
 // process (setns returns EUSERS), so T makes a new one with the same
 // offsets as the container's: the clocks read exactly the same, only the
 // namespace id differs (TODO: visible in /proc/PID/ns/time).
@@ -62,7 +64,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		return -1, errors.New("exec: terminal needs a console socket (or, in the foreground, a console handler)")
 	}
 	pid := c.st.Pid
-	joins, mntNS, timeNS, err := c.openNamespaces()
+	joins, mntNS, cgNS, timeNS, err := c.openNamespaces()
 	if err != nil {
 		return -1, err
 	}
@@ -71,6 +73,9 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 			j.f.Close()
 		}
 		mntNS.Close()
+		if cgNS != nil {
+			cgNS.Close()
+		}
 	}()
 	so := spawnOpts{kind: "exec", joinNS: joins, setsid: p.Terminal}
 	if timeNS {
@@ -105,11 +110,15 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	files = append(files, o.ExtraFiles...)
 	so.syncFd = len(files)
 	files = append(files, child.f, mntNS)
-	so.files = files
 	cfg := &initConfig{
 		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot,
-		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1,
+		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1, CgroupNsFd: -1,
 	}
+	if cgNS != nil {
+		cfg.CgroupNsFd = len(files)
+		files = append(files, cgNS)
+	}
+	so.files = files
 	proc, err := spawn(so)
 	child.Close()
 	if err != nil {
@@ -206,26 +215,32 @@ func (c *Container) execHandshake(conn *syncConn, o ExecOpts) error {
 }
 
 // openNamespaces opens the container init's namespaces: the ones the
-// spawning thread joins, the mount namespace (joined by the exec init) and
-// whether the container has a time namespace of its own.
-func (c *Container) openNamespaces() (joins []nsFD, mnt *os.File, timeNS bool, err error) {
+// spawning thread joins, the mount and cgroup namespaces (joined by the
+// exec init) and whether the container has a time namespace of its own.
+func (c *Container) openNamespaces() (joins []nsFD, mnt, cg *os.File, timeNS bool, err error) {
 	pid := c.st.Pid
 	open := func(name string) (*os.File, error) {
 		return os.OpenFile(fmt.Sprintf("/proc/%d/ns/%s", pid, name), os.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
-	fail := func(e error) ([]nsFD, *os.File, bool, error) {
+	fail := func(e error) ([]nsFD, *os.File, *os.File, bool, error) {
 		for _, j := range joins {
 			j.f.Close()
 		}
-		if mnt != nil {
-			mnt.Close()
+		for _, f := range []*os.File{mnt, cg} {
+			if f != nil {
+				f.Close()
+			}
 		}
-		return nil, nil, false, fmt.Errorf("exec: container namespaces: %w", e)
+		return nil, nil, nil, false, fmt.Errorf("exec: container namespaces: %w", e)
 	}
 	for _, ns := range c.st.Spec.Linux.Namespaces {
 		switch ns.Type {
 		case specs.MountNamespace:
 			if mnt, err = open("mnt"); err != nil {
+				return fail(err)
+			}
+		case specs.CgroupNamespace:
+			if cg, err = open("cgroup"); err != nil {
 				return fail(err)
 			}
 		case specs.TimeNamespace:
@@ -242,7 +257,7 @@ func (c *Container) openNamespaces() (joins []nsFD, mnt *os.File, timeNS bool, e
 	if mnt == nil {
 		return fail(errors.New("container has no mount namespace"))
 	}
-	return joins, mnt, timeNS, nil
+	return joins, mnt, cg, timeNS, nil
 }
 
 // waitStatus waits for proc and reports its status as a shell would:

@@ -22,6 +22,13 @@ func initExec(conn *syncConn) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}
+	// Our parent put us in the container's cgroup; now its namespace.
+	if cfg.CgroupNsFd >= 0 {
+		if err := unix.Setns(cfg.CgroupNsFd, unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("join cgroup namespace: %w", err)
+		}
+		unix.Close(cfg.CgroupNsFd)
+	}
 	// setns into a mount namespace needs an fs_struct of our own; Go's
 	// threads share one.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
