@@ -171,9 +171,10 @@ func TestRunStats(t *testing.T) {
 	if row.ID != name || row.MemLimit != 64<<20 || row.MemUsage == 0 || row.Pids < 1 || row.PidsLimit == nil || *row.PidsLimit != 50 {
 		t.Errorf("stats row %+v", row)
 	}
-	// A busy loop: close to one full CPU (at least a few percent even on a
-	// loaded machine; the exact share is not asserted).
-	if row.CPUPercent < 5 || row.CPUPercent > 110 {
+	// A busy loop: close to one full CPU. Only sanity is checked (some use,
+	// and not more than the host's two CPUs could give: emulated clocks in
+	// the VM skew a one-second reading); the share is not asserted.
+	if row.CPUPercent < 5 || row.CPUPercent > 200 {
 		t.Errorf("busy loop at %.1f%% CPU", row.CPUPercent)
 	}
 	r = e.run(t, "stats", "--no-stream", name)

@@ -20,8 +20,9 @@
 #   VM_CACHE=/var/cache/corral-vm         kernel cache
 #   VM_HOST_TOOLS="free ps top vmstat uptime nproc"   host programs copied in with their
 #                    shared libraries, so `corral run -- free` on the default root works
-#   VM_HOST_FILES="/usr/share/containers/seccomp.json"   host data files copied to the
-#                    same path when they exist (tests that read host config)
+#   VM_HOST_FILES="/usr/share/containers/seccomp.json /lib/terminfo/d/dumb"   host data files
+#                    copied to the same path when they exist (tests that read host config;
+#                    procps `top -b` exits 1 without the "dumb" terminfo entry)
 #   VM_PROPAGATION=shared|private        propagation of / (shared = like systemd hosts)
 #   VM_KEEP=DIR                           keep the work dir (initramfs, console.log) in DIR
 # exit: 0 all passed; 1 a build or test failed or timed out; 2 the VM did not boot / finish.
@@ -41,7 +42,7 @@ VM_KFLAVOR=${VM_KFLAVOR:-cloud-amd64}
 VM_CACHE=${VM_CACHE:-/var/cache/corral-vm}
 VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc}
 VM_PROPAGATION=${VM_PROPAGATION:-shared}
-VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json}
+VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json /lib/terminfo/d/dumb}
 GO=${GO:-go}
 export CGO_ENABLED=0
 # Modules the guest insmods, in dependency order (zram needs zsmalloc and
