@@ -91,6 +91,9 @@ type Keeper struct {
 	nextID  uint64
 	agent   *agentLink
 	idle    time.Time // when the keeper last became idle
+	// stallLog rate-limits the stall warning (watchdog goroutine only).
+	stallLog    time.Time
+	stallSilent int
 	stats   keeperStats
 	pump    *pump
 	ids     *idTable
@@ -395,7 +398,18 @@ func (k *Keeper) watchdog(quit <-chan struct{}) {
 			k.mu.Lock()
 			k.stats.stalled += uint64(stalled)
 			k.mu.Unlock()
-			k.log.Warn("agent did not answer in time; continued", "notifications", stalled, "after", k.cfg.StallTimeout)
+			k.warnStall(now, stalled)
 		}
 	}
+}
+
+// warnStall logs continued stalls at most every 10 s, with the count of
+// those not logged, so a stuck agent cannot fill the keeper's log.
+func (k *Keeper) warnStall(now time.Time, n int) {
+	k.stallSilent += n
+	if now.Sub(k.stallLog) < 10*time.Second {
+		return
+	}
+	k.log.Warn("agent did not answer in time; continued", "notifications", k.stallSilent, "after", k.cfg.StallTimeout)
+	k.stallLog, k.stallSilent = now, 0
 }
