@@ -94,9 +94,9 @@ type Keeper struct {
 	// stallLog rate-limits the stall warning (watchdog goroutine only).
 	stallLog    time.Time
 	stallSilent int
-	stats   keeperStats
-	pump    *pump
-	ids     *idTable
+	stats       keeperStats
+	pump        *pump
+	ids         *idTable
 }
 
 type keeperStats struct {
