@@ -224,7 +224,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := writeState(dir, st); err != nil { // delete --force can now find it
 		return nil, err
 	}
-	c = &Container{rt: r, dir: dir, st: st}
+	c = &Container{rt: r, dir: dir, st: st, cg: cg}
 	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
 		return nil, err
 	}
