@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,20 +116,74 @@ func Mount(fs *FS, mp string, cfg MountConfig) (*fuse.Server, error) {
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true, // plain READDIR: cpuN entries must not be cached from a listing
 		Debug:              cfg.Debug,
-		Logger:             slog.NewLogLogger(fs.log.Handler(), slog.LevelDebug),
+		Logger:             goFuseLogger(fs.log, cfg.Debug),
 		PanicHandler: func(r any) fuse.Status {
 			fs.log.Error("panic in a FUSE handler (request failed with EIO)", "panic", r, "stack", string(debug.Stack()))
 			return fuse.EIO
 		},
-	}
-	if opts.Logger == nil {
-		opts.Logger = log.Default()
 	}
 	srv, err := fuse.NewServer(fs, mp, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mp, err)
 	}
 	return srv, nil
+}
+
+// goFuseLogger is where go-fuse's own messages go. Without debug they are
+// all trouble that our handlers never hear of: a reply the kernel refused
+// (its reader then gets EIO), a failed read of /dev/fuse, an opcode go-fuse
+// does not know. They used to be logged at debug level, which hid exactly
+// the messages that explain an EIO nobody logged; now they are warnings,
+// at most fuseLogBurst a minute so a repeating one cannot flood the
+// journal. With debug they are the request trace, shown at info level:
+// asking for the trace is enough to see it.
+func goFuseLogger(l *slog.Logger, debug bool) *log.Logger {
+	w := &fuseLogWriter{log: l, level: slog.LevelWarn, burst: fuseLogBurst}
+	if debug {
+		w.level, w.burst = slog.LevelInfo, 0
+	}
+	return log.New(w, "", 0)
+}
+
+const fuseLogBurst = 20
+
+// fuseLogWriter turns go-fuse's log lines into slog records, dropping
+// those beyond burst per minute (0: no limit); the first message of the
+// next minute is preceded by how many were dropped.
+type fuseLogWriter struct {
+	log   *slog.Logger
+	level slog.Level
+	burst int
+
+	mu      sync.Mutex
+	window  time.Time
+	n       int
+	dropped int
+}
+
+func (w *fuseLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if w.burst > 0 {
+		now := time.Now()
+		w.mu.Lock()
+		if now.Sub(w.window) >= time.Minute {
+			if w.dropped > 0 {
+				w.log.Log(context.Background(), w.level, "go-fuse: more messages were dropped", "dropped", w.dropped)
+			}
+			w.window, w.n, w.dropped = now, 0, 0
+		}
+		w.n++
+		drop := w.n > w.burst
+		if drop {
+			w.dropped++
+		}
+		w.mu.Unlock()
+		if drop {
+			return len(p), nil
+		}
+	}
+	w.log.Log(context.Background(), w.level, "go-fuse: "+msg)
+	return len(p), nil
 }
 
 // WaitAnswering waits until the mount answers a stat of one of its files

@@ -51,7 +51,11 @@ const (
 // while one open of an inode is in passthrough mode, the kernel fails
 // every other open of it that does not use the very same backing file
 // (EIO for a direct I/O open, EBUSY for another backing file), and two
-// containers reading meminfo at once need different content.
+// containers reading meminfo at once need different content. (Early bench
+// runs, made while that experiment was in the working tree, showed its
+// signature: 5-10% of opens failing with EIO under concurrency and nothing
+// in the daemon's log, since the kernel refuses such an open itself.
+// TestConcurrentOpensFromManyPidNamespaces fails on any such error.)
 const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 
 // fileSize is every file's st_size, as in sysfs: a page. read(2) ignores it
