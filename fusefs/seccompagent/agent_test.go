@@ -31,7 +31,8 @@ func inProcessKeeper(t *testing.T, sock string, stall time.Duration) *Keeper {
 	done := make(chan error, 1)
 	go func() { done <- k.Run(stop) }()
 	t.Cleanup(func() { close(stop); <-done })
-	waitFor(t, 5*time.Second, "the keeper socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	// The pidfile is written once both sockets listen.
+	waitFor(t, 5*time.Second, "the keeper", func() bool { _, err := os.Stat(PidPath(sock)); return err == nil })
 	return k
 }
 
@@ -320,7 +321,7 @@ func benchSysinfo(b *testing.B, withAgent bool) {
 	defer close(stop)
 	go k.Run(stop)
 	for i := 0; i < 500; i++ {
-		if _, err := os.Stat(sock); err == nil {
+		if _, err := os.Stat(PidPath(sock)); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -186,12 +186,18 @@ func (k *Keeper) Run(stop <-chan struct{}) error {
 	if k.ids, err = newIDTable(); err != nil {
 		return fmt.Errorf("keeper: id table: %w", err)
 	}
-	defer k.ids.close()
 	if k.pump, err = newPump(k); err != nil {
+		k.ids.close()
 		return fmt.Errorf("keeper: %w", err)
 	}
 	go k.pump.run()
-	defer k.pump.stop()
+	defer func() {
+		// The pump may be releasing a slot: unmap the table only once
+		// it has stopped.
+		k.pump.stop()
+		<-k.pump.done
+		k.ids.close()
+	}()
 	k.log.Info("keeper started", "socket", cfg.SocketPath, "pid", os.Getpid())
 
 	quit := make(chan struct{})
