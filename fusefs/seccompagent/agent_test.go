@@ -420,3 +420,24 @@ func TestDroppedAgentComesBack(t *testing.T) {
 		t.Errorf("agent holds %d listeners, want 1", n)
 	}
 }
+
+// TestAgentOutlivesContainers: a container the agent receives on directly
+// ends (its listener hangs up); the keeper and the agent let go of its fd
+// and the agent goes on answering the next container.
+func TestAgentOutlivesContainers(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	a := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	for round := 0; round < 3; round++ {
+		c := startContainer(t, sock)
+		for i := 0; i < 5; i++ {
+			if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
+				t.Fatalf("container %d call %d: %+v", round, i, r)
+			}
+		}
+		c.stop()
+		waitFor(t, 5*time.Second, "both to let go of the listener", func() bool { return k.Stats().Held == 0 && a.Stats().Listeners == 0 })
+	}
+}
