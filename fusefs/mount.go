@@ -106,6 +106,12 @@ func probe(mp string) error {
 // Mount mounts fs at mp (read-only, nosuid, nodev, noexec, directly with
 // mount(2): no fusermount needed as root) and returns the server, which
 // the caller must Serve.
+//
+// Request dispatch is go-fuse's: each request is served on the goroutine
+// that read it, which first starts a fresh reader for the next one. No
+// option changes that (the reader count is GOMAXPROCS clamped to 2..16),
+// and SingleThreaded would only put every handler behind one mutex,
+// queueing all containers behind the slowest cgroup read.
 func Mount(fs *FS, mp string, cfg MountConfig) (*fuse.Server, error) {
 	opts := &fuse.MountOptions{
 		AllowOther:         cfg.AllowOther,
