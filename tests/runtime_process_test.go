@@ -1,6 +1,11 @@
 package tests
 
 import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +67,45 @@ func TestRuntimeNoPivot(t *testing.T) {
 	if m["bin"] != "/bin/busybox" || m["hosthome"] != "0" {
 		t.Errorf("--no-pivot container saw %v", m)
 	}
+}
+
+// TestRuntimeProcessFileAndPreservedFDs: `exec --process FILE` (how
+// containerd execs) and `create --preserve-fds N` (socket activation: the
+// caller's fd 3 becomes the container's fd 3, and nothing else leaks).
+func TestRuntimeProcessFileAndPreservedFDs(t *testing.T) {
+	e := rtNewEnv(t)
+	id := rtID("procfile")
+	s := rtSpec(id, "sh", "-c", `cat <&3; echo "fds=$(ls /proc/self/fd | tr '\n' ' ')"; sleep 1000`)
+	s.Process.Env = append(s.Process.Env, "LISTEN_FDS=1")
+	b := e.bundle(id, s)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.WriteString("passed-fd-data\n")
+	pw.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	of, _ := os.Create(out)
+	r := e.corralWith(func(c *exec.Cmd) {
+		c.Stdout, c.Stderr = of, of
+		c.ExtraFiles = []*os.File{pr}
+	}, "create", "--preserve-fds", "1", "--bundle", b, id)
+	of.Close()
+	pr.Close()
+	if r.code != 0 {
+		t.Fatalf("create: %v", r)
+	}
+	e.must("start", id)
+	rtWaitFile(t, out, "fds=")
+	if got := rtRead(t, out); !strings.Contains(got, "passed-fd-data") || !strings.Contains(got, "fds=0 1 2 3 4 ") {
+		t.Errorf("container output %q: want the preserved fd 3 (and ls's own 4)", got)
+	}
+	p := specs.Process{Args: []string{"sh", "-c", "echo from-process-file $X $(pwd) $(id -u)"}, Env: []string{"X=42", "PATH=/bin"}, Cwd: "/tmp", User: specs.User{UID: 1000}}
+	pf := filepath.Join(t.TempDir(), "process.json")
+	data, _ := json.Marshal(p)
+	os.WriteFile(pf, data, 0o644)
+	if got := e.must("exec", "--process", pf, id); got != "from-process-file 42 /tmp 1000\n" {
+		t.Errorf("exec --process: %q", got)
+	}
+	e.must("delete", "--force", id)
 }
