@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -208,7 +209,19 @@ func runInChild(t testing.TB, req childRequest) (childResult, string) {
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A child stuck in a trapped syscall must not hang the test: after a
+	// minute it dumps its goroutines (SIGQUIT) and is killed.
+	timer := time.AfterFunc(time.Minute, func() {
+		cmd.Process.Signal(syscall.SIGQUIT)
+		time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+	})
+	err = cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("child hung; killed. stderr:\n%s", stderr.String())
+	}
 	line, rest, _ := bytes.Cut(stdout.Bytes(), []byte("\n"))
 	var res childResult
 	if jerr := json.Unmarshal(line, &res); jerr != nil {
