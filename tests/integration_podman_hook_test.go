@@ -75,3 +75,20 @@ func TestPodmanRuncHook(t *testing.T) {
 	}
 	e.must("rm", "--force", "--time", "0", id)
 }
+
+// TestPodmanCorralRuntimeHook: podman driving bin/corral (not runc) with
+// the shipped hooks.d entry. podman passes its hooks to the runtime in
+// config.json, so this proves corral runs OCI hooks: the container reads
+// MemTotal 262144 kB with --memory 256m, as issue 7 asks of
+// `podman --runtime corral run --memory 256m IMAGE cat /proc/meminfo`.
+func TestPodmanCorralRuntimeHook(t *testing.T) {
+	e := newPodmanEnv(t, testutil.Binary(t, "corral"))
+	mp := corralfsMountpoint(t)
+	startCorralfs(t, mp)
+	e.globals = append(e.globals, "--hooks-dir", podmanHooksDir(t, mp))
+
+	out := e.must(e.runArgs("--rm", "--memory", "256m", e.image, "cat", "/proc/meminfo")...)
+	if got := meminfoKB(t, out, "MemTotal"); got != 256<<10 {
+		t.Fatalf("MemTotal %d kB in a podman+corral container with --memory 256m, want 262144\n%s", got, out)
+	}
+}
