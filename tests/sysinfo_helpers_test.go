@@ -195,7 +195,13 @@ func isKeeperOf(pid int, sock string) bool {
 // waits until the agent is attached to a keeper.
 func startSysinfoCorralfs(t *testing.T, sock string) *corralfsDaemon {
 	t.Helper()
-	d := startCorralfs(t, corralfsMountpoint(t), "--seccomp-socket", sock)
+	args := []string{"--seccomp-socket", sock}
+	if testutil.InVM() {
+		// The VM's emulated CPU is some 50 times slower: an answer can
+		// take longer than the default stall timeout there.
+		args = append(args, "--seccomp-stall-timeout", "10s")
+	}
+	d := startCorralfs(t, corralfsMountpoint(t), args...)
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(d.out.String(), "attached to the seccomp keeper") == 0 {
 		if time.Now().After(deadline) {
