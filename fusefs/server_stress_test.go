@@ -203,7 +203,8 @@ func TestConcurrentOpensFromManyPidNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const containers, threads, opens = 6, 2, 500
+	const containers, threads = 6, 2
+	opens := testutil.Repeat(500, 100)
 	paths := []string{filepath.Join(mp, "proc/meminfo"), filepath.Join(mp, "proc/stat"),
 		filepath.Join(mp, "proc/meminfo"), filepath.Join(mp, "proc/cpuinfo")}
 	type reader struct {
@@ -260,7 +261,7 @@ func TestConcurrentOpensFromManyPidNamespaces(t *testing.T) {
 			t.Fatalf("reader %d: %v / %v; output: %s", i, err, jerr, r.out.Bytes())
 		}
 		signals.Add(res.Signals)
-		if res.Opens != threads*opens || res.Errors != 0 || res.Wrong != 0 {
+		if res.Opens != int64(threads*opens) || res.Errors != 0 || res.Wrong != 0 {
 			t.Errorf("container %d (MemTotal %d kB): %d opens, %d failed (first: %s), %d wrong (first: %s)",
 				i, r.limit>>10, res.Opens, res.Errors, res.FirstErr, res.Wrong, res.FirstBad)
 		}

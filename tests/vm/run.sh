@@ -12,7 +12,7 @@
 # env:
 #   VM_PKGS          packages (go patterns)   default: ./cgroupreader ./fusefs ./runtime/... ./tests/...
 #   VM_TEST_ARGS     extra test flags, e.g. "-test.run TestMeminfo"
-#   VM_TEST_TIMEOUT  -test.timeout per binary (default 4m); the guest kills at +30s
+#   VM_TEST_TIMEOUT  -test.timeout per binary (default 8m); the guest kills at +30s
 #   VM_TIMEOUT       whole-VM wall limit in seconds (default 900)
 #   VM_MEM=1536 VM_SMP=2 VM_SWAP_MB=512   guest RAM (MiB), vCPUs, zram swap (0 = none)
 #   VM_ACCEL=auto|tcg|kvm                 auto = kvm only with kvm_intel/kvm_amd and a boot probe
@@ -32,7 +32,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 VM_PKGS=${VM_PKGS:-./cgroupreader ./fusefs ./runtime/... ./tests/...}
 VM_TEST_ARGS=${VM_TEST_ARGS:-}
-VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-4m}
+VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-8m}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 VM_MEM=${VM_MEM:-1536}
 VM_SMP=${VM_SMP:-2}
