@@ -164,7 +164,7 @@ func TestCorralfsManyReadsStayFlat(t *testing.T) {
 	if testutil.InVM() {
 		// TCG emulation serves a few hundred reads/s: keep the VM run
 		// (which checks cgroup v2, not volume) inside its time budget.
-		warmup, reads, inContainer = 500, 2000, 50
+		warmup, reads, inContainer = 300, 1000, 30
 	}
 	readAll(warmup) // warm up: server goroutines, buffers, caches
 	before := d.status()
