@@ -10,7 +10,7 @@
 #
 # usage: tests/vm/run.sh [PACKAGE...]     (default: $VM_PKGS)
 # env:
-#   VM_PKGS          packages (go patterns)   default: ./cgroupreader ./fusefs ./runtime/... ./tests/...
+#   VM_PKGS          packages (go patterns)   default: ./cgroupreader/... ./fusefs/... ./runtime/... ./tests/...
 #   VM_TEST_ARGS     extra test flags, e.g. "-test.run TestMeminfo"
 #   VM_TEST_TIMEOUT  -test.timeout per binary (default 8m); the guest kills at +30s
 #   VM_TIMEOUT       whole-VM wall limit in seconds (default 900)
@@ -30,7 +30,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-VM_PKGS=${VM_PKGS:-./cgroupreader ./fusefs ./runtime/... ./tests/...}
+VM_PKGS=${VM_PKGS:-./cgroupreader/... ./fusefs/... ./runtime/... ./tests/...}
 VM_TEST_ARGS=${VM_TEST_ARGS:-}
 VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-8m}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
