@@ -26,11 +26,15 @@ for b in "$CORRAL" "$CORRALFS"; do
   [ -x "$b" ] || die "$b missing: run 'make build'"
 done
 
-# free and top come from procps; a fresh Debian may not have it.
-if ! command -v free >/dev/null || ! command -v top >/dev/null; then
-  echo "demo: installing procps (free, top)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends procps >/dev/null \
-    || die "apt-get install procps failed"
+# free and top come from procps, java from Debian's default JRE; a fresh
+# Debian may have neither, and the demo promises both.
+need=""
+{ command -v free >/dev/null && command -v top >/dev/null; } || need="$need procps"
+command -v java >/dev/null || need="$need default-jre-headless"
+if [ -n "$need" ]; then
+  echo "demo: installing$need"
+  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need >/dev/null; } \
+    || die "apt-get install$need failed"
 fi
 
 mounted() { awk -v m="$MNT" '$5 == m && $0 ~ / - fuse(\.corralfs)? / { found = 1 } END { exit !found }' /proc/self/mountinfo; }
