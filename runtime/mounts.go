@@ -1,12 +1,10 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -127,91 +125,4 @@ func (rc *rootfsCtx) openDest(dest string, dir bool) (*os.File, error) {
 		unix.Close(fd)
 	}
 	return pathrs.OpenatInRoot(rc.root, dest)
-}
-
-// mountCgroup gives the container the cgroup filesystem. With its own
-// cgroup namespace each mount shows the container's cgroup as the root, so
-// the JVM and Go's runtime read the container's limits. On v2 that is one
-// cgroup2 mount; on v1 a tmpfs with one mount per hierarchy, as the host
-// has them (cpu and cpuacct separate here, co-mounted elsewhere).
-func (rc *rootfsCtx) mountCgroup(m specs.Mount, po parsedMount) error {
-	dest, err := rc.openDest(m.Destination, true)
-	if err != nil {
-		return err
-	}
-	defer dest.Close()
-	if cgroupsV2() {
-		if err := unix.Mount("cgroup2", procFdPath(dest), "cgroup2", po.flags, ""); err != nil {
-			return err
-		}
-		return rc.finishMount(m.Destination, parsedMount{rro: false, propagation: po.propagation}, false)
-	}
-	rw := po.flags &^ unix.MS_RDONLY
-	if err := unix.Mount("tmpfs", procFdPath(dest), "tmpfs", rw, "mode=755"); err != nil {
-		return err
-	}
-	tmpfs, err := pathrs.OpenatInRoot(rc.root, m.Destination)
-	if err != nil {
-		return err
-	}
-	defer tmpfs.Close()
-	base := procFdPath(tmpfs)
-	hier, err := v1Hierarchies()
-	if err != nil {
-		return err
-	}
-	for _, h := range hier {
-		dir := filepath.Join(base, h.dir)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mount("cgroup", dir, "cgroup", po.flags, h.data); err != nil {
-			return fmt.Errorf("cgroup hierarchy %s: %w", h.data, err)
-		}
-		for _, link := range h.links {
-			if err := os.Symlink(h.dir, filepath.Join(base, link)); err != nil {
-				return err
-			}
-		}
-	}
-	if po.flags&unix.MS_RDONLY != 0 {
-		if err := unix.Mount("", base, "", po.flags|unix.MS_REMOUNT, "mode=755"); err != nil {
-			return fmt.Errorf("remount cgroup tmpfs read-only: %w", err)
-		}
-	}
-	return nil
-}
-
-type v1Hierarchy struct {
-	dir   string   // directory under /sys/fs/cgroup: "memory", "cpu,cpuacct", "systemd"
-	data  string   // mount data: "memory", "cpu,cpuacct", "none,name=systemd"
-	links []string // "cpu" and "cpuacct" -> "cpu,cpuacct" when co-mounted
-}
-
-// v1Hierarchies lists this process's v1 hierarchies from /proc/self/cgroup.
-// The unified (v2) line of a hybrid host is skipped: it has no controllers
-// there, and mounting it would show the caller's part of the v2 tree.
-func v1Hierarchies() ([]v1Hierarchy, error) {
-	f, err := os.Open("/proc/self/cgroup")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []v1Hierarchy
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 || parts[1] == "" {
-			continue
-		}
-		ctrls := parts[1]
-		h := v1Hierarchy{dir: ctrls, data: ctrls}
-		if name, ok := strings.CutPrefix(ctrls, "name="); ok {
-			h.dir, h.data = name, "none,"+ctrls
-		} else if strings.Contains(ctrls, ",") {
-			h.links = strings.Split(ctrls, ",")
-		}
-		out = append(out, h)
-	}
-	return out, sc.Err()
 }
