@@ -102,31 +102,48 @@ func probe(mp string) error {
 
 // Mount mounts fs at mp (read-only, nosuid, nodev, noexec, directly with
 // mount(2): no fusermount needed as root) and returns the server, which
-// the caller must Serve.
+// the caller must Serve. The connection lives and dies with this process;
+// MountConn and Adopt split owning it from serving it (conn.go).
 func Mount(fs *FS, mp string, cfg MountConfig) (*fuse.Server, error) {
+	opts := mountOptions(cfg, fs.log)
+	opts.DirectMountStrict = true
+	opts.DirectMountFlags = mountFlags
+	srv, err := fuse.NewServer(fs, mp, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mp, err)
+	}
+	return srv, nil
+}
+
+// mountFlags: the views are read-only text, nothing to execute or open as
+// a device.
+const mountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_RDONLY
+
+// mountOptions are the go-fuse options of every corralfs server. The
+// process that answers INIT (MountConn) and every worker adopting the
+// connection later (Adopt) must use the same ones: each negotiates the
+// protocol from them and they must agree with what the kernel was told.
+func mountOptions(cfg MountConfig, lg *slog.Logger) *fuse.MountOptions {
+	if lg == nil {
+		lg = slog.Default()
+	}
 	opts := &fuse.MountOptions{
 		AllowOther:         cfg.AllowOther,
 		FsName:             "corralfs",
 		Name:               "corralfs",
-		DirectMountStrict:  true,
-		DirectMountFlags:   syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_RDONLY,
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true, // plain READDIR: cpuN entries must not be cached from a listing
 		Debug:              cfg.Debug,
-		Logger:             slog.NewLogLogger(fs.log.Handler(), slog.LevelDebug),
+		Logger:             slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
 		PanicHandler: func(r any) fuse.Status {
-			fs.log.Error("panic in a FUSE handler (request failed with EIO)", "panic", r, "stack", string(debug.Stack()))
+			lg.Error("panic in a FUSE handler (request failed with EIO)", "panic", r, "stack", string(debug.Stack()))
 			return fuse.EIO
 		},
 	}
 	if opts.Logger == nil {
 		opts.Logger = log.Default()
 	}
-	srv, err := fuse.NewServer(fs, mp, opts)
-	if err != nil {
-		return nil, fmt.Errorf("mount %s: %w", mp, err)
-	}
-	return srv, nil
+	return opts
 }
 
 // WaitAnswering waits until the mount answers a stat of one of its files

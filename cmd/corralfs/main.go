@@ -17,8 +17,9 @@ import (
 // subcommands are dispatched on the first argument; anything else is the
 // serve command's flags or mount point.
 var subcommands = map[string]func(args []string) int{
-	"status": runStatus,
-	"help":   func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
+	"status":       runStatus,
+	"serve-worker": runWorker, // worker.go: started by the supervisor only
+	"help":         func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
 }
 
 func main() {
