@@ -176,12 +176,13 @@ func (s *supervisor) requeue() {
 func (s *supervisor) upgrade(exited chan *workerProc) {
 	old := s.currentWorker()
 	s.log.Info("upgrade requested (SIGHUP): starting a worker from the binary at our path", "binary", s.exe)
+	s.upgrades++ // counted before: the new worker reports it
 	nw, err := s.startWorker(s.exe, exited)
 	if err != nil {
+		s.upgrades--
 		s.log.Error("upgrade failed; the old worker keeps serving", "err", err)
 		return
 	}
-	s.upgrades++
 	s.setWorker(nw)
 	if old != nil {
 		old.kill()
