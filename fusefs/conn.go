@@ -155,3 +155,13 @@ func Resend(f *os.File) error {
 	}
 	return werr
 }
+
+// MountedAt reports whether the visible mount at mp is a corralfs (without
+// asking it anything: its server may be between workers).
+func MountedAt(mp string) (bool, error) {
+	top, err := topMount(mp)
+	if err != nil {
+		return false, err
+	}
+	return top != nil && top.FSType == FSType, nil
+}

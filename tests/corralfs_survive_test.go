@@ -76,7 +76,7 @@ func viewReader(t *testing.T) string {
 type surviveContainer struct {
 	name string
 	cmd  *exec.Cmd
-	dir  string // stdout and stderr files: no copying goroutine for Wait to wait for
+	dir  string        // stdout and stderr files: no copying goroutine for Wait to wait for
 	done chan struct{} // closed once corral run exited
 	err  error
 }
@@ -194,10 +194,17 @@ func fdCount(t *testing.T, pid int) int {
 	return len(ents)
 }
 
+// processGone waits up to 2 s for pid to exit (a zombie counts as gone:
+// reaping an orphan is its new parent's business).
 func processGone(pid int) bool {
 	for i := 0; i < 200; i++ {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			return true
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if _, rest, ok := strings.Cut(string(b), ") "); ok && strings.HasPrefix(rest, "Z") {
+				return true
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

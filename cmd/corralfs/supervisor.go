@@ -67,8 +67,25 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		return fmt.Errorf("own binary: %w", err)
 	}
 	s := &supervisor{c: c, mp: mp, log: log, args: args, exe: exe, started: time.Now()}
-	if err := fusefs.PrepareMountpoint(mp, log); err != nil {
-		return err
+	// Restarted by systemd after the supervisor died: the connection
+	// (fdstore.go) is still mounted and its queued requests wait for us.
+	stored, err := storedConn()
+	if err != nil {
+		log.Warn("ignoring the connection systemd kept", "err", err)
+	}
+	if stored != nil {
+		if live, _ := fusefs.MountedAt(mp); live {
+			s.conn = stored
+			log.Info("took over the mounted connection systemd kept", "mountpoint", mp)
+		} else {
+			stored.File.Close()
+			unstoreConn()
+		}
+	}
+	if s.conn == nil {
+		if err := fusefs.PrepareMountpoint(mp, log); err != nil {
+			return err
+		}
 	}
 	// Signals are caught from here on: a SIGTERM during startup still
 	// unmounts. SIGHUP is the documented upgrade signal.
@@ -76,9 +93,15 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	signal.Ignore(syscall.SIGPIPE)
 
-	if s.conn, err = fusefs.MountConn(mp, fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE}, log); err != nil {
-		return err
+	if s.conn == nil {
+		if s.conn, err = fusefs.MountConn(mp, fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE}, log); err != nil {
+			return err
+		}
+		if err := storeConn(s.conn); err != nil {
+			log.Warn("systemd cannot keep the connection: a dead supervisor will take the mount with it", "err", err)
+		}
 	}
+	// Also re-queues what a dead worker of a dead supervisor had read.
 	s.probeResend()
 	if err := s.openPipesAndControl(); err != nil {
 		return s.shutdown("startup", err)
@@ -246,6 +269,7 @@ func (s *supervisor) shutdown(why string, err error) error {
 	}
 	var uerr error
 	if s.conn != nil {
+		unstoreConn()
 		uerr = unmountConn(s.mp)
 		s.conn.File.Close()
 	}
