@@ -15,7 +15,7 @@ GOFLAGS_BUILD ?= -trimpath
 BINARIES  := corral corralfs
 
 # Packages the tests need; installed by test-deps when missing.
-TEST_DEBS := busybox-static qemu-system-x86 cpio procps file runc
+TEST_DEBS := busybox-static qemu-system-x86 cpio procps file runc podman containerd
 
 .PHONY: all build install uninstall test test-deps test-unit test-vm demo bench vet fmt clean
 

@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -104,6 +107,12 @@ func probe(mp string) error {
 // mount(2): no fusermount needed as root) and returns the server, which
 // the caller must Serve. The connection lives and dies with this process;
 // MountConn and Adopt split owning it from serving it (conn.go).
+//
+// Request dispatch is go-fuse's: each request is served on the goroutine
+// that read it, which first starts a fresh reader for the next one. No
+// option changes that (the reader count is GOMAXPROCS clamped to 2..16),
+// and SingleThreaded would only put every handler behind one mutex,
+// queueing all containers behind the slowest cgroup read.
 func Mount(fs *FS, mp string, cfg MountConfig) (*fuse.Server, error) {
 	opts := mountOptions(cfg, fs.log)
 	opts.DirectMountStrict = true
@@ -133,17 +142,79 @@ func mountOptions(cfg MountConfig, lg *slog.Logger) *fuse.MountOptions {
 		Name:               "corralfs",
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true, // plain READDIR: cpuN entries must not be cached from a listing
-		Debug:              cfg.Debug,
-		Logger:             slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
+		// Every READ is answered from memory (fuse.ReadResultData). With
+		// splice on, go-fuse 2.12 first writes the reply header into a
+		// pipe, finds the data is not a file descriptor, drains the pipe
+		// and only then writev()s the reply: three wasted system calls
+		// per READ that carries data (strace -c over 2,000 open+read+close
+		// of meminfo: 2,000 each of splice, ioctl and an extra writev, all
+		// gone with this).
+		DisableSplice: true,
+		Debug:         cfg.Debug,
+		Logger:        goFuseLogger(lg, cfg.Debug),
 		PanicHandler: func(r any) fuse.Status {
 			lg.Error("panic in a FUSE handler (request failed with EIO)", "panic", r, "stack", string(debug.Stack()))
 			return fuse.EIO
 		},
 	}
-	if opts.Logger == nil {
-		opts.Logger = log.Default()
-	}
 	return opts
+}
+
+// goFuseLogger is where go-fuse's own messages go. Without debug they are
+// all trouble that our handlers never hear of: a reply the kernel refused
+// (its reader then gets EIO), a failed read of /dev/fuse, an opcode go-fuse
+// does not know. They used to be logged at debug level, which hid exactly
+// the messages that explain an EIO nobody logged; now they are warnings,
+// at most fuseLogBurst a minute so a repeating one cannot flood the
+// journal. With debug they are the request trace, shown at info level:
+// asking for the trace is enough to see it.
+func goFuseLogger(l *slog.Logger, debug bool) *log.Logger {
+	w := &fuseLogWriter{log: l, level: slog.LevelWarn, burst: fuseLogBurst}
+	if debug {
+		w.level, w.burst = slog.LevelInfo, 0
+	}
+	return log.New(w, "", 0)
+}
+
+const fuseLogBurst = 20
+
+// fuseLogWriter turns go-fuse's log lines into slog records, dropping
+// those beyond burst per minute (0: no limit); the first message of the
+// next minute is preceded by how many were dropped.
+type fuseLogWriter struct {
+	log   *slog.Logger
+	level slog.Level
+	burst int
+
+	mu      sync.Mutex
+	window  time.Time
+	n       int
+	dropped int
+}
+
+func (w *fuseLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if w.burst > 0 {
+		now := time.Now()
+		w.mu.Lock()
+		if now.Sub(w.window) >= time.Minute {
+			if w.dropped > 0 {
+				w.log.Log(context.Background(), w.level, "go-fuse: more messages were dropped", "dropped", w.dropped)
+			}
+			w.window, w.n, w.dropped = now, 0, 0
+		}
+		w.n++
+		drop := w.n > w.burst
+		if drop {
+			w.dropped++
+		}
+		w.mu.Unlock()
+		if drop {
+			return len(p), nil
+		}
+	}
+	w.log.Log(context.Background(), w.level, "go-fuse: "+msg)
+	return len(p), nil
 }
 
 // WaitAnswering waits until the mount answers a stat of one of its files

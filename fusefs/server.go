@@ -46,12 +46,26 @@ const (
 // because there is nothing to flush, which saves one synchronous round
 // trip per close.
 //
+// FOPEN_DIRECT_IO costs a READ at EOF: the reader's second read(2), which
+// the kernel forwards like any direct I/O read (it has no size to stop at,
+// and a short READ tells it nothing). It still cannot go. Without it
+// read(2) is served from the inode's page cache: those fills carry no lock
+// owner, so pageCacheRead refuses them and every read would fail; accepting
+// them would let two containers opening meminfo at once share the pages the
+// first one filled (the cache is per inode, and dropping it at each open
+// does not separate concurrent opens); and the kernel would stop every
+// read at st_size (4096), cutting a long cpuinfo or stat.
+//
 // FUSE passthrough (Linux 6.9+: the kernel reads an open file from a
 // backing file, no READ round trips) was tried and cannot serve views:
 // while one open of an inode is in passthrough mode, the kernel fails
 // every other open of it that does not use the very same backing file
 // (EIO for a direct I/O open, EBUSY for another backing file), and two
-// containers reading meminfo at once need different content.
+// containers reading meminfo at once need different content. (Early bench
+// runs, made while that experiment was in the working tree, showed its
+// signature: 5-10% of opens failing with EIO under concurrency and nothing
+// in the daemon's log, since the kernel refuses such an open itself.
+// TestConcurrentOpensFromManyPidNamespaces fails on any such error.)
 const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 
 // fileSize is every file's st_size, as in sysfs: a page. read(2) ignores it

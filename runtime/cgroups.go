@@ -107,11 +107,21 @@ func loadCgroup(cgPath string) (cgroupManager, error) {
 	return loadCgroupV1(cgPath)
 }
 
+// cgroup returns the container's cgroup manager, loaded once per Container
+// (loading parses the host's mount table).
 func (c *Container) cgroup() (cgroupManager, error) {
+	if c.cg != nil {
+		return c.cg, nil
+	}
 	if c.st.CgroupPath == "" {
 		return nil, errors.New("container has no cgroup")
 	}
-	return loadCgroup(c.st.CgroupPath)
+	cg, err := loadCgroup(c.st.CgroupPath)
+	if err != nil {
+		return nil, err
+	}
+	c.cg = cg
+	return cg, nil
 }
 
 // defaultDeviceRules are the devices every container gets as nodes in its

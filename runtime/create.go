@@ -224,7 +224,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := writeState(dir, st); err != nil { // delete --force can now find it
 		return nil, err
 	}
-	c = &Container{rt: r, dir: dir, st: st}
+	c = &Container{rt: r, dir: dir, st: st, cg: cg}
 	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
 		return nil, err
 	}
@@ -237,7 +237,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
-	if err := parent.send(&syncMsg{Type: msgGo}); err != nil {
+	// msgGo carries the state startContainer hooks get (the init cannot
+	// know its host pid).
+	if err := parent.send(&syncMsg{Type: msgGo, State: c.hookState(specs.StateCreated)}); err != nil {
 		return nil, err
 	}
 	if o.Foreground {
@@ -276,6 +278,19 @@ func (c *Container) handshake(conn *syncConn, consoleSocket string, foreground b
 				c.console = master
 			} else {
 				master.Close()
+			}
+		case msgHooks:
+			closeAll(files)
+			st := c.hookState(specs.StateCreating)
+			h := c.st.Spec.Hooks
+			if err := runHooks("prestart", h.Prestart, st); err != nil {
+				return err
+			}
+			if err := runHooks("createRuntime", h.CreateRuntime, st); err != nil {
+				return err
+			}
+			if err := conn.send(&syncMsg{Type: msgHooksDone, State: st}); err != nil {
+				return err
 			}
 		case msgSeccomp:
 			err := c.sendSeccompListener(files)

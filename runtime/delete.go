@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,6 +48,11 @@ func (c *Container) Delete(force bool) error {
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("remove state: %w", err)
+	}
+	if h := c.st.Spec.Hooks; h != nil {
+		if err := runHooks("poststop", h.Poststop, c.hookState(specs.StateStopped)); err != nil {
+			c.rt.log().Warn(err.Error(), "id", c.st.ID)
+		}
 	}
 	return nil
 }

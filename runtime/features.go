@@ -16,7 +16,7 @@ func Features() *features.Features {
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		Hooks:         nil, // TODO: OCI hooks (prestart, createRuntime, ...) are not run yet
+		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		MountOptions:  mountOptionNames(),
 		Linux: &features.Linux{
 			Namespaces:   ns,

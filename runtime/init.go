@@ -124,7 +124,8 @@ func initContainer(conn *syncConn) error {
 	if err := conn.send(&syncMsg{Type: msgReady, Warnings: append(rc.warnings, ps.warnings...)}); err != nil {
 		return err
 	}
-	if _, _, err := conn.expect(msgGo); err != nil {
+	goMsg, _, err := conn.expect(msgGo)
+	if err != nil {
 		return err
 	}
 	conn.Close()
@@ -139,6 +140,11 @@ func initContainer(conn *syncConn) error {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	unix.Close(fifo)
+	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		if err := runHooks("startContainer", h.StartContainer, goMsg.State); err != nil {
+			return err
+		}
+	}
 	return ps.exec()
 }
 

@@ -43,6 +43,9 @@ var rootfsSteps = []struct {
 	{"mounts", (*rootfsCtx).mountAll},
 	// /dev is a fresh tmpfs: give it the standard nodes and symlinks.
 	{"devices", (*rootfsCtx).createDevices},
+	// OCI hooks that run before pivot_root (prestart, createRuntime by the
+	// parent; createContainer here), e.g. to add mounts.
+	{"hooks", (*rootfsCtx).createHooks},
 	// Make the rootfs "/" and drop the host's tree from the namespace, so
 	// neither the host's files nor its mount table are reachable.
 	{"pivot_root", (*rootfsCtx).pivotRoot},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,6 +59,12 @@ func (c *Container) Start() error {
 	// Without the fifo the container counts as running.
 	if err := os.Remove(fifoPath); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", err)
+	}
+	if h := c.st.Spec.Hooks; h != nil {
+		// The process runs: a failing poststart hook is only reported.
+		if err := runHooks("poststart", h.Poststart, c.hookState(specs.StateRunning)); err != nil {
+			c.rt.log().Warn(err.Error(), "id", c.st.ID)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +30,10 @@ import (
 //	  from T (v2: straight into the cgroup)  ──►  runtime locks main thread
 //	(v1: write pid into each cgroup.procs)
 //	msgConfig {spec, rootfs, ...}          ──────►  unshare(NEWCGROUP) (now in its cgroup)
-//	                                                hostname, lo up, rootfs steps,
+//	                                                hostname, lo up, mounts, devices
+//	                                      ◄──────  msgHooks                   (hooks only)
+//	run prestart + createRuntime hooks
+//	msgHooksDone {state}                   ──────►  run createContainer hooks
 //	                                                pivot_root, sysctls, masks, ro paths
 //	                                      ◄──────  msgConsole + pty master   (terminal only)
 //	send master to --console-socket
@@ -61,6 +65,8 @@ type msgType string
 
 const (
 	msgConfig      msgType = "config"
+	msgHooks       msgType = "hooks"     // child -> parent: run prestart/createRuntime now
+	msgHooksDone   msgType = "hooksDone" // parent -> child: done; State for createContainer
 	msgConsole     msgType = "console"
 	msgSeccomp     msgType = "seccomp"
 	msgSeccompDone msgType = "seccompDone"
@@ -76,6 +82,8 @@ type syncMsg struct {
 	// Error and ErrKind are set in msgError.
 	Error   string `json:"error,omitempty"`
 	ErrKind string `json:"errKind,omitempty"`
+	// State (msgHooksDone) is what createContainer hooks get on stdin.
+	State *specs.State `json:"state,omitempty"`
 	// Warnings (msgReady) are logged by the parent: things that worked
 	// but not as asked (e.g. chroot instead of pivot_root).
 	Warnings []string `json:"warnings,omitempty"`

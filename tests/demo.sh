@@ -99,6 +99,10 @@ show "processors in /proc/cpuinfo" "grep -c ^processor /proc/cpuinfo"
 if command -v java >/dev/null; then
   show "JVM default max heap (java -XX:+PrintFlagsFinal -version)" \
     "java -XX:+PrintFlagsFinal -version 2>/dev/null | awk '\$2 == \"MaxHeapSize\" { printf \"MaxHeapSize = %.0f bytes (%.0f MiB)\\n\", \$4, \$4 / 1048576 }'"
+  # Without its container support the JVM asks sysinfo(2), which no file
+  # view can change: corralfs's seccomp agent answers it.
+  show "JVM without container support (java -XX:-UseContainerSupport: sysinfo(2))" \
+    "java -XX:-UseContainerSupport -XX:+PrintFlagsFinal -version 2>/dev/null | awk '\$2 == \"MaxHeapSize\" { printf \"MaxHeapSize = %.0f bytes (%.0f MiB)\\n\", \$4, \$4 / 1048576 }'"
 else
   say "(java not installed: skipping the JVM comparison)"
 fi

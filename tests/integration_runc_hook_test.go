@@ -103,6 +103,13 @@ func mountinfoLine(mountinfo, point string) string {
 // drops a successful hook's output).
 func runcWithHook(t *testing.T, runc string, stage hookStage, viewsDir, script string) (out, hookLog string) {
 	t.Helper()
+	return runcBusybox(t, runc, stage, viewsDir, nil, script)
+}
+
+// runcBusybox is runcWithHook with no hook when stage is "", and a last
+// say over the spec with mutate (nil: none).
+func runcBusybox(t *testing.T, runc string, stage hookStage, viewsDir string, mutate func(*specs.Spec), script string) (out, hookLog string) {
+	t.Helper()
 	cg := testutil.NewCgroup(t, "hook-"+strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), testutil.CgroupLimits{})
 	rootfs := testutil.BusyboxRootfs(t)
 	bundle, state := t.TempDir(), t.TempDir()
@@ -137,6 +144,9 @@ func runcWithHook(t *testing.T, runc string, stage hookStage, viewsDir, script s
 	case stagePrestart:
 		spec.Hooks.Prestart = []specs.Hook{hook} //nolint:staticcheck // deprecated in the spec, still what podman's hooks.d "prestart" means
 	}
+	if mutate != nil {
+		mutate(&spec)
+	}
 	raw, err = json.MarshalIndent(&spec, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +155,7 @@ func runcWithHook(t *testing.T, runc string, stage hookStage, viewsDir, script s
 		t.Fatal(err)
 	}
 
-	id := "hook-runc-" + strconv.Itoa(os.Getpid()) + "-" + string(stage)
+	id := "hook-runc-" + strconv.Itoa(os.Getpid()) + "-" + strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
 	t.Cleanup(func() { exec.Command(runc, "--root", state, "delete", "--force", id).Run() })
 	cmd := exec.Command(runc, "--root", state, "run", "--bundle", bundle, id)
 	var stdout, stderr bytes.Buffer

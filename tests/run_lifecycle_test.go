@@ -7,15 +7,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corral-dev/corral/tests/testutil"
 )
 
-// TestRunRmLeavesNothing: 50 `corral run --rm` in a row leave no state,
+// TestRunRmLeavesNothing: 50 (10 in the VM) `corral run --rm` in a row leave no state,
 // cgroup or mount behind (runNewEnv's cleanup checks all three). The
 // average wall time of one run is logged, not asserted.
 func TestRunRmLeavesNothing(t *testing.T) {
 	e := runNewEnv(t, false)
 	root := runBusybox(t)
-	const n = 50
+	n := testutil.Repeat(50, 10)
 	var total time.Duration
 	for i := 0; i < n; i++ {
 		r := e.run(t, append(e.runFlags(), "--rootfs", root, "--name", runName("rm"), "--", "true")...)
@@ -24,7 +26,7 @@ func TestRunRmLeavesNothing(t *testing.T) {
 		}
 		total += r.took
 	}
-	t.Logf("corral run --rm true (busybox rootfs): %v per run on average over %d", total/n, n)
+	t.Logf("corral run --rm true (busybox rootfs): %v per run on average over %d", total/time.Duration(n), n)
 	e.checkNoLeftovers(t)
 
 	// The same on the default root.
@@ -171,9 +173,10 @@ func TestRunStats(t *testing.T) {
 	if row.ID != name || row.MemLimit != 64<<20 || row.MemUsage == 0 || row.Pids < 1 || row.PidsLimit == nil || *row.PidsLimit != 50 {
 		t.Errorf("stats row %+v", row)
 	}
-	// A busy loop: close to one full CPU (at least a few percent even on a
-	// loaded machine; the exact share is not asserted).
-	if row.CPUPercent < 5 || row.CPUPercent > 110 {
+	// A busy loop: close to one full CPU. Only sanity is checked (some use,
+	// and not more than the host's two CPUs could give: emulated clocks in
+	// the VM skew a one-second reading); the share is not asserted.
+	if row.CPUPercent < 5 || row.CPUPercent > 200 {
 		t.Errorf("busy loop at %.1f%% CPU", row.CPUPercent)
 	}
 	r = e.run(t, "stats", "--no-stream", name)

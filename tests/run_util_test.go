@@ -201,6 +201,11 @@ func (e *runEnv) checkNoLeftovers(t *testing.T) {
 	ents, _ := os.ReadDir(e.root)
 	for _, ent := range ents {
 		t.Errorf("leftover in the state root: %s", filepath.Join(e.root, ent.Name()))
+		// Reported; now clean it, so one failure (say a corral run killed
+		// at its time limit) does not leave a cgroup on the machine.
+		if ent.IsDir() {
+			exec.Command(e.corral, "--root", e.root, "delete", "--force", ent.Name()).Run()
+		}
 	}
 	for _, dir := range runCgroupParents() {
 		kids, _ := os.ReadDir(dir)

@@ -256,3 +256,12 @@ func rtLines(out string) map[string]string {
 	}
 	return m
 }
+
+func rtRead(t *testing.T, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -79,24 +80,30 @@ func TestRuntimeCPUQuota(t *testing.T) {
 	e.create(id, b)
 	e.must("start", id)
 	time.Sleep(300 * time.Millisecond) // let the loop start
-	u0, p0, th0 := rtCPUCounters(t, id)
-	time.Sleep(1500 * time.Millisecond)
-	u1, p1, th1 := rtCPUCounters(t, id)
-	e.must("delete", "--force", id)
-	periods := p1 - p0
-	if periods < 5 {
-		t.Fatalf("only %d CFS periods elapsed", periods)
+	defer e.must("delete", "--force", id)
+	// Other tests share this host's CPUs: a window in which the loop could
+	// not even get half a CPU says nothing, so up to 4 windows are tried.
+	// Any window above the quota fails at once.
+	var last string
+	for try := 0; try < 4; try++ {
+		u0, p0, th0 := rtCPUCounters(t, id)
+		time.Sleep(1500 * time.Millisecond)
+		u1, p1, th1 := rtCPUCounters(t, id)
+		periods := p1 - p0
+		if periods < 5 {
+			t.Fatalf("only %d CFS periods elapsed", periods)
+		}
+		share := float64(u1-u0) / float64(periods*20000) // usage µs per period of 20000 µs
+		last = fmt.Sprintf("usage %d µs over %d periods: %.2f CPU; throttled in %d periods", u1-u0, periods, share, th1-th0)
+		t.Log(last)
+		if share > 0.6 {
+			t.Fatalf("busy loop got %.2f CPU per period under a 0.5 quota", share)
+		}
+		if share >= 0.35 && float64(th1-th0) >= 0.3*float64(periods) {
+			return // about half a CPU, and the kernel throttled it to get there
+		}
 	}
-	share := float64(u1-u0) / float64(periods*20000) // usage µs per period of 20000 µs
-	t.Logf("usage %d µs over %d periods: %.2f CPU; throttled in %d periods", u1-u0, periods, share, th1-th0)
-	// Above 0.5 means the quota leaks; well below means the host is busy
-	// (other tests share its 2 CPUs), which the throttle count shows too.
-	if share < 0.3 || share > 0.6 {
-		t.Errorf("busy loop got %.2f CPU per period, want about 0.5", share)
-	}
-	if float64(th1-th0) < 0.3*float64(periods) {
-		t.Errorf("throttled in %d of %d periods: the quota is not enforced", th1-th0, periods)
-	}
+	t.Errorf("never measured about half a CPU with throttling: %s", last)
 }
 
 // rtCPUCounters reads the cgroup's CPU usage (µs), elapsed CFS periods and

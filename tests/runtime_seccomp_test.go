@@ -24,7 +24,7 @@ func TestRuntimeSeccompProfile(t *testing.T) {
 	s.Linux.Seccomp = &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		Architectures: []specs.Arch{specs.ArchX86_64},
-		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm}},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm}},
 	}
 	b := e.bundle(id, s)
 	out := e.create(id, b)

@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"crypto/sha256"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/tests/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,8 +61,9 @@ if echo pwned >> /proc/self/fd/3; then echo write-SUCCEEDED; else echo write-ref
 }
 
 // TestRuntimeConsoleSocket: terminal: true with --console-socket, as podman
-// and containerd use it: the pty master arrives over the socket and the
-// process has a real tty as stdin/stdout.
+// and containerd use it, for the container's process and for an exec with
+// --tty: the pty master arrives over the socket and the process has a real
+// tty as stdin/stdout.
 func TestRuntimeConsoleSocket(t *testing.T) {
 	e := rtNewEnv(t)
 	sock := filepath.Join(t.TempDir(), "console.sock")
@@ -71,6 +72,37 @@ func TestRuntimeConsoleSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	id := rtID("tty")
+	s := rtSpec(id, "sh", "-c", "tty; test -t 0 && echo stdin-is-tty; stty size; sleep 1000")
+	s.Process.Terminal = true
+	s.Process.ConsoleSize = &specs.Box{Height: 40, Width: 120}
+	b := e.bundle(id, s)
+	got := rtAcceptPty(l)
+	e.create(id, b, "--console-socket", sock)
+	master := rtWaitPty(t, got)
+	defer master.Close()
+	e.must("start", id)
+	out := rtReadPtyUntil(t, master, "40 120")
+	if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "stdin-is-tty") {
+		t.Errorf("tty output %q", out)
+	}
+
+	// exec --tty --console-socket --detach, as `podman exec -it` runs it.
+	got = rtAcceptPty(l)
+	if r := e.corralWith(func(c *exec.Cmd) { c.Stdout, c.Stderr = nil, nil },
+		"exec", "--tty", "--detach", "--console-socket", sock, id, "sh", "-c", "tty; echo exec-tty-ok"); r.code != 0 {
+		t.Fatalf("exec --tty: %v", r)
+	}
+	emaster := rtWaitPty(t, got)
+	defer emaster.Close()
+	if out := rtReadPtyUntil(t, emaster, "exec-tty-ok"); !strings.Contains(out, "/dev/pts/1") {
+		t.Errorf("exec tty output %q", out)
+	}
+	e.must("delete", "--force", id)
+}
+
+// rtAcceptPty accepts one connection on l and delivers the fd it carries.
+func rtAcceptPty(l *net.UnixListener) <-chan *os.File {
 	got := make(chan *os.File, 1)
 	go func() {
 		c, err := l.AcceptUnix()
@@ -93,36 +125,47 @@ func TestRuntimeConsoleSocket(t *testing.T) {
 		fds, _ := unix.ParseUnixRights(&msgs[0])
 		got <- os.NewFile(uintptr(fds[0]), "pty-master")
 	}()
-	id := rtID("tty")
-	s := rtSpec(id, "sh", "-c", "tty; test -t 0 && echo stdin-is-tty; stty size")
-	s.Process.Terminal = true
-	b := e.bundle(id, s)
-	e.create(id, b, "--console-socket", sock)
-	var master *os.File
+	return got
+}
+
+func rtWaitPty(t *testing.T, got <-chan *os.File) *os.File {
+	t.Helper()
 	select {
-	case master = <-got:
+	case m := <-got:
+		if m == nil {
+			t.Fatal("no pty master received on the console socket")
+		}
+		return m
 	case <-time.After(10 * time.Second):
-	}
-	if master == nil {
 		t.Fatal("no pty master received on the console socket")
 	}
-	defer master.Close()
-	e.must("start", id)
+	return nil
+}
+
+// rtReadPtyUntil reads the pty until want shows up (or 10 s pass).
+func rtReadPtyUntil(t *testing.T, master *os.File, want string) string {
+	t.Helper()
 	var buf bytes.Buffer
 	done := make(chan struct{})
-	go func() { io.Copy(&buf, master); close(done) }()
-	e.waitStatus(id, "stopped", 10*time.Second)
+	go func() {
+		defer close(done)
+		b := make([]byte, 1024)
+		for !strings.Contains(buf.String(), want) {
+			n, err := master.Read(b)
+			buf.Write(b[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
-		master.Close()
+	case <-time.After(10 * time.Second):
+		t.Errorf("pty never printed %q", want)
+		master.SetReadDeadline(time.Now())
 		<-done
 	}
-	out := strings.ReplaceAll(buf.String(), "\r", "")
-	if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "stdin-is-tty") {
-		t.Errorf("tty output %q", out)
-	}
-	e.must("delete", id)
+	return strings.ReplaceAll(buf.String(), "\r", "")
 }
 
 // TestRuntimeExecSharesContainer: an exec'd process is in the container's

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,14 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 		t.Skip("corral's runtime does not support seccomp yet")
 	}
 	sock := seccompagent.DefaultSocket
-	if pid, err := seccompagent.KeeperPid(sock); err == nil && !isKeeperOf(pid, sock) {
-		t.Fatalf("%s belongs to a process that is not a keeper (pid %d)", sock, pid)
+	if pid, err := seccompagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {
+		// A corralfs serves this host: the test would take its
+		// containers' sysinfo over and kill its keeper at the end.
+		msg := fmt.Sprintf("a seccomp keeper (pid %d) already serves %s, the only socket corral run knows", pid, sock)
+		if testutil.InCI() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	t.Cleanup(func() {
 		if pid, err := seccompagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {

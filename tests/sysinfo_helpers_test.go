@@ -73,15 +73,14 @@ func init() {
 
 var (
 	probeOnce sync.Once
-	probePath string
+	probeSrc  string
 	probeErr  error
 )
 
-// sysinfoProbe returns the path of a static sysinfoprobe in a
-// world-readable directory of its own (containers bind or copy it): a copy
-// of this test binary when it is static (make test, the VM), else one built
-// from tests/sysinfoprobe (a plain `go test` links libc by default, which a
-// busybox rootfs does not have).
+// sysinfoProbe returns the path of a static sysinfoprobe in a directory of
+// the test's own (containers bind or copy it): this test binary when it is
+// static (make test, the VM), else one built from tests/sysinfoprobe (a
+// plain `go test` links libc, which a busybox rootfs does not have).
 func sysinfoProbe(t testing.TB) string {
 	t.Helper()
 	probeOnce.Do(func() {
@@ -90,30 +89,43 @@ func sysinfoProbe(t testing.TB) string {
 			probeErr = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "sysinfoprobe")
-		if err == nil {
-			err = os.Chmod(dir, 0o755)
+		probeSrc = self
+		root := testutil.ModuleRoot()
+		if root == "" || isStatic(self) {
+			return
 		}
-		if err != nil {
+		// One fixed place, rebuilt by every run: nothing piles up.
+		dir := filepath.Join(os.TempDir(), "corral-sysinfoprobe")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			probeErr = err
 			return
 		}
-		probePath = filepath.Join(dir, "sysinfoprobe")
-		if root := testutil.ModuleRoot(); root != "" && !isStatic(self) {
-			cmd := exec.Command("go", "build", "-o", probePath, "./tests/sysinfoprobe")
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				probeErr = fmt.Errorf("building a static sysinfoprobe: %v\n%s", err, out)
-			}
+		probeSrc = filepath.Join(dir, "sysinfoprobe")
+		tmp := fmt.Sprintf("%s.%d", probeSrc, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, "./tests/sysinfoprobe")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Remove(tmp)
+			probeErr = fmt.Errorf("building a static sysinfoprobe: %v\n%s", err, out)
 			return
 		}
-		probeErr = copyFile(self, probePath, 0o755)
+		probeErr = os.Rename(tmp, probeSrc)
 	})
 	if probeErr != nil {
 		t.Fatalf("sysinfoprobe: %v", probeErr)
 	}
-	return probePath
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "sysinfoprobe")
+	if err := os.Link(probeSrc, dst); err != nil {
+		if err := copyFile(probeSrc, dst, 0o755); err != nil {
+			t.Fatalf("sysinfoprobe: %v", err)
+		}
+	}
+	return dst
 }
 
 // isStatic reports whether an ELF executable has no program interpreter.
@@ -183,7 +195,13 @@ func isKeeperOf(pid int, sock string) bool {
 // waits until the agent is attached to a keeper.
 func startSysinfoCorralfs(t *testing.T, sock string) *corralfsDaemon {
 	t.Helper()
-	d := startCorralfs(t, corralfsMountpoint(t), "--seccomp-socket", sock)
+	args := []string{"--seccomp-socket", sock}
+	if testutil.InVM() {
+		// The VM's emulated CPU is some 50 times slower: an answer can
+		// take longer than the default stall timeout there.
+		args = append(args, "--seccomp-stall-timeout", "10s")
+	}
+	d := startCorralfs(t, corralfsMountpoint(t), args...)
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(d.out.String(), "attached to the seccomp keeper") == 0 {
 		if time.Now().After(deadline) {

@@ -67,10 +67,11 @@ func runServe(args []string) int {
 func parseServe(args []string) (serveConfig, string, *slog.Logger, int) {
 	var c serveConfig
 	fl := serveFlags(&c)
-	fl.Usage = func() { usage(os.Stderr, fl) }
+	// pflag calls Usage only for --help (ContinueOnError): print it once,
+	// on stdout, as --help output should be.
+	fl.Usage = func() { usage(os.Stdout, fl) }
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			usage(os.Stdout, fl)
 			return c, "", nil, 0
 		}
 		fmt.Fprintf(os.Stderr, "corralfs: %v (see corralfs --help)\n", err)

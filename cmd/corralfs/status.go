@@ -104,7 +104,7 @@ func runStatus(args []string) int {
 	sock := fl.String("control-socket", defaultControlSocket, "the running daemon's control socket")
 	asJSON := fl.Bool("json", false, "print the raw JSON answer")
 	fl.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: corralfs status [flags]\n\nAsks the running corralfs how it is doing.\n\nFlags:\n%s", fl.FlagUsages())
+		fmt.Fprintf(os.Stdout, "Usage: corralfs status [flags]\n\nAsks the running corralfs how it is doing.\n\nFlags:\n%s", fl.FlagUsages())
 	}
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -20,6 +20,7 @@ import (
 
 var sysinfoConfig struct {
 	socket string
+	stall  time.Duration
 }
 
 func init() {
@@ -28,8 +29,10 @@ func init() {
 
 func addSysinfoFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&sysinfoConfig.socket, "seccomp-socket", seccompagent.DefaultSocket,
-		"answer sysinfo(2) for containers whose seccomp listenerPath is this socket (OCI seccomp notify; `corral run` uses it when it exists). "+
+		"answer sysinfo(2) for containers whose seccomp listenerPath is this socket (OCI seccomp notify; corral run uses it when it exists). "+
 			"A small keeper process owns the socket and the containers' listeners, so they outlive corralfs. Empty: no sysinfo agent")
+	fl.DurationVar(&sysinfoConfig.stall, "seccomp-stall-timeout", seccompagent.DefaultStallTimeout,
+		"when the agent has not answered a sysinfo call by then, the keeper lets the real syscall run (passed to a keeper this corralfs starts)")
 }
 
 // startSysinfo starts the agent answering from fs; the returned func stops
@@ -42,6 +45,9 @@ func startSysinfo(fs *fusefs.FS, log *slog.Logger) (stop func(), err error) {
 	if !strings.HasPrefix(socket, "/") {
 		return nil, fmt.Errorf("--seccomp-socket %q: want an absolute path", socket)
 	}
+	if sysinfoConfig.stall <= 0 {
+		return nil, fmt.Errorf("--seccomp-stall-timeout %v: want a positive duration", sysinfoConfig.stall)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("sysinfo agent: own binary: %w", err)
@@ -49,7 +55,7 @@ func startSysinfo(fs *fusefs.FS, log *slog.Logger) (stop func(), err error) {
 	agent, err := seccompagent.NewAgent(seccompagent.AgentConfig{
 		SocketPath:    socket,
 		Answerer:      fs,
-		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket},
+		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket, "--stall-timeout", sysinfoConfig.stall.String()},
 		Log:           log,
 	})
 	if err != nil {

@@ -83,7 +83,7 @@ func (a *Agent) session(conn *net.UnixConn, stop <-chan struct{}) error {
 				continue
 			}
 			if id != ctlID {
-				s.receive(id)
+				s.receive(id, ev.Events)
 				continue
 			}
 			if err := s.control(); err != nil {
@@ -260,10 +260,16 @@ func (s *session) undirect(h *heldFd) {
 }
 
 // receive takes one notification from a listener we receive on, records
-// its id for the keeper, and answers it.
-func (s *session) receive(id uint64) {
+// its id for the keeper, and answers it. A listener that only hung up (its
+// container ended) is dropped from the epoll set: receiving on it would
+// block forever on kernels before 6.6. The keeper's msgGone closes it.
+func (s *session) receive(id uint64, events uint32) {
 	h := s.direct[id]
 	if h == nil {
+		return
+	}
+	if events&unix.EPOLLIN == 0 {
+		s.undirect(h)
 		return
 	}
 	var n Notif

@@ -31,7 +31,8 @@ func inProcessKeeper(t *testing.T, sock string, stall time.Duration) *Keeper {
 	done := make(chan error, 1)
 	go func() { done <- k.Run(stop) }()
 	t.Cleanup(func() { close(stop); <-done })
-	waitFor(t, 5*time.Second, "the keeper socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	// The pidfile is written once both sockets listen.
+	waitFor(t, 5*time.Second, "the keeper", func() bool { _, err := os.Stat(PidPath(sock)); return err == nil })
 	return k
 }
 
@@ -320,7 +321,7 @@ func benchSysinfo(b *testing.B, withAgent bool) {
 	defer close(stop)
 	go k.Run(stop)
 	for i := 0; i < 500; i++ {
-		if _, err := os.Stat(sock); err == nil {
+		if _, err := os.Stat(PidPath(sock)); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -417,5 +418,26 @@ func TestDroppedAgentComesBack(t *testing.T) {
 	}
 	if n := a.Stats().Listeners; n != 1 {
 		t.Errorf("agent holds %d listeners, want 1", n)
+	}
+}
+
+// TestAgentOutlivesContainers: a container the agent receives on directly
+// ends (its listener hangs up); the keeper and the agent let go of its fd
+// and the agent goes on answering the next container.
+func TestAgentOutlivesContainers(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := socketIn(t)
+	k := inProcessKeeper(t, sock, 0)
+	a := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
+	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	for round := 0; round < 3; round++ {
+		c := startContainer(t, sock)
+		for i := 0; i < 5; i++ {
+			if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
+				t.Fatalf("container %d call %d: %+v", round, i, r)
+			}
+		}
+		c.stop()
+		waitFor(t, 5*time.Second, "both to let go of the listener", func() bool { return k.Stats().Held == 0 && a.Stats().Listeners == 0 })
 	}
 }

@@ -102,7 +102,7 @@ func (k *Keeper) watchDirect(e *entry, a *agentLink, now time.Time) {
 		k.mu.Lock()
 		k.stats.stalled++
 		k.mu.Unlock()
-		k.log.Warn("agent did not answer in time; continued", "entry", e.id, "after", k.cfg.StallTimeout)
+		k.warnStall(now, 1)
 	}
 	queued := false
 	_ = e.rc.Control(func(fd uintptr) {

@@ -5,26 +5,33 @@
 // Two processes share the work:
 //
 //	keeper  `corralfs seccomp-keeper`, tiny and never busy. It owns the OCI
-//	        listener socket runtimes send listener fds to, holds every fd,
-//	        and is the only process that receives notifications. With no
-//	        agent attached it answers each one CONTINUE (the real syscall:
-//	        host values). It is started by the agent when missing and lives
-//	        in its own session, so it outlives the agent.
-//	agent   inside corralfs. It attaches to the keeper's control socket,
-//	        gets a copy of every fd and every notification, computes the
-//	        container's answer, writes it into the caller and responds.
+//	        listener socket runtimes send listener fds to and holds every
+//	        fd. It receives a listener's notifications until an agent has
+//	        taken over receiving on it, and whenever none is attached it
+//	        answers each one CONTINUE (the real syscall: host values). The
+//	        agent starts it when missing, in its own session, so it
+//	        outlives the agent.
+//	agent   inside corralfs. It attaches to the keeper's control socket and
+//	        gets a copy of every fd. The first notification of a listener
+//	        reaches it through the keeper; after that it receives on the
+//	        listener itself (direct.go). It computes the container's answer,
+//	        writes it into the caller and responds.
 //
 // Why the keeper: the kernel fails a trapped syscall with ENOSYS once no
 // process holds its listener, so the fds must live in a process that does
-// not die with the agent. In-flight work: the keeper remembers which
-// notification ids it forwarded; when the agent's connection drops it
-// answers every one still pending with CONTINUE, so a kill -9 of the agent
-// never leaves a task hanging (see protocol.go for why the agent never
-// receives notifications itself). A stalled agent is covered the same way:
-// a forwarded notification not answered within StallTimeout is continued.
+// not die with the agent. In-flight work: the keeper knows the id of every
+// notification it forwarded, and the agent records the id of every one it
+// receives itself in a table shared with the keeper; when the agent's
+// connection drops (kill -9 included), the keeper answers every one still
+// waiting with CONTINUE, so no task is left hanging. A live agent that
+// stalls is covered too: a notification not answered within StallTimeout
+// is continued, and an agent that stops receiving is dropped.
 //
-// The keeper holds any other fd the agent hands it (KindFd), so the same
-// mechanism can keep the /dev/fuse connection of a restarting corralfs.
+// If the keeper dies instead, the agent still holds a copy of every fd: it
+// starts a new keeper and hands them over (only its own death together
+// with the agent's loses them). The keeper also holds any other fd the
+// agent hands it (KindFd, Agent.StoreFd), so the same mechanism can keep
+// the /dev/fuse connection of a restarting corralfs.
 package seccompagent
 
 import (
@@ -84,9 +91,12 @@ type Keeper struct {
 	nextID  uint64
 	agent   *agentLink
 	idle    time.Time // when the keeper last became idle
-	stats   keeperStats
-	pump    *pump
-	ids     *idTable
+	// stallLog rate-limits the stall warning (watchdog goroutine only).
+	stallLog    time.Time
+	stallSilent int
+	stats       keeperStats
+	pump        *pump
+	ids         *idTable
 }
 
 type keeperStats struct {
@@ -176,12 +186,18 @@ func (k *Keeper) Run(stop <-chan struct{}) error {
 	if k.ids, err = newIDTable(); err != nil {
 		return fmt.Errorf("keeper: id table: %w", err)
 	}
-	defer k.ids.close()
 	if k.pump, err = newPump(k); err != nil {
+		k.ids.close()
 		return fmt.Errorf("keeper: %w", err)
 	}
 	go k.pump.run()
-	defer k.pump.stop()
+	defer func() {
+		// The pump may be releasing a slot: unmap the table only once
+		// it has stopped.
+		k.pump.stop()
+		<-k.pump.done
+		k.ids.close()
+	}()
 	k.log.Info("keeper started", "socket", cfg.SocketPath, "pid", os.Getpid())
 
 	quit := make(chan struct{})
@@ -205,20 +221,6 @@ func (k *Keeper) Run(stop <-chan struct{}) error {
 			}
 		}
 	}
-}
-
-func listenUnix(network, path string, mode os.FileMode) (*net.UnixListener, error) {
-	os.Remove(path)
-	l, err := net.ListenUnix(network, &net.UnixAddr{Name: path, Net: network})
-	if err != nil {
-		return nil, fmt.Errorf("keeper: listen %s: %w", path, err)
-	}
-	l.SetUnlinkOnClose(false) // removed explicitly, in order
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("keeper: chmod %s: %w", path, err)
-	}
-	return l, nil
 }
 
 // idleFor is how long the keeper has had nothing to do (0 when busy).
@@ -252,85 +254,6 @@ func (k *Keeper) shutdown(why string) {
 		e.file.Close()
 	}
 	k.log.Info("keeper stopped", "why", why, "fds", len(es))
-}
-
-// acceptRuntimes takes listener fds from runtimes (OCI protocol).
-func (k *Keeper) acceptRuntimes(l *net.UnixListener) {
-	for {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			k.log.Warn("accept on the listener socket", "err", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		go func() {
-			defer c.Close()
-			defer func() {
-				// A request never takes the keeper down.
-				if r := recover(); r != nil {
-					k.log.Error("panic serving a runtime connection", "panic", r)
-				}
-			}()
-			raw, st, fd, err := readContainerProcessState(c)
-			if err != nil {
-				k.log.Warn("runtime message rejected", "err", err)
-				return
-			}
-			if _, err := k.addEntry(entryInfo{Kind: KindSeccomp, Name: st.State.ID, Meta: raw}, fd); err != nil {
-				k.log.Warn("listener fd rejected", "container", st.State.ID, "err", err)
-				return
-			}
-			k.log.Debug("listener fd received", "container", st.State.ID, "pid", st.Pid)
-		}()
-	}
-}
-
-// acceptAgents attaches agents; a new agent replaces the current one (an
-// upgrade starts the new corralfs before the old one is gone).
-func (k *Keeper) acceptAgents(l *net.UnixListener) {
-	for {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			k.log.Warn("accept on the control socket", "err", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		if err := checkPeer(c); err != nil {
-			k.log.Warn("agent refused", "err", err)
-			c.Close()
-			continue
-		}
-		k.attach(c)
-	}
-}
-
-// checkPeer lets only root (or the keeper's own user) attach: an agent
-// gets every container's listener.
-func checkPeer(c *net.UnixConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return err
-	}
-	if cerr != nil {
-		return cerr
-	}
-	if cred.Uid != 0 && int(cred.Uid) != os.Geteuid() {
-		return fmt.Errorf("peer uid %d is not allowed", cred.Uid)
-	}
-	return nil
 }
 
 func (k *Keeper) sortedEntries() []*entry {
@@ -481,7 +404,18 @@ func (k *Keeper) watchdog(quit <-chan struct{}) {
 			k.mu.Lock()
 			k.stats.stalled += uint64(stalled)
 			k.mu.Unlock()
-			k.log.Warn("agent did not answer in time; continued", "notifications", stalled, "after", k.cfg.StallTimeout)
+			k.warnStall(now, stalled)
 		}
 	}
+}
+
+// warnStall logs continued stalls at most every 10 s, with the count of
+// those not logged, so a stuck agent cannot fill the keeper's log.
+func (k *Keeper) warnStall(now time.Time, n int) {
+	k.stallSilent += n
+	if now.Sub(k.stallLog) < 10*time.Second {
+		return
+	}
+	k.log.Warn("agent did not answer in time; continued", "notifications", k.stallSilent, "after", k.cfg.StallTimeout)
+	k.stallLog, k.stallSilent = now, 0
 }

@@ -16,7 +16,8 @@ import (
 type pump struct {
 	k    *Keeper
 	epfd int
-	wake int // eventfd: makes epoll_wait return for stop
+	wake int           // eventfd: makes epoll_wait return for stop
+	done chan struct{} // closed when run has returned
 }
 
 // wakeID is the epoll data of the eventfd; entry ids start at 1.
@@ -38,7 +39,7 @@ func newPump(k *Keeper) (*pump, error) {
 		unix.Close(wake)
 		return nil, err
 	}
-	return &pump{k: k, epfd: epfd, wake: wake}, nil
+	return &pump{k: k, epfd: epfd, wake: wake, done: make(chan struct{})}, nil
 }
 
 // add starts watching e. Entry ids fit the 32-bit epoll data we use.
@@ -70,12 +71,17 @@ func (p *pump) remove(e *entry) {
 
 // stop makes run return.
 func (p *pump) stop() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(p.wake, one[:])
+	select {
+	case <-p.done: // already returned (and closed the eventfd)
+	default:
+		var one = [8]byte{1}
+		_, _ = unix.Write(p.wake, one[:])
+	}
 }
 
 func (p *pump) run() {
 	runtime.LockOSThread()
+	defer close(p.done)
 	defer unix.Close(p.epfd)
 	defer unix.Close(p.wake)
 	events := make([]unix.EpollEvent, 128)

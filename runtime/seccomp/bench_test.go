@@ -11,7 +11,9 @@ import (
 // getpid in a child process with no filter, with the sysinfo-only filter
 // (what every corral container gets) and with podman's profile plus the
 // sysinfo rule. The child times the loop itself, so process start-up is
-// not counted; the reported ns/op is per getpid.
+// not counted; the reported ns/op is per getpid, the best of 5 children
+// (this VM's syscall times swing by tens of percent with the host's load;
+// the minimum is what the filter itself costs).
 func BenchmarkGetpid(b *testing.B) {
 	testutil.RequireRoot(b)
 	withSysinfo, _, err := AddSysinfoNotify(podmanLikePolicy(), "/nonexistent")
@@ -35,11 +37,17 @@ func BenchmarkGetpid(b *testing.B) {
 				// runChild skips Install for a nil policy below.
 				req.Policy = nil
 			}
-			res, _ := runInChild(b, req)
-			if bc.policy != nil && res.InstallErr != "" {
-				b.Fatalf("install: %s", res.InstallErr)
+			best := 0.0
+			for i := 0; i < 5; i++ {
+				res, _ := runInChild(b, req)
+				if bc.policy != nil && res.InstallErr != "" {
+					b.Fatalf("install: %s", res.InstallErr)
+				}
+				if best == 0 || res.BenchNs < best {
+					best = res.BenchNs
+				}
 			}
-			b.ReportMetric(res.BenchNs, "ns/op")
+			b.ReportMetric(best, "ns/op")
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -159,40 +160,67 @@ type seccompResp struct {
 }
 
 // sysinfoThroughListener answers this thread's sysinfo call from another
-// (unfiltered) thread: the answer's loads are a marker that proves the
-// value came from the listener, not the kernel.
+// (unfiltered) thread by letting it run for real (CONTINUE). It keeps
+// receiving until the call returns: a signal to the caller while it waits
+// makes the kernel drop the notification and send a new one when the
+// syscall restarts.
 func sysinfoThroughListener(fd int) string {
-	done := make(chan string, 1)
+	stop := make(chan struct{})
+	result := make(chan string, 1)
+	report := func(s string) {
+		select {
+		case result <- s:
+		default:
+		}
+	}
 	go func() {
-		var n seccompNotif
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&n))); e != 0 {
-			done <- "recv: " + e.Error()
-			return
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(p, 100); n <= 0 || p[0].Revents&unix.POLLIN == 0 {
+				continue
+			}
+			var n seccompNotif
+			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&n))); e != 0 {
+				if e == unix.ENOENT || e == unix.EINTR {
+					continue
+				}
+				report("recv: " + e.Error())
+				return
+			}
+			if n.Nr != int32(unix.SYS_SYSINFO) {
+				report(fmt.Sprintf("trapped nr %d, want sysinfo", n.Nr))
+			}
+			r := seccompResp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r))); e != 0 {
+				if e == unix.ENOENT {
+					continue // the caller was interrupted; it comes back
+				}
+				report("send: " + e.Error())
+				return
+			}
+			report("ok")
 		}
-		if n.Nr != int32(unix.SYS_SYSINFO) {
-			done <- fmt.Sprintf("trapped nr %d, want sysinfo", n.Nr)
-			return
-		}
-		// Let the real syscall run: the kernel then fills the struct.
-		r := seccompResp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r))); e != 0 {
-			done <- "send: " + e.Error()
-			return
-		}
-		done <- "ok"
 	}()
 	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
+	err := unix.Sysinfo(&si)
+	close(stop)
+	if err != nil {
 		return "sysinfo: " + err.Error()
 	}
+	if si.Totalram == 0 {
+		return "sysinfo returned no RAM"
+	}
+	// The answer is reported right after the SEND that released us.
 	select {
-	case s := <-done:
-		if s == "ok" && si.Totalram == 0 {
-			return "sysinfo returned no RAM"
-		}
+	case s := <-result:
 		return s
 	case <-time.After(5 * time.Second):
-		return "listener never saw the call"
+		return "the listener never saw the call"
 	}
 }
 
@@ -208,7 +236,19 @@ func runInChild(t testing.TB, req childRequest) (childResult, string) {
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A child stuck in a trapped syscall must not hang the test: after a
+	// minute it dumps its goroutines (SIGQUIT) and is killed.
+	timer := time.AfterFunc(time.Minute, func() {
+		cmd.Process.Signal(syscall.SIGQUIT)
+		time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+	})
+	err = cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("child hung; killed. stderr:\n%s", stderr.String())
+	}
 	line, rest, _ := bytes.Cut(stdout.Bytes(), []byte("\n"))
 	var res childResult
 	if jerr := json.Unmarshal(line, &res); jerr != nil {

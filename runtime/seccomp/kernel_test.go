@@ -1,8 +1,13 @@
 package seccomp
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/corral-dev/corral/tests/testutil"
@@ -245,3 +250,35 @@ func TestInstallRejectsBadPolicies(t *testing.T) {
 }
 
 func errnoName(e int) string { return fmt.Sprintf("%d (%v)", e, unix.Errno(e)) }
+
+// TestX32Numbers: on x86_64 an x32 syscall is the x86_64 audit arch with
+// bit 30 set in the number. Listed, SCMP_ARCH_X32 gets its own table
+// (tuxcall is a common number); not listed, such a call is a bad arch and
+// kills the process, so no policy can be bypassed through x32 numbers.
+func TestX32Numbers(t *testing.T) {
+	testutil.RequireRoot(t)
+	rule := []specs.LinuxSyscall{{Names: []string{"tuxcall"}, Action: specs.ActErrno, ErrnoRet: uptr(105)}}
+	x32Tuxcall := uintptr(184 | x32SyscallBit)
+
+	listed := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX32}, Syscalls: rule}
+	res, _ := runInChild(t, childRequest{Policy: listed, Calls: []call{{Nr: x32Tuxcall}, {Nr: 184}}})
+	if res.Errnos[0][0] != 105 || res.Errnos[1][0] != 105 {
+		t.Errorf("x32 listed: errnos %v, want 105 for both ABIs", res.Errnos)
+	}
+
+	unlisted := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: rule}
+	raw, err := json.Marshal(childRequest{Policy: unlisted, Calls: []call{{Nr: x32Tuxcall}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("x32 not listed: child exited with %v, want killed by SIGSYS", err)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGSYS {
+		t.Errorf("x32 not listed: child ended with %v, want SIGSYS", ee)
+	}
+}

@@ -10,3 +10,15 @@ import "os"
 // t.Skip when InVM(): the host run of the same test (where CI=true makes
 // a missing tool a failure) covers it.
 func InVM() bool { return os.Getenv("CORRAL_IN_VM") == "1" }
+
+// Repeat returns how many iterations a loop-heavy test should do: host on
+// the host, vm inside the VM. The VM runs under TCG emulation, 10-20x
+// slower than the host, and every test binary there shares one time
+// budget; the host run keeps the full count, the VM run proves the same
+// behaviour on cgroup v2 with fewer rounds.
+func Repeat(host, vm int) int {
+	if InVM() {
+		return vm
+	}
+	return host
+}

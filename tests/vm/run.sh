@@ -12,7 +12,7 @@
 # env:
 #   VM_PKGS          packages (go patterns)   default: ./cgroupreader ./fusefs ./runtime/... ./tests/...
 #   VM_TEST_ARGS     extra test flags, e.g. "-test.run TestMeminfo"
-#   VM_TEST_TIMEOUT  -test.timeout per binary (default 4m); the guest kills at +30s
+#   VM_TEST_TIMEOUT  -test.timeout per binary (default 8m); the guest kills at +30s
 #   VM_TIMEOUT       whole-VM wall limit in seconds (default 900)
 #   VM_MEM=1536 VM_SMP=2 VM_SWAP_MB=512   guest RAM (MiB), vCPUs, zram swap (0 = none)
 #   VM_ACCEL=auto|tcg|kvm                 auto = kvm only with kvm_intel/kvm_amd and a boot probe
@@ -20,8 +20,9 @@
 #   VM_CACHE=/var/cache/corral-vm         kernel cache
 #   VM_HOST_TOOLS="free ps top vmstat uptime nproc"   host programs copied in with their
 #                    shared libraries, so `corral run -- free` on the default root works
-#   VM_HOST_FILES="/usr/share/containers/seccomp.json"   host data files copied to the
-#                    same path when they exist (tests that read host config)
+#   VM_HOST_FILES="/usr/share/containers/seccomp.json /lib/terminfo/d/dumb"   host data files
+#                    copied to the same path when they exist (tests that read host config;
+#                    procps `top -b` exits 1 without the "dumb" terminfo entry)
 #   VM_PROPAGATION=shared|private        propagation of / (shared = like systemd hosts)
 #   VM_KEEP=DIR                           keep the work dir (initramfs, console.log) in DIR
 # exit: 0 all passed; 1 a build or test failed or timed out; 2 the VM did not boot / finish.
@@ -31,7 +32,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 VM_PKGS=${VM_PKGS:-./cgroupreader ./fusefs ./runtime/... ./tests/...}
 VM_TEST_ARGS=${VM_TEST_ARGS:-}
-VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-4m}
+VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-8m}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 VM_MEM=${VM_MEM:-1536}
 VM_SMP=${VM_SMP:-2}
@@ -41,7 +42,7 @@ VM_KFLAVOR=${VM_KFLAVOR:-cloud-amd64}
 VM_CACHE=${VM_CACHE:-/var/cache/corral-vm}
 VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc}
 VM_PROPAGATION=${VM_PROPAGATION:-shared}
-VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json}
+VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json /lib/terminfo/d/dumb}
 GO=${GO:-go}
 export CGO_ENABLED=0
 # Modules the guest insmods, in dependency order (zram needs zsmalloc and
