@@ -305,3 +305,49 @@ func TestSurviveUpgrades(t *testing.T) {
 		t.Errorf("after 3 upgrades: restarts %d, upgrades %d", st.Restarts, st.Upgrades)
 	}
 }
+
+// The sysinfo(2) agent runs in the worker: across five SIGKILLs of the
+// worker, sysinfo in a running container never fails or hangs (the keeper
+// holds the listener and lets the real call run while no agent is
+// attached), and each new worker's agent gives the container its own
+// values again.
+func TestSurviveWorkerKill9Sysinfo(t *testing.T) {
+	testutil.RequireRoot(t)
+	sock := sysinfoSocket(t)
+	d := startSysinfoCorralfs(t, sock)
+	cg := testutil.NewCgroup(t, cgroupName(t), testutil.CgroupLimits{MemoryBytes: sysinfoMemLimit})
+	p := startServeProbe(t, sock, cg)
+	ownValues := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r, took := p.ask(2 * time.Second)
+			if r.Errno != 0 || took > time.Second {
+				t.Fatalf("%s: sysinfo errno %d after %v", what, r.Errno, took)
+			}
+			if r.TotalBytes == sysinfoMemLimit {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: sysinfo still says %+v, want the container's 256 MiB", what, r)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ownValues("before the kills")
+	for i := 0; i < 5; i++ {
+		w := d.status().WorkerPid
+		if err := syscall.Kill(w, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 10; j++ { // right after the kill: host values at worst
+			if r, took := p.ask(time.Second); r.Errno != 0 || took > time.Second {
+				t.Fatalf("kill %d: sysinfo errno %d after %v", i+1, r.Errno, took)
+			}
+		}
+		ownValues(fmt.Sprintf("after kill %d", i+1))
+	}
+	if st := d.status(); st.Restarts != 5 {
+		t.Errorf("restarts %d, want 5", st.Restarts)
+	}
+}
