@@ -71,6 +71,7 @@ func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
 		t.Fatalf("stored descriptors %v: want corralfs-fuse and corralfs-fuse-init", stored)
 	}
 	e.views = d.mp
+	requireResend(t, d)
 	worker := d.status().WorkerPid
 	cs := startSurviveReaders(t, e, 6*time.Second)
 	time.Sleep(1500 * time.Millisecond)

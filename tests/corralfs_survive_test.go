@@ -196,6 +196,17 @@ func fdCount(t *testing.T, pid int) int {
 
 // processGone waits up to 2 s for pid to exit (a zombie counts as gone:
 // reaping an orphan is its new parent's business).
+// requireResend skips a test whose promise needs FUSE_NOTIFY_RESEND (Linux
+// 6.9+): without it the requests a killed worker had read stay unanswered,
+// so readers caught at that moment wait (TestSurviveNoResendDegrades
+// covers those kernels).
+func requireResend(t *testing.T, d *corralfsDaemon) {
+	t.Helper()
+	if r := d.status().Resend; r != "yes" {
+		t.Skipf("kernel without FUSE_NOTIFY_RESEND (status resend=%q): no zero-failure promise across kills", r)
+	}
+}
+
 func processGone(pid int) bool {
 	for i := 0; i < 200; i++ {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
@@ -217,6 +228,7 @@ func processGone(pid int) bool {
 func TestSurviveWorkerKill9(t *testing.T) {
 	testutil.RequireRoot(t)
 	d, e, _ := surviveDaemon(t)
+	requireResend(t, d)
 	supervisor := d.cmd.Process.Pid
 	st := d.status()
 	if st.Pid != supervisor || st.WorkerPid == 0 || st.WorkerPid == supervisor {
@@ -271,6 +283,7 @@ func TestSurviveWorkerKill9(t *testing.T) {
 func TestSurviveUpgrades(t *testing.T) {
 	testutil.RequireRoot(t)
 	d, e, bin := surviveDaemon(t)
+	requireResend(t, d)
 	supervisor := d.cmd.Process.Pid
 	seen := map[string]bool{d.status().WorkerBinary: true}
 	cs := startSurviveReaders(t, e, 8*time.Second)
@@ -349,5 +362,30 @@ func TestSurviveWorkerKill9Sysinfo(t *testing.T) {
 	}
 	if st := d.status(); st.Restarts != 5 {
 		t.Errorf("restarts %d, want 5", st.Restarts)
+	}
+}
+
+// On kernels without FUSE_NOTIFY_RESEND (the cgroup v2 VM's 6.1) the
+// supervisor says so once, at start, and a killed worker is still replaced
+// on the same connection: the mount keeps answering new reads.
+func TestSurviveNoResendDegrades(t *testing.T) {
+	testutil.RequireRoot(t)
+	d := startCorralfs(t, corralfsMountpoint(t))
+	if r := d.status().Resend; r == "yes" {
+		t.Skip("this kernel has FUSE_NOTIFY_RESEND; TestSurviveWorkerKill9 covers it")
+	}
+	for i := 0; i < 3; i++ {
+		w := d.status().WorkerPid
+		syscall.Kill(w, syscall.SIGKILL)
+		processGone(w)
+		if b, err := os.ReadFile(filepath.Join(d.mp, "proc/meminfo")); err != nil || !strings.HasPrefix(string(b), "MemTotal:") {
+			t.Fatalf("after kill %d: %q, %v", i+1, b, err)
+		}
+	}
+	if n := strings.Count(d.out.String(), "cannot re-queue requests of a killed worker"); n != 1 {
+		t.Errorf("the missing FUSE_NOTIFY_RESEND was logged %d times, want once:\n%s", n, d.out.String())
+	}
+	if st := d.status(); st.Restarts != 3 {
+		t.Errorf("restarts %d, want 3", st.Restarts)
 	}
 }
