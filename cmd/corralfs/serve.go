@@ -36,7 +36,7 @@ type serveConfig struct {
 func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl := pflag.NewFlagSet("corralfs", pflag.ContinueOnError)
 	fl.SortFlags = false
-	fl.StringVar(&c.pidfile, "pidfile", "", "write the daemon's pid to this file once the mount answers; removed on exit")
+	fl.StringVar(&c.pidfile, "pidfile", "", "write the pid of the process that owns the mount (the supervisor, not the worker) to this file once the mount answers; removed on exit")
 	fl.StringVar(&c.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
 	fl.BoolVar(&c.cpuQuotaView, "cpu-quota-view", true, "let a CPU quota shrink the CPU count containers see (ceil(quota/period)); --cpu-quota-view=false shows the whole cpuset")
 	fl.BoolVar(&c.swap, "swap", true, "report each container's swap limit and usage in meminfo and swaps; --swap=false reports no swap at all")
