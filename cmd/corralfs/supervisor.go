@@ -112,6 +112,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		return s.shutdown("first worker", err)
 	}
 	s.setWorker(w)
+	w.release()
 	if err := fusefs.WaitAnswering(mp, 30*time.Second); err != nil {
 		return s.shutdown("mount does not answer", err)
 	}
@@ -156,6 +157,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 				nw, err := s.startWorker(s.exe, exited)
 				if err == nil {
 					s.setWorker(nw)
+					nw.release()
 					log.Info("worker restarted", "worker", nw.pid(), "restarts", s.restarts)
 					break
 				}
@@ -207,12 +209,15 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 		return
 	}
 	s.setWorker(nw)
+	// The new worker reads nothing until released: retire the old one,
+	// re-queue what it had read, then let the new one serve it all.
+	// Readers wait meanwhile for a kill, a reap and a RESEND.
 	if old != nil {
 		old.kill()
 		<-old.done
-		// Requests the old worker had read are answered by the new one.
 		s.requeue()
 	}
+	nw.release()
 	s.log.Info("upgraded", "worker", nw.pid(), "upgrades", s.upgrades)
 }
 

@@ -23,8 +23,9 @@ import (
 const (
 	workerFuseFD    = 3 // the supervisor's /dev/fuse file (the same open file)
 	workerAliveFD   = 4 // read end of a pipe: EOF means the supervisor died
-	workerReadyFD   = 5 // write "R" once serving, then close
-	workerControlFD = 6 // the control socket's listener, when there is one
+	workerReadyFD   = 5 // write "R" once able to serve, then close
+	workerGoFD      = 6 // read end of a pipe: serve once "G" arrives
+	workerControlFD = 7 // the control socket's listener, when there is one
 
 	envWorker   = "CORRALFS_WORKER"    // JSON workerInfo
 	envFuseInit = "CORRALFS_FUSE_INIT" // the kernel's INIT request (fusefs.EncodeInit)
@@ -49,12 +50,23 @@ type workerInfo struct {
 // workerProc is one started worker.
 type workerProc struct {
 	cmd     *exec.Cmd
+	goW     *os.File // write "G" to let it serve
 	started time.Time
 	done    chan struct{} // closed once reaped
 	err     error
 }
 
 func (w *workerProc) pid() int { return w.cmd.Process.Pid }
+
+// release lets a started worker read requests. Until then it has adopted
+// the connection but reads nothing, so the supervisor can first retire the
+// previous worker and re-queue its requests without the new one having
+// taken any (FUSE_NOTIFY_RESEND re-queues every unanswered request, also a
+// live worker's, which would then be answered twice).
+func (w *workerProc) release() {
+	_, _ = w.goW.Write([]byte{'G'})
+	w.goW.Close()
+}
 
 func (w *workerProc) kill() { _ = w.cmd.Process.Kill() }
 
@@ -84,13 +96,19 @@ func (w *workerProc) stop(grace time.Duration) {
 }
 
 // startWorker starts `exe serve-worker FLAGS` on the connection and waits
-// until it serves. Its exit is reported on exited.
+// until it is ready to serve; it serves once released. Its exit is
+// reported on exited.
 func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*workerProc, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer readyR.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return nil, err
+	}
 	s.workerSeq++
 	info := workerInfo{
 		SupervisorPid: os.Getpid(), SupervisorStarted: s.started, Mountpoint: s.mp,
@@ -100,7 +118,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	cmd := exec.Command(exe, append([]string{"serve-worker"}, s.args...)...)
 	cmd.Env = append(workerEnv(os.Environ()), envWorker+"="+string(infoJSON), envFuseInit+"="+fusefs.EncodeInit(s.conn.Init))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.ExtraFiles = []*os.File{s.conn.File, s.aliveR, readyW}
+	cmd.ExtraFiles = []*os.File{s.conn.File, s.aliveR, readyW, goR}
 	if s.ctl != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, s.ctl)
 	}
@@ -109,10 +127,12 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
 	readyW.Close()
+	goR.Close()
 	if err != nil {
+		goW.Close()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &workerProc{cmd: cmd, started: time.Now(), done: make(chan struct{})}
+	w := &workerProc{cmd: cmd, goW: goW, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		w.err = cmd.Wait()
 		close(w.done)
@@ -123,6 +143,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	if _, err := io.ReadFull(readyR, b[:]); err != nil || b[0] != 'R' {
 		w.kill()
 		<-w.done
+		goW.Close()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("worker %s did not serve within %v", exe, workerReadyWithin)
 		}

@@ -74,8 +74,6 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	served := make(chan struct{})
-	go func() { srv.Serve(); close(served) }()
 	stop := make(chan struct{})
 	go fs.Run(stop)
 
@@ -94,6 +92,14 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	ready := os.NewFile(workerReadyFD, "ready")
 	_, _ = ready.Write([]byte{'R'})
 	ready.Close()
+	// Serve only once the supervisor says so (workerProc.release).
+	var b [1]byte
+	if n, _ := os.NewFile(workerGoFD, "go").Read(b[:]); n != 1 || b[0] != 'G' {
+		log.Error("supervisor gone before releasing this worker; exiting")
+		os.Exit(1)
+	}
+	served := make(chan struct{})
+	go func() { srv.Serve(); close(served) }()
 	log.Debug("worker serving", "mountpoint", mp, "restarts", info.Restarts, "upgrades", info.Upgrades)
 
 	supervisorGone := make(chan struct{})
