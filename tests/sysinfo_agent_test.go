@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -187,6 +188,13 @@ func TestSysinfoManyCalls(t *testing.T) {
 	before := d.status()
 	s := run(n)
 	after := d.status()
+	// Each run's container has ended: its listener must be gone from
+	// corralfs (the agent's copy) too.
+	listeners := listenerFds(after.Pid)
+	for i := 0; i < 50 && len(listeners) > 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+		listeners = listenerFds(after.Pid)
+	}
 	t.Logf("%d calls from 4 threads in %.1f s: %.0f calls/s; corralfs RSS %d -> %d KiB, goroutines %d -> %d",
 		s.Calls, s.Seconds, s.PerSec, before.RSSBytes>>10, after.RSSBytes>>10, before.Goroutines, after.Goroutines)
 	if after.RSSBytes > before.RSSBytes+8<<20 {
@@ -195,4 +203,20 @@ func TestSysinfoManyCalls(t *testing.T) {
 	if after.Goroutines > before.Goroutines+5 {
 		t.Errorf("corralfs goroutines grew from %d to %d over 100,000 calls", before.Goroutines, after.Goroutines)
 	}
+	if len(listeners) > 0 {
+		t.Errorf("corralfs still holds seccomp listeners of ended containers: fds %v", listeners)
+	}
+}
+
+// listenerFds lists pid's fds that are seccomp listeners.
+func listenerFds(pid int) []string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if l, _ := os.Readlink(dir + "/" + e.Name()); strings.Contains(l, "seccomp notify") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

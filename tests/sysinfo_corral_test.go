@@ -41,10 +41,7 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 		t.Fatalf("corral features: %v", err)
 	}
 	if s := f.Linux.Seccomp; s == nil || s.Enabled == nil || !*s.Enabled {
-		// TODO(lead): drop this skip once runtime/seccomp_hook.go calls
-		// runtime/seccomp (helper D1); until then corral run cannot
-		// trap sysinfo at all.
-		t.Skip("corral's runtime does not support seccomp yet")
+		t.Fatalf("corral features says seccomp is not supported: corral run cannot trap sysinfo(2)")
 	}
 	sock := seccompagent.DefaultSocket
 	if pid, err := seccompagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {

@@ -239,6 +239,10 @@ func (c *sysinfoContainer) wait(t testing.TB, timeout time.Duration) string {
 	for {
 		rc, err := os.ReadFile(filepath.Join(c.dir, "rc"))
 		if err == nil {
+			// The init exits right after: reap it, so its listener
+			// hangs up now (the kernel drops a filter's users when
+			// the zombie is reaped) rather than when the test ends.
+			_ = c.init.Wait()
 			out, _ := os.ReadFile(filepath.Join(c.dir, "out"))
 			if code, _ := strconv.Atoi(strings.TrimSpace(string(rc))); code != 0 {
 				t.Fatalf("container script exited %d:\n%s", code, out)
