@@ -105,7 +105,8 @@ func probe(mp string) error {
 
 // Mount mounts fs at mp (read-only, nosuid, nodev, noexec, directly with
 // mount(2): no fusermount needed as root) and returns the server, which
-// the caller must Serve.
+// the caller must Serve. The connection lives and dies with this process;
+// MountConn and Adopt split owning it from serving it (conn.go).
 //
 // Request dispatch is go-fuse's: each request is served on the goroutine
 // that read it, which first starts a fresh reader for the next one. No
@@ -113,12 +114,32 @@ func probe(mp string) error {
 // and SingleThreaded would only put every handler behind one mutex,
 // queueing all containers behind the slowest cgroup read.
 func Mount(fs *FS, mp string, cfg MountConfig) (*fuse.Server, error) {
+	opts := mountOptions(cfg, fs.log)
+	opts.DirectMountStrict = true
+	opts.DirectMountFlags = mountFlags
+	srv, err := fuse.NewServer(fs, mp, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mp, err)
+	}
+	return srv, nil
+}
+
+// mountFlags: the views are read-only text, nothing to execute or open as
+// a device.
+const mountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_RDONLY
+
+// mountOptions are the go-fuse options of every corralfs server. The
+// process that answers INIT (MountConn) and every worker adopting the
+// connection later (Adopt) must use the same ones: each negotiates the
+// protocol from them and they must agree with what the kernel was told.
+func mountOptions(cfg MountConfig, lg *slog.Logger) *fuse.MountOptions {
+	if lg == nil {
+		lg = slog.Default()
+	}
 	opts := &fuse.MountOptions{
 		AllowOther:         cfg.AllowOther,
 		FsName:             "corralfs",
 		Name:               "corralfs",
-		DirectMountStrict:  true,
-		DirectMountFlags:   syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_RDONLY,
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true, // plain READDIR: cpuN entries must not be cached from a listing
 		// Every READ is answered from memory (fuse.ReadResultData). With
@@ -130,17 +151,13 @@ func Mount(fs *FS, mp string, cfg MountConfig) (*fuse.Server, error) {
 		// gone with this).
 		DisableSplice: true,
 		Debug:         cfg.Debug,
-		Logger:        goFuseLogger(fs.log, cfg.Debug),
+		Logger:        goFuseLogger(lg, cfg.Debug),
 		PanicHandler: func(r any) fuse.Status {
-			fs.log.Error("panic in a FUSE handler (request failed with EIO)", "panic", r, "stack", string(debug.Stack()))
+			lg.Error("panic in a FUSE handler (request failed with EIO)", "panic", r, "stack", string(debug.Stack()))
 			return fuse.EIO
 		},
 	}
-	srv, err := fuse.NewServer(fs, mp, opts)
-	if err != nil {
-		return nil, fmt.Errorf("mount %s: %w", mp, err)
-	}
-	return srv, nil
+	return opts
 }
 
 // goFuseLogger is where go-fuse's own messages go. Without debug they are

@@ -146,6 +146,13 @@ func New(cfg Config) (*FS, error) {
 		hostCache:     hostFileCache{ttl: ttl},
 		started:       time.Now(),
 	}
+	// File handles must not repeat across processes serving one
+	// connection (a restarted worker answers handles its predecessor
+	// opened by recomputing their content): start this process's
+	// numbers at its start time in milliseconds << 20. A later worker
+	// starts at least its predecessor's lifetime in ms << 20 higher,
+	// which no worker reaches at fewer than a billion opens a second.
+	fs.handles.next.Store(uint64(fs.started.UnixMilli()) << 20)
 	return fs, nil
 }
 

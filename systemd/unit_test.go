@@ -44,6 +44,11 @@ func TestCorralfsServiceSettings(t *testing.T) {
 		"ExecStartPre=/bin/mkdir -p /var/lib/corralfs",
 		"ExecStart=/usr/local/bin/corralfs --pidfile /run/corralfs.pid /var/lib/corralfs",
 		"KillSignal=SIGTERM",
+		// issue 5: reload upgrades in place, the fd store keeps the
+		// connection across a restart of the supervisor.
+		"ExecReload=/bin/kill -HUP $MAINPID",
+		"FileDescriptorStoreMax=4",
+		"NotifyAccess=main",
 	} {
 		found := false
 		for _, line := range strings.Split(CorralfsService, "\n") {

@@ -58,6 +58,13 @@ func (s *syncBuffer) String() string {
 // launchCorralfs starts the daemon on mp without waiting for it.
 func launchCorralfs(t *testing.T, mp string, args ...string) *corralfsDaemon {
 	t.Helper()
+	return launchCorralfsBinary(t, testutil.Binary(t, "corralfs"), mp, args...)
+}
+
+// launchCorralfsBinary is launchCorralfs with the binary at bin (the
+// upgrade tests replace it while it runs).
+func launchCorralfsBinary(t *testing.T, bin, mp string, args ...string) *corralfsDaemon {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	dir := t.TempDir()
 	d := &corralfsDaemon{t: t, mp: mp, dir: dir, ctl: filepath.Join(dir, "ctl.sock"), pidfile: filepath.Join(dir, "pid"),
@@ -71,7 +78,7 @@ func launchCorralfs(t *testing.T, mp string, args ...string) *corralfsDaemon {
 	// No sysinfo agent unless the test asks for one (args come later and
 	// win): its keeper is shared through a host-wide socket by default.
 	argv := append([]string{"--control-socket", d.ctl, "--pidfile", d.pidfile, "--log-level", "debug", "--seccomp-socket="}, args...)
-	d.cmd = exec.Command(testutil.Binary(t, "corralfs"), append(argv, mp)...)
+	d.cmd = exec.Command(bin, append(argv, mp)...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
@@ -154,10 +161,16 @@ func (d *corralfsDaemon) kill9() {
 
 // corralfsStatus is the control socket's answer (the fields the tests use).
 type corralfsStatus struct {
-	Pid        int    `json:"pid"`
-	Goroutines int    `json:"goroutines"`
-	RSSBytes   uint64 `json:"rss_bytes"`
-	FS         struct {
+	Pid          int    `json:"pid"`
+	WorkerPid    int    `json:"worker_pid"`
+	WorkerBinary string `json:"worker_binary"`
+	Restarts     int    `json:"restarts"`
+	Upgrades     int    `json:"upgrades"`
+	Resend       string `json:"resend"`
+	Requests     uint64 `json:"requests"`
+	Goroutines   int    `json:"goroutines"`
+	RSSBytes     uint64 `json:"rss_bytes"`
+	FS           struct {
 		Opens       uint64 `json:"opens"`
 		OpenHandles int    `json:"open_handles"`
 		Containers  int    `json:"containers"`

@@ -17,8 +17,9 @@ import (
 // subcommands are dispatched on the first argument; anything else is the
 // serve command's flags or mount point.
 var subcommands = map[string]func(args []string) int{
-	"status": runStatus,
-	"help":   func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
+	"status":       runStatus,
+	"serve-worker": runWorker, // worker.go: started by the supervisor only
+	"help":         func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
 }
 
 func main() {
@@ -43,7 +44,11 @@ its init, loadavg from its own tasks. Bind-mount them over a container's
 /proc/meminfo etc. (the layout is LXCFS's: MOUNTPOINT/proc/meminfo, ...).
 
 It runs in the foreground (systemd Type=notify: READY=1 is sent once the
-mount answers) and unmounts on SIGTERM or SIGINT.
+mount answers) and unmounts on SIGTERM or SIGINT. This process (the pid in
+--pidfile) owns the mount; a worker process serves it and is restarted on
+the same connection if it dies, without failing a read (Linux 6.9+).
+SIGHUP upgrades in place: a worker from the binary now at this path takes
+over (systemctl reload corralfs). See docs/operations.md.
 
 Flags:
 %s`, defaultMountpoint, fl.FlagUsages())

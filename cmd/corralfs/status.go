@@ -15,44 +15,47 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/fusefs"
 )
 
 // daemonStatus is what the control socket answers: one JSON object per
-// connection, then the daemon closes it.
+// connection, then the daemon closes it. The supervisor owns the socket;
+// its current worker answers (connections wait in the backlog while a
+// worker restarts).
 type daemonStatus struct {
-	Pid        int           `json:"pid"`
-	Mountpoint string        `json:"mountpoint"`
-	Started    time.Time     `json:"started"`
-	Uptime     string        `json:"uptime"`
-	Goroutines int           `json:"goroutines"`
-	RSSBytes   uint64        `json:"rss_bytes"`
-	FS         fusefs.Status `json:"fs"`
+	Pid           int           `json:"pid"` // the supervisor: the pidfile's pid, systemd's main pid
+	WorkerPid     int           `json:"worker_pid"`
+	Mountpoint    string        `json:"mountpoint"`
+	Started       time.Time     `json:"started"`
+	Uptime        string        `json:"uptime"`
+	WorkerStarted time.Time     `json:"worker_started"`
+	WorkerUptime  string        `json:"worker_uptime"`
+	WorkerBinary  string        `json:"worker_binary"` // the worker's executable as "dev:inode" (changes with an upgrade)
+	Restarts      int           `json:"restarts"`      // workers started because one died
+	Upgrades      int           `json:"upgrades"`      // workers started by SIGHUP
+	Resend        string        `json:"resend"`        // "yes": a dead worker's requests are re-queued (Linux 6.9+)
+	Requests      uint64        `json:"requests"`      // opens and reads served by this worker
+	Goroutines    int           `json:"goroutines"`
+	RSSBytes      uint64        `json:"rss_bytes"`
+	FS            fusefs.Status `json:"fs"`
 }
 
-type controlServer struct {
-	ln   net.Listener
-	path string
+// workerStatus is the answer of a worker.
+func workerStatus(info workerInfo, started time.Time, fs *fusefs.FS) daemonStatus {
+	st := fs.Status()
+	return daemonStatus{
+		Pid: info.SupervisorPid, WorkerPid: os.Getpid(), Mountpoint: info.Mountpoint,
+		Started: info.SupervisorStarted, Uptime: time.Since(info.SupervisorStarted).Round(time.Second).String(),
+		WorkerStarted: started, WorkerUptime: time.Since(started).Round(time.Second).String(),
+		WorkerBinary: selfBinaryID(), Restarts: info.Restarts, Upgrades: info.Upgrades, Resend: info.Resend,
+		Requests: st.Opens + st.Reads, Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(), FS: st,
+	}
 }
 
-// listenControl answers status requests on a unix socket (root only: the
-// socket is 0600).
-func listenControl(path, mp string, fs *fusefs.FS, log *slog.Logger) (*controlServer, error) {
-	// A socket left by a killed daemon is in the way; a live daemon on the
-	// same socket cannot exist (it would hold the mount we just made).
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		os.Remove(path)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	started := time.Now()
+// serveControl answers status requests on ln until it is closed.
+func serveControl(ln net.Listener, status func() daemonStatus, log *slog.Logger) {
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -62,22 +65,21 @@ func listenControl(path, mp string, fs *fusefs.FS, log *slog.Logger) (*controlSe
 				}
 				return
 			}
-			st := daemonStatus{
-				Pid: os.Getpid(), Mountpoint: mp, Started: started,
-				Uptime:     time.Since(started).Round(time.Second).String(),
-				Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(), FS: fs.Status(),
-			}
 			conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			_ = json.NewEncoder(conn).Encode(st)
+			_ = json.NewEncoder(conn).Encode(status())
 			conn.Close()
 		}
 	}()
-	return &controlServer{ln: ln, path: path}, nil
 }
 
-func (c *controlServer) Close() {
-	c.ln.Close()
-	os.Remove(c.path)
+// selfBinaryID names the file this process runs (it stays the same when
+// the path is given a new binary: that is how status shows an upgrade).
+func selfBinaryID() string {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
 // selfRSS reads VmRSS from /proc/self/status, in bytes.
@@ -131,8 +133,10 @@ func runStatus(args []string) int {
 		fmt.Fprintf(os.Stderr, "corralfs status: bad answer: %v\n", err)
 		return 1
 	}
-	fmt.Printf("mountpoint:   %s\npid:          %d\nuptime:       %s\ncontainers:   %d (load sampled: %d)\nopens:        %d\nreads:        %d\nfallbacks:    %d\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
-		st.Mountpoint, st.Pid, st.Uptime, st.FS.Containers, st.FS.LoadSampled, st.FS.Opens, st.FS.Reads,
+	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s\nworker:       pid %d, up %s (restarts %d, upgrades %d, requeue on death: %s)\n"+
+		"containers:   %d (load sampled: %d)\nrequests:     %d (opens %d, reads %d)\nfallbacks:    %d\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
+		st.Mountpoint, st.Pid, st.Uptime, st.WorkerPid, st.WorkerUptime, st.Restarts, st.Upgrades, st.Resend,
+		st.FS.Containers, st.FS.LoadSampled, st.Requests, st.FS.Opens, st.FS.Reads,
 		st.FS.Fallbacks, st.FS.OpenHandles, st.Goroutines, float64(st.RSSBytes)/(1<<20))
 	return 0
 }

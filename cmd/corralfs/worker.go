@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs"
+)
+
+// runWorker is `corralfs serve-worker FLAGS MOUNTPOINT`, started by the
+// supervisor (supervisor.go) with the connection's descriptors; not meant
+// to be run by hand. It serves until its connection ends (exit 3), SIGTERM
+// (exit 0) or the supervisor's death (exit 1). It never unmounts: the
+// connection belongs to the supervisor.
+func runWorker(args []string) int {
+	var info workerInfo
+	if err := json.Unmarshal([]byte(os.Getenv(envWorker)), &info); err != nil {
+		fmt.Fprintf(os.Stderr, "corralfs serve-worker: started by hand? %s: %v\n", envWorker, err)
+		return 2
+	}
+	c, mp, log, code := parseServe(args)
+	if log == nil {
+		return code
+	}
+	log = log.With("worker", os.Getpid())
+	// Inherited descriptors must not leak into what we start (the sysinfo
+	// keeper outlives us: holding the connection would keep a dead mount
+	// alive).
+	for fd := workerFuseFD; fd <= workerControlFD; fd++ {
+		unix.CloseOnExec(fd)
+	}
+	if err := work(c, mp, info, log); err != nil {
+		log.Error("worker failed", "err", err)
+		return 1
+	}
+	return exitUnmounted
+}
+
+func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
+	init, err := fusefs.DecodeInit(os.Getenv(envFuseInit))
+	if err != nil {
+		return err
+	}
+	// Only the supervisor decides when to stop: Ctrl-C and SIGHUP are
+	// its business.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+
+	reader, err := cgroupreader.New(cgroupreader.Config{CgroupRoot: c.cgroupRoot})
+	if err != nil {
+		return err
+	}
+	fs, err := fusefs.New(fusefs.Config{
+		Reader:      reader,
+		Options:     fusefs.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
+		Log:         log,
+		SnapshotTTL: c.snapshotTTL,
+		Sampler:     fusefs.SamplerConfig{Max: c.maxContainers},
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := fusefs.Adopt(fs, workerFuseFD, init, fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE})
+	if err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	go fs.Run(stop)
+
+	started := time.Now()
+	if info.Control {
+		ln, err := net.FileListener(os.NewFile(workerControlFD, "control"))
+		if err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+		serveControl(ln, func() daemonStatus { return workerStatus(info, started, fs) }, log)
+	}
+	stopSysinfo, err := startSysinfo(fs, log) // sysinfo.go
+	if err != nil {
+		return err
+	}
+	ready := os.NewFile(workerReadyFD, "ready")
+	_, _ = ready.Write([]byte{'R'})
+	ready.Close()
+	// Serve only once the supervisor says so (workerProc.release).
+	var b [1]byte
+	if n, _ := os.NewFile(workerGoFD, "go").Read(b[:]); n != 1 || b[0] != 'G' {
+		log.Error("supervisor gone before releasing this worker; exiting")
+		os.Exit(1)
+	}
+	served := make(chan struct{})
+	go func() { srv.Serve(); close(served) }()
+	log.Debug("worker serving", "mountpoint", mp, "restarts", info.Restarts, "upgrades", info.Upgrades)
+
+	supervisorGone := make(chan struct{})
+	go func() {
+		var b [1]byte
+		_, _ = os.NewFile(workerAliveFD, "alive").Read(b[:]) // EOF: the supervisor died
+		close(supervisorGone)
+	}()
+	select {
+	case <-sigs:
+		// The supervisor retires us (stop or upgrade). Requests we read
+		// and did not answer are re-queued for the next worker.
+		stopSysinfo()
+		os.Exit(0)
+	case <-supervisorGone:
+		log.Error("supervisor died; exiting (the mount is gone with it unless systemd kept the connection)")
+		os.Exit(1)
+	case <-served:
+	}
+	close(stop)
+	stopSysinfo()
+	return nil
+}

@@ -1,0 +1,129 @@
+package fusefs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/tests/testutil"
+)
+
+// mountAdopted mounts a connection the way the supervisor does (MountConn:
+// INIT answered, nothing served) and serves it the way a worker does
+// (Adopt on a second descriptor of the same file).
+func mountAdopted(t testing.TB, fs *FS) (string, *Conn) {
+	t.Helper()
+	testutil.RequireFUSE(t)
+	mp := filepath.Join(t.TempDir(), "mnt")
+	if err := PrepareMountpoint(mp, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := MountConn(mp, MountConfig{AllowOther: true}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.FcntlInt(conn.File.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Adopt(fs, fd, conn.Init, MountConfig{AllowOther: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() {
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+			t.Error(err)
+		}
+		conn.File.Close()
+	})
+	return mp, conn
+}
+
+// A connection initialised by one server is served by another that never
+// saw INIT; the saved settings survive an encode/decode (the worker's
+// environment); RESEND is accepted (Linux 6.9+) or reported as missing.
+func TestAdoptedConnectionServes(t *testing.T) {
+	fs := newTestFS(t, Config{})
+	mp, conn := mountAdopted(t, fs)
+	b, err := os.ReadFile(filepath.Join(mp, "proc/meminfo"))
+	if err != nil || !strings.HasPrefix(string(b), "MemTotal:") {
+		t.Fatalf("meminfo through the adopted connection: %q, %v", b, err)
+	}
+	in, err := DecodeInit(EncodeInit(conn.Init))
+	if err != nil || in != conn.Init {
+		t.Errorf("INIT settings after a round trip: %+v, %v; want %+v", in, err, conn.Init)
+	}
+	if _, err := DecodeInit("00ff"); err == nil {
+		t.Error("DecodeInit accepted garbage")
+	}
+	if err := Resend(conn.File); err != nil && err != ErrNoResend {
+		t.Errorf("RESEND: %v", err)
+	}
+}
+
+// File handles of a later process never repeat an earlier one's.
+func TestHandleNumbersStartAtStartTime(t *testing.T) {
+	a := newTestFS(t, Config{})
+	b := newTestFS(t, Config{})
+	ha := a.handles.add(handle{})
+	hb := b.handles.add(handle{})
+	if ha>>20 != uint64(a.started.UnixMilli()) || hb <= ha && b.started.After(a.started) {
+		t.Errorf("handles %d (started %v) and %d (started %v)", ha, a.started, hb, b.started)
+	}
+}
+
+// BenchmarkReadPath is open+read+close of meminfo through the kernel, on a
+// connection this process mounted itself (Mount) and on one it adopted
+// (MountConn + Adopt, as the supervised worker serves): the supervisor
+// design must cost the read path nothing.
+func BenchmarkReadPath(b *testing.B) {
+	run := func(b *testing.B, mp string) {
+		p := filepath.Join(mp, "proc/meminfo")
+		buf := make([]byte, 8192)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f, err := os.Open(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				n, err := f.Read(buf)
+				if n == 0 || err != nil {
+					break
+				}
+			}
+			f.Close()
+		}
+	}
+	b.Run("mount", func(b *testing.B) {
+		testutil.RequireFUSE(b)
+		fs, err := New(Config{Reader: mustReader(b), Log: quietLog()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mp := filepath.Join(b.TempDir(), "mnt")
+		if err := PrepareMountpoint(mp, quietLog()); err != nil {
+			b.Fatal(err)
+		}
+		srv, err := Mount(fs, mp, MountConfig{AllowOther: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go srv.Serve()
+		srv.WaitMount()
+		defer Unmount(srv, mp)
+		run(b, mp)
+	})
+	b.Run("adopted", func(b *testing.B) {
+		fs, err := New(Config{Reader: mustReader(b), Log: quietLog()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mp, _ := mountAdopted(b, fs)
+		run(b, mp)
+	})
+}

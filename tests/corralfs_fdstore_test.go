@@ -1,0 +1,132 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/tests/testutil"
+)
+
+// storedFDs reads the daemon's sd_notify datagrams as systemd would until
+// READY=1, keeping the descriptors it stores (FDSTORE=1) by FDNAME.
+func (d *corralfsDaemon) storedFDs(t *testing.T) map[string]*os.File {
+	t.Helper()
+	fds := map[string]*os.File{}
+	t.Cleanup(func() {
+		for _, f := range fds {
+			f.Close()
+		}
+	})
+	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(16*4))
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		d.notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, oobn, _, _, err := d.notify.ReadMsgUnix(buf, oob)
+		if err != nil {
+			continue
+		}
+		msg := string(buf[:n])
+		if oobn > 0 {
+			cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil || len(cmsgs) != 1 {
+				t.Fatalf("control message of %q: %v", msg, err)
+			}
+			rights, err := unix.ParseUnixRights(&cmsgs[0])
+			if err != nil || len(rights) != 1 || !strings.Contains(msg, "FDSTORE=1") {
+				t.Fatalf("descriptors %v (%v) with %q", rights, err, msg)
+			}
+			name := ""
+			for _, l := range strings.Split(msg, "\n") {
+				name, _ = strings.CutPrefix(l, "FDNAME=")
+			}
+			fds[name] = os.NewFile(uintptr(rights[0]), name)
+		}
+		if strings.Contains("\n"+msg+"\n", "\nREADY=1\n") {
+			return fds
+		}
+	}
+	t.Fatalf("no READY=1 from corralfs:\n%s", d.out.String())
+	return nil
+}
+
+// With systemd's fd store holding the connection, even the supervisor can
+// be killed with SIGKILL: its successor takes the mounted connection back
+// (LISTEN_FDS) and the containers' reads never fail. (Here the test plays
+// systemd: it keeps the stored descriptors and restarts the daemon.)
+func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := runNewEnv(t, false)
+	d := launchCorralfs(t, corralfsMountpoint(t))
+	stored := d.storedFDs(t)
+	fuseF, initF := stored["corralfs-fuse"], stored["corralfs-fuse-init"]
+	if fuseF == nil || initF == nil {
+		t.Fatalf("stored descriptors %v: want corralfs-fuse and corralfs-fuse-init", stored)
+	}
+	e.views = d.mp
+	requireResend(t, d)
+	worker := d.status().WorkerPid
+	cs := startSurviveReaders(t, e, 6*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	d.kill9()
+	if !processGone(worker) {
+		t.Fatalf("worker %d outlived its supervisor", worker)
+	}
+	time.Sleep(200 * time.Millisecond) // reads queue in the kernel meanwhile (systemd: RestartSec=100ms)
+
+	// What systemd does on Restart=: the stored descriptors from fd 3 on,
+	// named in LISTEN_FDNAMES, for the new main process's pid.
+	ctl := filepath.Join(t.TempDir(), "ctl.sock")
+	var out syncBuffer
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, testutil.Binary(t, "corralfs"),
+		"--control-socket", ctl, "--seccomp-socket=", d.mp)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=2", "LISTEN_FDNAMES=corralfs-fuse:corralfs-fuse-init")
+	cmd.ExtraFiles = []*os.File{fuseF, initF}
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("restarted corralfs ignored SIGTERM")
+		}
+		if isCorralfsMount(t, d.mp) {
+			t.Errorf("%s still mounted after the restarted daemon stopped", d.mp)
+		}
+		if t.Failed() {
+			t.Logf("restarted corralfs:\n%s", out.String())
+		}
+	}()
+	checkSurviveReaders(t, cs, 60*time.Second)
+	if !strings.Contains(out.String(), "took over the mounted connection") {
+		t.Errorf("the restarted daemon did not take the stored connection:\n%s", out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(d.mp, "proc/meminfo")); err != nil || !strings.HasPrefix(string(b), "MemTotal:") {
+		t.Errorf("mount after the supervisor's restart: %q, %v", b, err)
+	}
+	if ms := mountsAt(t, d.mp); ms != 1 {
+		t.Errorf("%d mounts at %s, want 1", ms, d.mp)
+	}
+}
+
+func mountsAt(t *testing.T, mp string) int {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), fmt.Sprintf(" %s ", mp))
+}

@@ -1,0 +1,151 @@
+// Package reader is viewreader's logic, shared with the test binary (which
+// runs it when started under the name "viewreader").
+//
+//	viewreader -for 10s -loops 2 -dir /proc -mem-kb N -cpus C
+//
+// Each loop opens, reads to EOF and closes meminfo, stat, cpuinfo and
+// loadavg in turn until the time is up, and checks each answer is a
+// well-formed view of THIS container: MemTotal is N kB, cpuinfo and stat
+// list C CPUs. It prints one JSON Report.
+package reader
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Report is what viewreader prints.
+type Report struct {
+	Reads    int      `json:"reads"`
+	Failed   int      `json:"failed"`
+	Wrong    int      `json:"wrong"`
+	MaxMs    float64  `json:"max_ms"`
+	Slowest  string   `json:"slowest"`
+	Examples []string `json:"examples"` // the first failures and wrong answers
+}
+
+var files = []string{"meminfo", "stat", "cpuinfo", "loadavg"}
+
+func Main(args []string) int {
+	fl := flag.NewFlagSet("viewreader", flag.ContinueOnError)
+	dur := fl.Duration("for", 10*time.Second, "how long to read")
+	loops := fl.Int("loops", 2, "concurrent reader loops")
+	dir := fl.String("dir", "/proc", "where meminfo, stat, cpuinfo and loadavg are")
+	memKB := fl.Uint64("mem-kb", 0, "MemTotal the container must see")
+	cpus := fl.Int("cpus", 0, "CPUs the container must see")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	var (
+		mu  sync.Mutex
+		rep Report
+		wg  sync.WaitGroup
+	)
+	note := func(what string) {
+		if len(rep.Examples) < 10 {
+			rep.Examples = append(rep.Examples, what)
+		}
+	}
+	deadline := time.Now().Add(*dur)
+	for i := 0; i < *loops; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				name := files[n%len(files)]
+				start := time.Now()
+				b, err := readFile(filepath.Join(*dir, name))
+				took := time.Since(start)
+				var bad error
+				if err == nil {
+					bad = check(name, b, *memKB, *cpus)
+				}
+				mu.Lock()
+				rep.Reads++
+				if ms := float64(took.Microseconds()) / 1000; ms > rep.MaxMs {
+					rep.MaxMs, rep.Slowest = ms, fmt.Sprintf("%s at %s", name, start.Format("15:04:05.000"))
+				}
+				switch {
+				case err != nil:
+					rep.Failed++
+					note(fmt.Sprintf("%s: %v", name, err))
+				case bad != nil:
+					rep.Wrong++
+					note(fmt.Sprintf("%s: %v", name, bad))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	_ = json.NewEncoder(os.Stdout).Encode(rep)
+	return 0
+}
+
+// readFile is open, read to EOF (small reads, as tools do), close.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return b, err
+}
+
+var (
+	memTotalRe = regexp.MustCompile(`(?m)^MemTotal:\s+(\d+) kB$`)
+	loadavgRe  = regexp.MustCompile(`^\d+\.\d\d \d+\.\d\d \d+\.\d\d \d+/\d+ \d+\n$`)
+	statCPURe  = regexp.MustCompile(`(?m)^cpu\d+ `)
+)
+
+func check(name string, b []byte, memKB uint64, cpus int) error {
+	s := string(b)
+	if !strings.HasSuffix(s, "\n") {
+		return fmt.Errorf("no final newline: %q", s)
+	}
+	switch name {
+	case "meminfo":
+		m := memTotalRe.FindStringSubmatch(s)
+		if m == nil {
+			return fmt.Errorf("no MemTotal line")
+		}
+		if v, _ := strconv.ParseUint(m[1], 10, 64); v != memKB {
+			return fmt.Errorf("MemTotal %d kB, want %d", v, memKB)
+		}
+	case "cpuinfo":
+		if n := strings.Count(s, "\nprocessor\t") + boolInt(strings.HasPrefix(s, "processor\t")); n != cpus {
+			return fmt.Errorf("%d processors, want %d", n, cpus)
+		}
+	case "stat":
+		if !strings.HasPrefix(s, "cpu ") || !strings.Contains(s, "\nbtime ") {
+			return fmt.Errorf("not a stat file: %.60q", s)
+		}
+		if n := len(statCPURe.FindAllString(s, -1)); n != cpus {
+			return fmt.Errorf("%d cpuN lines, want %d", n, cpus)
+		}
+	case "loadavg":
+		if !loadavgRe.MatchString(s) {
+			return fmt.Errorf("bad loadavg %q", s)
+		}
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
