@@ -87,8 +87,11 @@ func dropBounding(bounding uint64) error {
 }
 
 // applyCaps sets effective, permitted and inheritable, then raises the
-// ambient ones (which must be in permitted and inheritable).
-func applyCaps(m capMasks) error {
+// ambient ones. The kernel refuses an ambient capability that is not in
+// both permitted and inheritable; like runc, that is a warning, not a
+// failure: `runc spec` bundles (runc >= 1.1.2, after CVE-2022-29162) list
+// ambient capabilities with no inheritable set, and runc runs them.
+func applyCaps(m capMasks, warn func(format string, args ...any)) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
 		{Effective: uint32(m.effective), Permitted: uint32(m.permitted), Inheritable: uint32(m.inheritable)},
@@ -105,7 +108,7 @@ func applyCaps(m capMasks) error {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(bit), 0, 0); err != nil {
-			return fmt.Errorf("raise ambient capability %d: %w", bit, err)
+			warn("cannot raise ambient capability %d (it must be permitted and inheritable): %v", bit, err)
 		}
 	}
 	return nil

@@ -84,7 +84,7 @@ func (ps *processSetup) prepare() error {
 		return err
 	}
 	if p.Capabilities != nil {
-		if err := applyCaps(caps); err != nil {
+		if err := applyCaps(caps, ps.warnOnce); err != nil {
 			return err
 		}
 	}

@@ -52,6 +52,21 @@ echo "home=$HOME"`)
 	}
 }
 
+// TestRuntimeAmbientWithoutInheritable: `runc spec` (runc >= 1.1.2) lists
+// ambient capabilities but no inheritable set; the kernel refuses to raise
+// them, and runc runs the container anyway with a warning. So must corral:
+// the container starts, with an empty ambient set.
+func TestRuntimeAmbientWithoutInheritable(t *testing.T) {
+	e := rtNewEnv(t)
+	id := rtID("ambient")
+	s := rtSpec(id, "sh", "-c", `echo "amb=$(grep CapAmb /proc/self/status | cut -f2)"`)
+	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps, Ambient: caps}
+	if m := rtLines(e.run(id, s)); m["amb"] != "0000000000000000" {
+		t.Errorf("ambient set %q, want empty (not raisable without inheritable)", m["amb"])
+	}
+}
+
 // TestRuntimeNoPivot: --no-pivot (MS_MOVE + chroot, for roots that cannot
 // be pivoted) still gives the container its rootfs as "/".
 func TestRuntimeNoPivot(t *testing.T) {
