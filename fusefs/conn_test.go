@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -68,6 +69,13 @@ func TestAdoptedConnectionServes(t *testing.T) {
 // File handles of a later process never repeat an earlier one's.
 func TestHandleNumbersStartAtStartTime(t *testing.T) {
 	a := newTestFS(t, Config{})
+	// Handle numbers start at the start time in milliseconds << 20: a
+	// worker that follows another (20-90 ms after it, at least one ms
+	// even on a fast machine) numbers above it. Two servers created in the
+	// same millisecond are not a case the supervisor produces.
+	for time.Now().UnixMilli() <= a.started.UnixMilli() {
+		time.Sleep(100 * time.Microsecond)
+	}
 	b := newTestFS(t, Config{})
 	ha := a.handles.add(handle{})
 	hb := b.handles.add(handle{})
