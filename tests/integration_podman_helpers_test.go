@@ -160,8 +160,8 @@ func removePodmanCgroups(t *testing.T, name string) {
 				t.Errorf("removing podman's cgroup %s: %v", all[i], err)
 			}
 		}
-		_ = unix.Rmdir(filepath.Dir(d)) // /corral-test, if nobody else uses it
 	}
+	testutil.RemoveEmptyTestParents()
 }
 
 func fileExists(p string) bool {

@@ -40,6 +40,7 @@ func rtNewEnv(t *testing.T) *rtEnv {
 			e.corral("delete", "--force", id)
 		}
 		e.checkNoLeftovers()
+		testutil.RemoveEmptyTestParents()
 	})
 	return e
 }

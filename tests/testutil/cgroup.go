@@ -480,9 +480,9 @@ func (c *Cgroup) remove() error {
 		if err := removeCgroupTree(d); err != nil {
 			errs = append(errs, err)
 		}
-		// Another package's test may still use /corral-test: ENOTEMPTY/EBUSY is fine.
-		_ = unix.Rmdir(filepath.Dir(d))
 	}
+	// Another package's test may still use /corral-test: then it stays.
+	RemoveEmptyTestParents()
 	return errors.Join(errs...)
 }
 
