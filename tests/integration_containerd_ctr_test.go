@@ -38,6 +38,21 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 	containerd := testutil.RequireCommand(t, "containerd")
 	testutil.RequireCommand(t, "containerd-shim-runc-v2")
 	e := &ctrEnv{t: t, ctr: testutil.RequireCommand(t, "ctr"), cgName: fmt.Sprintf("ctr-%d", os.Getpid())}
+	// containerd-shim-runc-v2 passes --root /run/containerd/runc/<namespace>
+	// to the runtime, and ctr and the shim keep fifos and sockets below
+	// /run/containerd, whatever containerd's own root is; remove what they
+	// create there if the host had none of it.
+	var shimDirs []string
+	for _, d := range []string{"/run/containerd/runc/default", "/run/containerd/runc", "/run/containerd/fifo", "/run/containerd/s", "/run/containerd"} {
+		if _, err := os.Stat(d); err != nil {
+			shimDirs = append(shimDirs, d)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range shimDirs {
+			_ = os.Remove(d) // only if empty
+		}
+	})
 	dir := t.TempDir()
 	e.addr = filepath.Join(dir, "containerd.sock")
 	config := fmt.Sprintf(`version = 2
