@@ -133,7 +133,45 @@ type procUsage struct {
 // every Linux architecture the bench runs on.
 const clockTicks = 100
 
+// usageOf is the CPU time and RSS of pid and every process below it:
+// corralfs serves from a worker child of the supervisor whose pid the
+// pidfile holds (and starts its sysinfo keeper below it), so the
+// supervisor alone would show almost none of the daemon's cost.
 func usageOf(pid int) (procUsage, error) {
+	u, err := usageOfProcess(pid)
+	if err != nil {
+		return u, err
+	}
+	for _, child := range childrenOf(pid) {
+		cu, err := usageOf(child)
+		if err != nil {
+			continue // it exited meanwhile
+		}
+		u.CPU += cu.CPU
+		u.RSS += cu.RSS
+	}
+	return u, nil
+}
+
+// childrenOf lists pid's child processes (/proc/PID/task/*/children).
+func childrenOf(pid int) []int {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, w := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(w); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
+}
+
+func usageOfProcess(pid int) (procUsage, error) {
 	var u procUsage
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
