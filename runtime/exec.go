@@ -192,24 +192,10 @@ func (c *Container) execHandshake(conn *syncConn, o ExecOpts) error {
 			} else {
 				o.OnConsole(files[0])
 			}
-		case msgSeccomp:
-			err := c.sendSeccompListener(files)
-			closeAll(files)
-			if err != nil {
-				return err
-			}
-			if err := conn.send(&syncMsg{Type: msgSeccompDone}); err != nil {
-				return err
-			}
-		case msgReady:
-			closeAll(files)
-			for _, w := range m.Warnings {
-				c.rt.log().Warn(w, "id", c.st.ID)
-			}
-			return nil
 		default:
-			closeAll(files)
-			return fmt.Errorf("sync protocol: unexpected %q", m.Type)
+			if done, err := c.handleCommonSync(conn, m, files); err != nil || done {
+				return err
+			}
 		}
 	}
 }

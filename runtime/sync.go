@@ -258,3 +258,27 @@ func closeAll(files []*os.File) {
 		f.Close()
 	}
 }
+
+// handleCommonSync answers the messages that create's handshake and exec's
+// handshake treat alike: the seccomp listener (passed on to the spec's
+// listenerPath), ready (logging the child's warnings) and anything
+// unexpected. done is true once the child is ready.
+func (c *Container) handleCommonSync(conn *syncConn, m *syncMsg, files []*os.File) (done bool, err error) {
+	switch m.Type {
+	case msgSeccomp:
+		err := c.sendSeccompListener(files)
+		closeAll(files)
+		if err != nil {
+			return false, err
+		}
+		return false, conn.send(&syncMsg{Type: msgSeccompDone})
+	case msgReady:
+		closeAll(files)
+		for _, w := range m.Warnings {
+			c.rt.log().Warn(w, "id", c.st.ID)
+		}
+		return true, nil
+	}
+	closeAll(files)
+	return false, fmt.Errorf("sync protocol: unexpected %q", m.Type)
+}
