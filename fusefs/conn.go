@@ -96,6 +96,10 @@ func MountConn(mp string, cfg MountConfig, lg *slog.Logger) (*Conn, error) {
 func Adopt(fs *FS, fd int, init fuse.InitIn, cfg MountConfig) (*fuse.Server, error) {
 	opts := mountOptions(cfg, fs.log)
 	opts.AdoptInit = &init
+	if cfg.InFlight != nil {
+		opts.InFlight = cfg.InFlight // a nil *Journal must not become a non-nil interface
+	}
+	opts.RequestSource = cfg.RequestSource
 	srv, err := fuse.NewServer(fs, "/dev/fd/"+strconv.Itoa(fd), opts)
 	if err != nil {
 		return nil, fmt.Errorf("adopting the FUSE connection: %w", err)

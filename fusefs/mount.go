@@ -26,6 +26,11 @@ const FSType = "fuse.corralfs"
 type MountConfig struct {
 	AllowOther bool // let every user (and every container) read the views
 	Debug      bool // log every FUSE request (very verbose)
+	// Adopt only, a worker behind the relay (kernels without
+	// FUSE_NOTIFY_RESEND, relay.go): where requests come from, and the
+	// journal it frees answered requests in.
+	RequestSource *os.File
+	InFlight      *Journal
 }
 
 // ErrLiveMount means the mount point is already served by a running corralfs.

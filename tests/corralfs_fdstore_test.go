@@ -63,15 +63,29 @@ func (d *corralfsDaemon) storedFDs(t *testing.T) map[string]*os.File {
 // systemd: it keeps the stored descriptors and restarts the daemon.)
 func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
 	testutil.RequireRoot(t)
+	forEachRecovery(t, surviveSupervisorKill9WithFDStore)
+}
+
+func surviveSupervisorKill9WithFDStore(t *testing.T) {
 	e := runNewEnv(t, false)
 	d := launchCorralfs(t, corralfsMountpoint(t))
 	stored := d.storedFDs(t)
-	fuseF, initF := stored["corralfs-fuse"], stored["corralfs-fuse-init"]
-	if fuseF == nil || initF == nil {
-		t.Fatalf("stored descriptors %v: want corralfs-fuse and corralfs-fuse-init", stored)
+	names := []string{"corralfs-fuse", "corralfs-fuse-init"}
+	if os.Getenv("CORRALFS_NO_RESEND") == "1" {
+		names = append(names, "corralfs-inflight") // the relay's in-flight journal
+	}
+	var files []*os.File
+	for _, n := range names {
+		if stored[n] == nil {
+			t.Fatalf("stored descriptors %v: want %v", stored, names)
+		}
+		files = append(files, stored[n])
+	}
+	if len(stored) != len(names) {
+		t.Errorf("stored descriptors %v: want only %v", stored, names)
 	}
 	e.views = d.mp
-	requireResend(t, d)
+	checkRecovery(t, d)
 	worker := d.status().WorkerPid
 	cs := startSurviveReaders(t, e, 6*time.Second)
 	time.Sleep(1500 * time.Millisecond)
@@ -87,8 +101,8 @@ func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
 	var out syncBuffer
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, testutil.Binary(t, "corralfs"),
 		"--control-socket", ctl, "--seccomp-socket=", d.mp)
-	cmd.Env = append(os.Environ(), "LISTEN_FDS=2", "LISTEN_FDNAMES=corralfs-fuse:corralfs-fuse-init")
-	cmd.ExtraFiles = []*os.File{fuseF, initF}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	cmd.ExtraFiles = files
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

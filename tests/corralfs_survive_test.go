@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/corral-dev/corral/tests/testutil"
 	"github.com/corral-dev/corral/tests/viewreader/reader"
 )
@@ -196,15 +198,58 @@ func fdCount(t *testing.T, pid int) int {
 
 // processGone waits up to 2 s for pid to exit (a zombie counts as gone:
 // reaping an orphan is its new parent's business).
-// requireResend skips a test whose promise needs FUSE_NOTIFY_RESEND (Linux
-// 6.9+): without it the requests a killed worker had read stay unanswered,
-// so readers caught at that moment wait (TestSurviveNoResendDegrades
-// covers those kernels).
-func requireResend(t *testing.T, d *corralfsDaemon) {
-	t.Helper()
-	if r := d.status().Resend; r != "yes" {
-		t.Skipf("kernel without FUSE_NOTIFY_RESEND (status resend=%q): no zero-failure promise across kills", r)
+// forEachRecovery runs f once per way a dead worker's unanswered requests
+// reach the next worker: "resend", the kernel re-queues them
+// (FUSE_NOTIFY_RESEND, Linux 6.9+: run only where the kernel has it), and
+// "relay", the supervisor reads every request and keeps it until answered
+// (fusefs/relay.go), what older kernels rely on (forced with
+// CORRALFS_NO_RESEND=1 where the kernel could re-queue).
+func forEachRecovery(t *testing.T, f func(t *testing.T)) {
+	modes := []string{"relay"}
+	if kernelHasResend(t) {
+		modes = append([]string{"resend"}, modes...)
+	} else {
+		t.Logf("kernel %s has no FUSE_NOTIFY_RESEND: only the relay recovery runs here", kernelRelease(t))
 	}
+	for _, m := range modes {
+		t.Run(m, func(t *testing.T) {
+			if m == "relay" {
+				t.Setenv("CORRALFS_NO_RESEND", "1")
+			}
+			f(t)
+		})
+	}
+}
+
+// checkRecovery checks that the daemon recovers the way the subtest asks
+// (forEachRecovery) and, without the kernel's help, says so once.
+func checkRecovery(t *testing.T, d *corralfsDaemon) {
+	t.Helper()
+	want := "yes"
+	if os.Getenv("CORRALFS_NO_RESEND") == "1" {
+		want = "no"
+		if n := strings.Count(d.out.String(), "cannot re-queue requests of a killed worker"); n != 1 {
+			t.Errorf("the missing FUSE_NOTIFY_RESEND was logged %d times, want once:\n%s", n, d.out.String())
+		}
+	}
+	if r := d.status().Resend; r != want {
+		t.Errorf("status resend=%q, want %q", r, want)
+	}
+}
+
+func kernelRelease(t *testing.T) string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// kernelHasResend: Linux 6.9 brought FUSE_NOTIFY_RESEND.
+func kernelHasResend(t *testing.T) bool {
+	var major, minor int
+	fmt.Sscanf(kernelRelease(t), "%d.%d", &major, &minor)
+	return major > 6 || major == 6 && minor >= 9
 }
 
 func processGone(pid int) bool {
@@ -227,8 +272,12 @@ func processGone(pid int) bool {
 // numbers.
 func TestSurviveWorkerKill9(t *testing.T) {
 	testutil.RequireRoot(t)
+	forEachRecovery(t, surviveWorkerKill9)
+}
+
+func surviveWorkerKill9(t *testing.T) {
 	d, e, _ := surviveDaemon(t)
-	requireResend(t, d)
+	checkRecovery(t, d)
 	supervisor := d.cmd.Process.Pid
 	st := d.status()
 	if st.Pid != supervisor || st.WorkerPid == 0 || st.WorkerPid == supervisor {
@@ -251,9 +300,6 @@ func TestSurviveWorkerKill9(t *testing.T) {
 	st = d.status()
 	if st.Pid != supervisor || st.Restarts != 5 {
 		t.Errorf("after 5 kills: status %+v, want supervisor %d and 5 restarts", st, supervisor)
-	}
-	if st.Resend != "yes" {
-		t.Logf("kernel without FUSE_NOTIFY_RESEND: status says resend=%q", st.Resend)
 	}
 	for _, pid := range killed {
 		if pid == st.WorkerPid || !processGone(pid) {
@@ -282,8 +328,12 @@ func TestSurviveWorkerKill9(t *testing.T) {
 // the new file.
 func TestSurviveUpgrades(t *testing.T) {
 	testutil.RequireRoot(t)
+	forEachRecovery(t, surviveUpgrades)
+}
+
+func surviveUpgrades(t *testing.T) {
 	d, e, bin := surviveDaemon(t)
-	requireResend(t, d)
+	checkRecovery(t, d)
 	supervisor := d.cmd.Process.Pid
 	seen := map[string]bool{d.status().WorkerBinary: true}
 	cs := startSurviveReaders(t, e, 8*time.Second)
@@ -362,45 +412,5 @@ func TestSurviveWorkerKill9Sysinfo(t *testing.T) {
 	}
 	if st := d.status(); st.Restarts != 5 {
 		t.Errorf("restarts %d, want 5", st.Restarts)
-	}
-}
-
-// On kernels without FUSE_NOTIFY_RESEND (the cgroup v2 VM's 6.1) the
-// supervisor says so once, at start, and a killed worker is still replaced
-// on the same connection: the mount keeps answering new reads.
-func TestSurviveNoResendDegrades(t *testing.T) {
-	testutil.RequireRoot(t)
-	d := startCorralfs(t, corralfsMountpoint(t))
-	if r := d.status().Resend; r == "yes" {
-		t.Skip("this kernel has FUSE_NOTIFY_RESEND; TestSurviveWorkerKill9 covers it")
-	}
-	// KNOWN BUG (issue 5, kernels before 6.9): an open of the mount issued
-	// after a worker kill has been seen to hang forever in the cgroup v2
-	// VM (Debian 6.1), once in three CI runs; the cause is not found yet.
-	// Until it is, this test checks what does hold there (the supervisor
-	// restarts the worker after every kill and says once that it cannot
-	// re-queue) and reads through the mount only before the kills.
-	if b, err := os.ReadFile(filepath.Join(d.mp, "proc/meminfo")); err != nil || !strings.HasPrefix(string(b), "MemTotal:") {
-		t.Fatalf("before the kills: %q, %v", b, err)
-	}
-	for i := 0; i < 3; i++ {
-		w := d.status().WorkerPid
-		syscall.Kill(w, syscall.SIGKILL)
-		if !processGone(w) {
-			t.Fatalf("worker %d still there after SIGKILL", w)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for d.status().WorkerPid == w {
-			if time.Now().After(deadline) {
-				t.Fatalf("kill %d: no new worker within 10 s", i+1)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if n := strings.Count(d.out.String(), "cannot re-queue requests of a killed worker"); n != 1 {
-		t.Errorf("the missing FUSE_NOTIFY_RESEND was logged %d times, want once:\n%s", n, d.out.String())
-	}
-	if st := d.status(); st.Restarts != 3 {
-		t.Errorf("restarts %d, want 3", st.Restarts)
 	}
 }

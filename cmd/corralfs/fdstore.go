@@ -20,45 +20,64 @@ import (
 // nothing is stored, and a dead supervisor's mount dies with its worker.
 
 const (
-	fdNameFuse = "corralfs-fuse"
-	fdNameInit = "corralfs-fuse-init"
+	fdNameFuse     = "corralfs-fuse"
+	fdNameInit     = "corralfs-fuse-init"
+	fdNameInFlight = "corralfs-inflight" // the in-flight journal (kernels without FUSE_NOTIFY_RESEND)
 )
 
-// storedConn takes the connection systemd kept for us, if any.
-func storedConn() (*fusefs.Conn, error) {
-	var fuseF, initF *os.File
+// storedConn takes the connection systemd kept for us, if any, and the
+// in-flight journal when there is one.
+func storedConn() (*fusefs.Conn, *os.File, error) {
+	var fuseF, initF, journalF *os.File
 	for _, f := range activation.Files(true) {
 		switch f.Name() {
 		case fdNameFuse:
 			fuseF = f
 		case fdNameInit:
 			initF = f
+		case fdNameInFlight:
+			journalF = f
 		default:
 			f.Close()
 		}
 	}
-	if fuseF == nil || initF == nil {
-		for _, f := range []*os.File{fuseF, initF} {
+	closeAll := func() {
+		for _, f := range []*os.File{fuseF, initF, journalF} {
 			if f != nil {
 				f.Close()
 			}
 		}
-		return nil, nil
 	}
-	defer initF.Close()
+	if fuseF == nil || initF == nil {
+		closeAll()
+		return nil, nil, nil
+	}
 	buf := make([]byte, 4096)
 	n, err := initF.ReadAt(buf, 0)
 	if n == 0 {
-		fuseF.Close()
-		return nil, fmt.Errorf("stored INIT settings: %v", err)
+		closeAll()
+		return nil, nil, fmt.Errorf("stored INIT settings: %v", err)
 	}
 	init, err := fusefs.DecodeInit(strings.TrimSpace(string(buf[:n])))
 	if err != nil {
-		fuseF.Close()
-		return nil, err
+		closeAll()
+		return nil, nil, err
 	}
+	initF.Close()
 	unix.CloseOnExec(int(fuseF.Fd()))
-	return &fusefs.Conn{File: fuseF, Init: init}, nil
+	if journalF != nil {
+		unix.CloseOnExec(int(journalF.Fd()))
+	}
+	return &fusefs.Conn{File: fuseF, Init: init}, journalF, nil
+}
+
+// storeJournal gives systemd the in-flight journal too: a restarted
+// supervisor's worker then answers what the dead one's worker had read.
+// Storing it again after a restart replaces nothing (same name, same file).
+func storeJournal(f *os.File, log interface{ Warn(string, ...any) }) {
+	if err := sdNotifyFDs("FDSTORE=1\nFDNAME="+fdNameInFlight, int(f.Fd())); err != nil {
+		log.Warn("systemd cannot keep the in-flight journal", "err", err)
+	}
 }
 
 // storeConn gives systemd copies of the connection and its INIT settings.
@@ -89,6 +108,7 @@ func unstoreConn() {
 	}
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameFuse)
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInit)
+	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInFlight)
 }
 
 // sdNotifyFDs is sd_pid_notify_with_fds: one datagram with the state and

@@ -35,7 +35,7 @@ type daemonStatus struct {
 	WorkerBinary  string        `json:"worker_binary"` // the worker's executable as "dev:inode" (changes with an upgrade)
 	Restarts      int           `json:"restarts"`      // workers started because one died
 	Upgrades      int           `json:"upgrades"`      // workers started by SIGHUP
-	Resend        string        `json:"resend"`        // "yes": a dead worker's requests are re-queued (Linux 6.9+)
+	Resend        string        `json:"resend"`        // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+); "no": by the relay
 	Requests      uint64        `json:"requests"`      // opens and reads served by this worker
 	Goroutines    int           `json:"goroutines"`
 	RSSBytes      uint64        `json:"rss_bytes"`
@@ -133,10 +133,18 @@ func runStatus(args []string) int {
 		fmt.Fprintf(os.Stderr, "corralfs status: bad answer: %v\n", err)
 		return 1
 	}
-	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s\nworker:       pid %d, up %s (restarts %d, upgrades %d, requeue on death: %s)\n"+
+	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s\nworker:       pid %d, up %s (restarts %d, upgrades %d, a dead worker's requests: %s)\n"+
 		"containers:   %d (load sampled: %d)\nrequests:     %d (opens %d, reads %d)\nfallbacks:    %d\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
-		st.Mountpoint, st.Pid, st.Uptime, st.WorkerPid, st.WorkerUptime, st.Restarts, st.Upgrades, st.Resend,
+		st.Mountpoint, st.Pid, st.Uptime, st.WorkerPid, st.WorkerUptime, st.Restarts, st.Upgrades, recoveryName(st.Resend),
 		st.FS.Containers, st.FS.LoadSampled, st.Requests, st.FS.Opens, st.FS.Reads,
 		st.FS.Fallbacks, st.FS.OpenHandles, st.Goroutines, float64(st.RSSBytes)/(1<<20))
 	return 0
+}
+
+// recoveryName says who hands a dead worker's requests to the next one.
+func recoveryName(resend string) string {
+	if resend == "yes" {
+		return "re-queued by the kernel"
+	}
+	return "kept by the supervisor's relay"
 }

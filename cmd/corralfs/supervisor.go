@@ -19,13 +19,15 @@ import (
 
 // The supervisor is the process `corralfs MOUNTPOINT` runs as (the pid in
 // --pidfile, systemd's main pid). It owns the mount and the /dev/fuse file
-// and does nothing else: it never reads a request, so it never blocks and
+// and answers nothing: it never handles a request, so it never blocks and
 // never crashes on one. A worker (`corralfs serve-worker`, worker.go) does
 // all the serving with an inherited copy of the file. Kill the worker with
 // SIGKILL and the supervisor re-queues what it had read (FUSE_NOTIFY_RESEND)
 // and starts another; send the supervisor SIGHUP and it starts a worker
 // from the binary now at its path, then retires the old one. Containers
-// reading the views notice neither (see fusefs/conn.go).
+// reading the views notice neither (see fusefs/conn.go). On kernels without
+// RESEND the supervisor also reads the requests, keeps them and passes them
+// on (fusefs/relay.go): nothing else can save what a dying worker read.
 
 // restartBackoff bounds how fast a crashing worker is restarted: at once
 // after a worker that ran for a while, growing up to the maximum for one
@@ -50,9 +52,11 @@ type supervisor struct {
 	alive  *os.File // write end of a pipe whose EOF tells workers we died
 	aliveR *os.File
 
-	resend    string // "yes", "no": does the kernel re-queue a dead worker's requests
-	restarts  int    // workers started after one died
-	upgrades  int    // workers started by SIGHUP
+	resend    string        // "yes", "no": does the kernel re-queue a dead worker's requests
+	journal   *os.File      // the relay's in-flight journal (fusefs/journal.go)
+	relay     *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
+	restarts  int           // workers started after one died
+	upgrades  int           // workers started by SIGHUP
 	workerSeq int
 
 	mu     sync.Mutex
@@ -69,16 +73,19 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	s := &supervisor{c: c, mp: mp, log: log, args: args, exe: exe, started: time.Now()}
 	// Restarted by systemd after the supervisor died: the connection
 	// (fdstore.go) is still mounted and its queued requests wait for us.
-	stored, err := storedConn()
+	stored, journal, err := storedConn()
 	if err != nil {
 		log.Warn("ignoring the connection systemd kept", "err", err)
 	}
 	if stored != nil {
 		if live, _ := fusefs.MountedAt(mp); live {
-			s.conn = stored
+			s.conn, s.journal = stored, journal
 			log.Info("took over the mounted connection systemd kept", "mountpoint", mp)
 		} else {
 			stored.File.Close()
+			if journal != nil {
+				journal.Close()
+			}
 			unstoreConn()
 		}
 	}
@@ -103,6 +110,17 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	}
 	// Also re-queues what a dead worker of a dead supervisor had read.
 	s.probeResend()
+	if s.resend != "yes" {
+		if s.journal == nil {
+			if s.journal, err = fusefs.NewJournalFile(); err != nil {
+				return s.shutdown("startup", err)
+			}
+		}
+		storeJournal(s.journal, log)
+		if s.relay, err = fusefs.NewRelay(s.conn.File, s.journal, log); err != nil {
+			return s.shutdown("startup", err)
+		}
+	}
 	if err := s.openPipesAndControl(); err != nil {
 		return s.shutdown("startup", err)
 	}
@@ -112,7 +130,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		return s.shutdown("first worker", err)
 	}
 	s.setWorker(w)
-	w.release()
+	s.release(w)
 	if err := fusefs.WaitAnswering(mp, 30*time.Second); err != nil {
 		return s.shutdown("mount does not answer", err)
 	}
@@ -124,9 +142,15 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\nMAINPID="+itoa(os.Getpid())+"\nSTATUS=serving "+mp)
 	log.Info("serving", "mountpoint", mp, "supervisor", os.Getpid(), "worker", w.pid(), "resend", s.resend)
 
+	var relayGone <-chan struct{}
+	if s.relay != nil {
+		relayGone = s.relay.Gone()
+	}
 	backoff := time.Duration(0)
 	for {
 		select {
+		case <-relayGone:
+			return s.shutdown("unmounted from outside", fmt.Errorf("%s was unmounted by someone else", mp))
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				s.upgrade(exited)
@@ -157,7 +181,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 				nw, err := s.startWorker(s.exe, exited)
 				if err == nil {
 					s.setWorker(nw)
-					nw.release()
+					s.release(nw)
 					log.Info("worker restarted", "worker", nw.pid(), "restarts", s.restarts)
 					break
 				}
@@ -169,19 +193,38 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 
 // probeResend learns whether the kernel can re-queue a dead worker's
 // requests by sending a RESEND now, when there is nothing to re-queue.
+// CORRALFS_NO_RESEND=1 makes the supervisor behave as on a kernel
+// without FUSE_NOTIFY_RESEND, so the in-flight journal that replaces it
+// there can be tested on any kernel.
+const envNoResend = "CORRALFS_NO_RESEND"
+
 func (s *supervisor) probeResend() {
-	switch err := fusefs.Resend(s.conn.File); {
+	err := fusefs.Resend(s.conn.File)
+	if os.Getenv(envNoResend) == "1" {
+		err = fusefs.ErrNoResend
+	}
+	switch {
 	case err == nil:
 		s.resend = "yes"
+		return
 	case errors.Is(err, fusefs.ErrNoResend):
 		s.resend = "no"
-		s.log.Warn("this kernel cannot re-queue requests of a killed worker (FUSE_NOTIFY_RESEND needs Linux 6.9): " +
-			"if a worker dies, the reads it was answering at that moment wait until their reader is interrupted; " +
-			"all later reads and upgrades (SIGHUP) are served normally")
 	default:
 		s.resend = "no"
 		s.log.Warn("FUSE_NOTIFY_RESEND probe failed", "err", err)
 	}
+	s.log.Warn("this kernel cannot re-queue requests of a killed worker (FUSE_NOTIFY_RESEND needs Linux 6.9): " +
+		"the supervisor reads every request itself and keeps it until a worker has answered it, so a killed worker loses none " +
+		"(one more hop per request)")
+}
+
+// release lets w serve, once the worker before it is dead: behind the
+// relay, w first gets what that one left unanswered.
+func (s *supervisor) release(w *workerProc) {
+	if s.relay != nil {
+		s.relay.Attach(w.relayEnd)
+	}
+	w.release()
 }
 
 // requeue asks the kernel to hand the requests a dead worker had read to
@@ -217,7 +260,7 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 		<-old.done
 		s.requeue()
 	}
-	nw.release()
+	s.release(nw)
 	s.log.Info("upgraded", "worker", nw.pid(), "upgrades", s.upgrades)
 }
 

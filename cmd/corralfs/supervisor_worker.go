@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/corral-dev/corral/fusefs"
 )
 
@@ -29,6 +31,12 @@ const (
 
 	envWorker   = "CORRALFS_WORKER"    // JSON workerInfo
 	envFuseInit = "CORRALFS_FUSE_INIT" // the kernel's INIT request (fusefs.EncodeInit)
+	// envJournalFD: the descriptor of the in-flight journal, when the
+	// kernel cannot re-queue a dead worker's requests (journal.go). An
+	// environment variable, not a fixed number: workers of older
+	// versions never see it.
+	envJournalFD = "CORRALFS_INFLIGHT_FD"
+	envRelayFD   = "CORRALFS_REQUESTS_FD" // the relay's socket (fusefs/relay.go), with envJournalFD
 
 	// exitUnmounted: the worker's connection ended (unmounted from
 	// outside); the supervisor stops rather than restarting it.
@@ -49,14 +57,21 @@ type workerInfo struct {
 
 // workerProc is one started worker.
 type workerProc struct {
-	cmd     *exec.Cmd
-	goW     *os.File // write "G" to let it serve
-	started time.Time
-	done    chan struct{} // closed once reaped
-	err     error
+	cmd      *exec.Cmd
+	goW      *os.File // write "G" to let it serve
+	relayEnd int      // the relay's end of its request socket; -1 without a relay
+	started  time.Time
+	done     chan struct{} // closed once reaped
+	err      error
 }
 
 func (w *workerProc) pid() int { return w.cmd.Process.Pid }
+
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}
 
 // release lets a started worker read requests. Until then it has adopted
 // the connection but reads nothing, so the supervisor can first retire the
@@ -122,6 +137,19 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	if s.ctl != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, s.ctl)
 	}
+	relayEnd := -1
+	if s.relay != nil {
+		var workerEnd *os.File
+		if relayEnd, workerEnd, err = fusefs.NewWorkerSocket(); err != nil {
+			readyW.Close()
+			goR.Close()
+			goW.Close()
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		defer workerEnd.Close()
+		cmd.Env = append(cmd.Env, envRelayFD+"="+itoa(3+len(cmd.ExtraFiles)), envJournalFD+"="+itoa(4+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, workerEnd, s.journal)
+	}
 	// Its own process group: a terminal's Ctrl-C reaches the supervisor,
 	// which decides.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -130,9 +158,10 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	goR.Close()
 	if err != nil {
 		goW.Close()
+		closeFD(relayEnd)
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &workerProc{cmd: cmd, goW: goW, started: time.Now(), done: make(chan struct{})}
+	w := &workerProc{cmd: cmd, goW: goW, relayEnd: relayEnd, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		w.err = cmd.Wait()
 		close(w.done)
@@ -144,6 +173,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 		w.kill()
 		<-w.done
 		goW.Close()
+		closeFD(relayEnd)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("worker %s did not serve within %v", exe, workerReadyWithin)
 		}
@@ -159,7 +189,7 @@ func workerEnv(env []string) []string {
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit:
+		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD:
 			continue
 		}
 		out = append(out, kv)

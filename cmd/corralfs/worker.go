@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -70,7 +71,11 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv, err := fusefs.Adopt(fs, workerFuseFD, init, fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE})
+	mc := fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE}
+	if mc.RequestSource, mc.InFlight, err = inheritedRelay(); err != nil {
+		return err
+	}
+	srv, err := fusefs.Adopt(fs, workerFuseFD, init, mc)
 	if err != nil {
 		return err
 	}
@@ -122,4 +127,28 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	close(stop)
 	stopSysinfo()
 	return nil
+}
+
+// inheritedRelay opens the request socket and the in-flight journal the
+// supervisor passes on kernels without FUSE_NOTIFY_RESEND (its relay reads
+// the device: fusefs/relay.go); nil, nil when it passed none.
+func inheritedRelay() (*os.File, *fusefs.Journal, error) {
+	sock, journal := os.Getenv(envRelayFD), os.Getenv(envJournalFD)
+	if sock == "" && journal == "" {
+		return nil, nil, nil
+	}
+	var fds [2]int
+	for i, v := range []string{sock, journal} {
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			return nil, nil, fmt.Errorf("relay descriptors %s=%q %s=%q: not descriptors", envRelayFD, sock, envJournalFD, journal)
+		}
+		unix.CloseOnExec(fd)
+		fds[i] = fd
+	}
+	j, err := fusefs.OpenJournal(os.NewFile(uintptr(fds[1]), "corralfs-inflight"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "corralfs-requests"), j, nil
 }

@@ -132,7 +132,10 @@
 // the Dev field in the Stat_t result for a file in the mount.
 package fuse
 
-import "log"
+import (
+	"log"
+	"os"
+)
 
 // Types for users to implement.
 
@@ -397,6 +400,34 @@ type MountOptions struct {
 	// connection whose previous server died (corral patch: see
 	// third_party/go-fuse/PATCH.md).
 	AdoptInit *InitIn
+
+	// RequestSource, when set, is where requests are read from instead
+	// of the FUSE device: a SOCK_SEQPACKET socket from a process that
+	// reads the device and passes every request on, one per message, as
+	// read. Replies (and notifications) still go to the device. A relay
+	// that never dies keeps requests safe from a server killed while it
+	// reads them, on kernels that cannot re-queue them (before Linux 6.9,
+	// FUSE_NOTIFY_RESEND). End of file on it ends the server like ENODEV
+	// (corral patch: see third_party/go-fuse/PATCH.md).
+	RequestSource *os.File
+
+	// InFlight, when set, is told of every request before it is
+	// handled, and again once its reply is written (or it needs none),
+	// so that whoever keeps requests for a successor server knows which
+	// are answered. An answer the kernel refuses with ENOENT (a request
+	// a predecessor answered already) is then expected and not logged
+	// (corral patch).
+	InFlight InFlightJournal
+}
+
+// InFlightJournal is told which requests a server is answering
+// (MountOptions.InFlight). Taken gets the request as read and returns a
+// token; Answered gets the token back once the reply is written. Both
+// run on the request's goroutine and must be cheap: they are on every
+// request's path.
+type InFlightJournal interface {
+	Taken(raw []byte) int
+	Answered(token int)
 }
 
 // RawFileSystem is an interface close to the FUSE wire protocol.

@@ -30,6 +30,8 @@ type fuseFD struct {
 	// number being reused without any explicit locking.
 	file *os.File
 	conn syscall.RawConn
+	// src is MountOptions.RequestSource's, or conn (corral patch).
+	src syscall.RawConn
 
 	reqMu                sync.Mutex
 	reqReaders           int
@@ -58,11 +60,19 @@ func (ms *Server) newFuseFD(fd int) (*fuseFD, error) {
 		file.Close()
 		return nil, err
 	}
+	src := conn
+	if ms.opts.RequestSource != nil {
+		if src, err = ms.opts.RequestSource.SyscallConn(); err != nil {
+			file.Close()
+			return nil, err
+		}
+	}
 	_, readBufBytes, reqAllocBytes := requestAccountingSizes(ms.opts.MaxWrite)
 	return &fuseFD{
 		server:        ms,
 		file:          file,
 		conn:          conn,
+		src:           src,
 		reqPool:       &ms.reqPool,
 		readPool:      &ms.readPool,
 		buffers:       &ms.buffers,
@@ -115,10 +125,13 @@ func (r *fuseFD) readRequest() (req *requestAlloc, code Status) {
 	var n int
 	err := handleEINTR(func() error {
 		var err error
-		if cerr := r.withFD(func(fd int) {
-			n, err = syscall.Read(fd, dest)
+		if cerr := r.src.Control(func(fd uintptr) {
+			n, err = syscall.Read(int(fd), dest)
 		}); cerr != nil {
 			return cerr
+		}
+		if err == nil && n == 0 && r.src != r.conn {
+			err = syscall.ENODEV // the relay closed the source (corral patch)
 		}
 		return err
 	})

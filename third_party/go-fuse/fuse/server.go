@@ -508,6 +508,10 @@ exit:
 
 func (ms *Server) handleRequest(req *requestAlloc) Status {
 	defer ms.fuseFD.returnRequest(req)
+	if j := ms.opts.InFlight; j != nil {
+		// Before parsing: that splits inputBuf (corral patch).
+		defer j.Answered(j.Taken(req.inputBuf))
+	}
 	if ms.opts.SingleThreaded {
 		ms.requestProcessingMu.Lock()
 		defer ms.requestProcessingMu.Unlock()
@@ -549,7 +553,7 @@ func (ms *Server) handleRequest(req *requestAlloc) Status {
 		// RELEASE. This is because RELEASE is analogous to
 		// FORGET, and is not synchronized with the calling
 		// process, but does require a response.
-		if ms.opts.Debug || !(errno == ENOENT && (req.inHeader().Opcode == _OP_INTERRUPT ||
+		if ms.opts.Debug || !(errno == ENOENT && (ms.opts.InFlight != nil || req.inHeader().Opcode == _OP_INTERRUPT ||
 			req.inHeader().Opcode == _OP_RELEASEDIR ||
 			req.inHeader().Opcode == _OP_RELEASE)) {
 			ms.opts.Logger.Printf("writer: Write/Writev failed, err: %v. opcode: %v",
