@@ -61,6 +61,12 @@ func (d *corralfsDaemon) storedFDs(t *testing.T) map[string]*os.File {
 // be killed with SIGKILL: its successor takes the mounted connection back
 // (LISTEN_FDS) and the containers' reads never fail. (Here the test plays
 // systemd: it keeps the stored descriptors and restarts the daemon.)
+//
+// Behind the relay (kernels before 6.9) the supervisor reads the requests,
+// and its threads blocked in read(2) when it is killed can take requests
+// queued at that moment with them, which nothing can re-queue there
+// (docs/operations.md). So in that mode the containers read only after
+// the restart: what holds is the connection, the mount and the journal.
 func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
 	testutil.RequireRoot(t)
 	forEachRecovery(t, surviveSupervisorKill9WithFDStore)
@@ -87,8 +93,12 @@ func surviveSupervisorKill9WithFDStore(t *testing.T) {
 	e.views = d.mp
 	checkRecovery(t, d)
 	worker := d.status().WorkerPid
-	cs := startSurviveReaders(t, e, 6*time.Second)
-	time.Sleep(1500 * time.Millisecond)
+	relay := os.Getenv("CORRALFS_NO_RESEND") == "1"
+	var cs []*surviveContainer
+	if !relay {
+		cs = startSurviveReaders(t, e, 6*time.Second)
+		time.Sleep(1500 * time.Millisecond)
+	}
 	d.kill9()
 	if !processGone(worker) {
 		t.Fatalf("worker %d outlived its supervisor", worker)
@@ -125,6 +135,9 @@ func surviveSupervisorKill9WithFDStore(t *testing.T) {
 			t.Logf("restarted corralfs:\n%s", out.String())
 		}
 	}()
+	if relay {
+		cs = startSurviveReaders(t, e, 3*time.Second)
+	}
 	checkSurviveReaders(t, cs, 60*time.Second)
 	if !strings.Contains(out.String(), "took over the mounted connection") {
 		t.Errorf("the restarted daemon did not take the stored connection:\n%s", out.String())

@@ -180,14 +180,22 @@ type corralfsStatus struct {
 
 func (d *corralfsDaemon) status() corralfsStatus {
 	d.t.Helper()
-	conn, err := net.Dial("unix", d.ctl)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer conn.Close()
-	raw, err := io.ReadAll(conn)
-	if err != nil {
-		d.t.Fatal(err)
+	var raw []byte
+	// An empty answer: the worker that took the connection was killed or
+	// retired before answering (as `corralfs status` does, ask again).
+	for try := 0; try < 5 && len(raw) == 0; try++ {
+		conn, err := net.Dial("unix", d.ctl)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		raw, err = io.ReadAll(conn)
+		conn.Close()
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		if len(raw) == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	var st corralfsStatus
 	if err := json.Unmarshal(raw, &st); err != nil {

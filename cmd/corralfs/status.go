@@ -99,6 +99,28 @@ func selfRSS() uint64 {
 	return 0
 }
 
+// askStatus reads the answer of the worker serving the control socket.
+// An empty answer means the worker that took the connection was retired
+// (upgrade) or killed before answering: ask its successor.
+func askStatus(sock string) ([]byte, error) {
+	for try := 0; ; try++ {
+		conn, err := net.DialTimeout("unix", sock, 2*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("is corralfs running? %w", err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		raw, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil || len(raw) > 0 || try == 4 {
+			if err == nil && len(raw) == 0 {
+				err = errors.New("no answer (the worker keeps dying?)")
+			}
+			return raw, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func runStatus(args []string) int {
 	fl := pflag.NewFlagSet("corralfs status", pflag.ContinueOnError)
 	sock := fl.String("control-socket", defaultControlSocket, "the running daemon's control socket")
@@ -112,14 +134,7 @@ func runStatus(args []string) int {
 		}
 		return 2
 	}
-	conn, err := net.DialTimeout("unix", *sock, 2*time.Second)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "corralfs status: is corralfs running? %v\n", err)
-		return 1
-	}
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	raw, err := io.ReadAll(conn)
+	raw, err := askStatus(*sock)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "corralfs status: %v\n", err)
 		return 1

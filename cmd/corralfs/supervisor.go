@@ -199,9 +199,9 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 const envNoResend = "CORRALFS_NO_RESEND"
 
 func (s *supervisor) probeResend() {
-	err := fusefs.Resend(s.conn.File)
-	if os.Getenv(envNoResend) == "1" {
-		err = fusefs.ErrNoResend
+	err := fusefs.ErrNoResend
+	if os.Getenv(envNoResend) != "1" { // forced: not even the probe may re-queue
+		err = fusefs.Resend(s.conn.File)
 	}
 	switch {
 	case err == nil:
