@@ -25,6 +25,9 @@ type Config struct {
 	// (0 = DefaultSnapshotTTL, negative = never reused).
 	SnapshotTTL time.Duration
 	Sampler     SamplerConfig
+	// HandleStore, shared with the other workers of the connection, lets
+	// a worker go on reading handles its predecessor opened (nil: none).
+	HandleStore *HandleStore
 }
 
 // DefaultSnapshotTTL: short enough that numbers are current for any
@@ -260,6 +263,7 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 		return fuse.Status(errno)
 	}
 	out.Fh = fs.handles.add(handle{data: data})
+	fs.cfg.HandleStore.Put(out.Fh, data)
 	out.OpenFlags = openFlags
 	return fuse.OK
 }
@@ -275,13 +279,28 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 	h, ok := fs.handles.get(in.Fh)
 	data := h.data
 	if !ok {
-		n := fs.tree.node(in.NodeId)
-		if n == nil {
-			return nil, fuse.ENOENT
-		}
-		var errno syscall.Errno
-		if data, errno = fs.content(n, int(in.Pid)); errno != 0 {
-			return nil, fuse.Status(errno)
+		// Opened by an earlier worker: go on with its content when the
+		// shared store still has it; else at or past its old length it
+		// is end of file, and before it the content afresh, never longer
+		// than the old one.
+		content, oldLen, known := fs.cfg.HandleStore.Get(in.Fh)
+		switch {
+		case content != nil:
+			data = content
+		case known && in.Offset >= uint64(oldLen):
+			return fuse.ReadResultData(nil), fuse.OK
+		default:
+			n := fs.tree.node(in.NodeId)
+			if n == nil {
+				return nil, fuse.ENOENT
+			}
+			var errno syscall.Errno
+			if data, errno = fs.content(n, int(in.Pid)); errno != 0 {
+				return nil, fuse.Status(errno)
+			}
+			if known && len(data) > oldLen {
+				data = data[:oldLen]
+			}
 		}
 	}
 	off := in.Offset
@@ -302,7 +321,10 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 // the cache.
 func pageCacheRead(in *fuse.ReadIn) bool { return in.ReadFlags&fuse.READ_LOCKOWNER == 0 }
 
-func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) { fs.handles.take(in.Fh) }
+func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	fs.handles.take(in.Fh)
+	fs.cfg.HandleStore.Clear(in.Fh)
+}
 
 // Flush: nothing to flush. ENOSYS makes kernels older than 5.16 (which
 // ignore FOPEN_NOFLUSH) stop sending FLUSH for good.

@@ -47,7 +47,7 @@ func TestCorralfsServiceSettings(t *testing.T) {
 		// issue 5: reload upgrades in place, the fd store keeps the
 		// connection across a restart of the supervisor.
 		"ExecReload=/bin/kill -HUP $MAINPID",
-		"FileDescriptorStoreMax=4",
+		"FileDescriptorStoreMax=8",
 		"NotifyAccess=main",
 	} {
 		found := false

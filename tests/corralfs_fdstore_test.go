@@ -76,7 +76,7 @@ func surviveSupervisorKill9WithFDStore(t *testing.T) {
 	e := runNewEnv(t, false)
 	d := launchCorralfs(t, corralfsMountpoint(t))
 	stored := d.storedFDs(t)
-	names := []string{"corralfs-fuse", "corralfs-fuse-init"}
+	names := []string{"corralfs-fuse", "corralfs-fuse-init", "corralfs-handles"}
 	if os.Getenv("CORRALFS_NO_RESEND") == "1" {
 		names = append(names, "corralfs-inflight") // the relay's in-flight journal
 	}

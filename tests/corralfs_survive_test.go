@@ -306,7 +306,7 @@ func surviveWorkerKill9(t *testing.T) {
 			t.Errorf("killed worker %d still exists", pid)
 		}
 	}
-	if n := fdCount(t, supervisor); n != fds {
+	if n := fdCount(t, supervisor); n > fds { // fewer: a start-up fd (sd_notify socket) was still open at the first count
 		t.Errorf("supervisor has %d descriptors after 5 restarts, %d before", n, fds)
 	}
 	if b, err := os.ReadFile(filepath.Join(d.mp, "proc/meminfo")); err != nil || !strings.HasPrefix(string(b), "MemTotal:") {

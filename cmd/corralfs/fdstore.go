@@ -22,30 +22,35 @@ import (
 const (
 	fdNameFuse     = "corralfs-fuse"
 	fdNameInit     = "corralfs-fuse-init"
-	fdNameInFlight = "corralfs-inflight" // the in-flight journal (kernels without FUSE_NOTIFY_RESEND)
+	fdNameInFlight = "corralfs-inflight" // the relay's in-flight journal (kernels without FUSE_NOTIFY_RESEND)
+	fdNameHandles  = "corralfs-handles"  // open handles' content (fusefs.HandleStore)
 )
 
 // storedConn takes the connection systemd kept for us, if any, and the
-// in-flight journal when there is one.
-func storedConn() (*fusefs.Conn, *os.File, error) {
-	var fuseF, initF, journalF *os.File
+// shared memory kept with it (by name: fdNameInFlight, fdNameHandles).
+func storedConn() (*fusefs.Conn, map[string]*os.File, error) {
+	var fuseF, initF *os.File
+	extra := map[string]*os.File{}
 	for _, f := range activation.Files(true) {
 		switch f.Name() {
 		case fdNameFuse:
 			fuseF = f
 		case fdNameInit:
 			initF = f
-		case fdNameInFlight:
-			journalF = f
+		case fdNameInFlight, fdNameHandles:
+			extra[f.Name()] = f
 		default:
 			f.Close()
 		}
 	}
 	closeAll := func() {
-		for _, f := range []*os.File{fuseF, initF, journalF} {
+		for _, f := range []*os.File{fuseF, initF} {
 			if f != nil {
 				f.Close()
 			}
+		}
+		for _, f := range extra {
+			f.Close()
 		}
 	}
 	if fuseF == nil || initF == nil {
@@ -65,18 +70,19 @@ func storedConn() (*fusefs.Conn, *os.File, error) {
 	}
 	initF.Close()
 	unix.CloseOnExec(int(fuseF.Fd()))
-	if journalF != nil {
-		unix.CloseOnExec(int(journalF.Fd()))
+	for _, f := range extra {
+		unix.CloseOnExec(int(f.Fd()))
 	}
-	return &fusefs.Conn{File: fuseF, Init: init}, journalF, nil
+	return &fusefs.Conn{File: fuseF, Init: init}, extra, nil
 }
 
-// storeJournal gives systemd the in-flight journal too: a restarted
-// supervisor's worker then answers what the dead one's worker had read.
-// Storing it again after a restart replaces nothing (same name, same file).
-func storeJournal(f *os.File, log interface{ Warn(string, ...any) }) {
-	if err := sdNotifyFDs("FDSTORE=1\nFDNAME="+fdNameInFlight, int(f.Fd())); err != nil {
-		log.Warn("systemd cannot keep the in-flight journal", "err", err)
+// storeShared gives systemd a piece of shared memory the workers use (the
+// in-flight journal, the handle store), so that a restarted supervisor
+// hands it to its workers. Storing the same file again after a restart
+// adds nothing (systemd keeps one copy of a file).
+func storeShared(name string, f *os.File, log interface{ Warn(string, ...any) }) {
+	if err := sdNotifyFDs("FDSTORE=1\nFDNAME="+name, int(f.Fd())); err != nil {
+		log.Warn("systemd cannot keep "+name, "err", err)
 	}
 }
 
@@ -109,6 +115,7 @@ func unstoreConn() {
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameFuse)
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInit)
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInFlight)
+	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameHandles)
 }
 
 // sdNotifyFDs is sd_pid_notify_with_fds: one datagram with the state and

@@ -54,6 +54,7 @@ type supervisor struct {
 
 	resend    string        // "yes", "no": does the kernel re-queue a dead worker's requests
 	journal   *os.File      // the relay's in-flight journal (fusefs/journal.go)
+	handles   *os.File      // open handles' content, for every worker (fusefs.HandleStore)
 	relay     *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
 	restarts  int           // workers started after one died
 	upgrades  int           // workers started by SIGHUP
@@ -73,18 +74,18 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	s := &supervisor{c: c, mp: mp, log: log, args: args, exe: exe, started: time.Now()}
 	// Restarted by systemd after the supervisor died: the connection
 	// (fdstore.go) is still mounted and its queued requests wait for us.
-	stored, journal, err := storedConn()
+	stored, shared, err := storedConn()
 	if err != nil {
 		log.Warn("ignoring the connection systemd kept", "err", err)
 	}
 	if stored != nil {
 		if live, _ := fusefs.MountedAt(mp); live {
-			s.conn, s.journal = stored, journal
+			s.conn, s.journal, s.handles = stored, shared[fdNameInFlight], shared[fdNameHandles]
 			log.Info("took over the mounted connection systemd kept", "mountpoint", mp)
 		} else {
 			stored.File.Close()
-			if journal != nil {
-				journal.Close()
+			for _, f := range shared {
+				f.Close()
 			}
 			unstoreConn()
 		}
@@ -110,13 +111,19 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	}
 	// Also re-queues what a dead worker of a dead supervisor had read.
 	s.probeResend()
+	if s.handles == nil {
+		if s.handles, err = fusefs.NewHandleStoreFile(); err != nil {
+			return s.shutdown("startup", err)
+		}
+	}
+	storeShared(fdNameHandles, s.handles, log)
 	if s.resend != "yes" {
 		if s.journal == nil {
 			if s.journal, err = fusefs.NewJournalFile(); err != nil {
 				return s.shutdown("startup", err)
 			}
 		}
-		storeJournal(s.journal, log)
+		storeShared(fdNameInFlight, s.journal, log)
 		if s.relay, err = fusefs.NewRelay(s.conn.File, s.journal, log); err != nil {
 			return s.shutdown("startup", err)
 		}

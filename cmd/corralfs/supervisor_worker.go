@@ -37,6 +37,7 @@ const (
 	// versions never see it.
 	envJournalFD = "CORRALFS_INFLIGHT_FD"
 	envRelayFD   = "CORRALFS_REQUESTS_FD" // the relay's socket (fusefs/relay.go), with envJournalFD
+	envHandlesFD = "CORRALFS_HANDLES_FD"  // fusefs.HandleStore's memfd
 
 	// exitUnmounted: the worker's connection ended (unmounted from
 	// outside); the supervisor stops rather than restarting it.
@@ -137,6 +138,10 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	if s.ctl != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, s.ctl)
 	}
+	if s.handles != nil {
+		cmd.Env = append(cmd.Env, envHandlesFD+"="+itoa(3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, s.handles)
+	}
 	relayEnd := -1
 	if s.relay != nil {
 		var workerEnd *os.File
@@ -189,7 +194,7 @@ func workerEnv(env []string) []string {
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD:
+		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD, envRelayFD, envHandlesFD:
 			continue
 		}
 		out = append(out, kv)

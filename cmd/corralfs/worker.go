@@ -61,7 +61,12 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	store, err := inheritedHandleStore()
+	if err != nil {
+		return err
+	}
 	fs, err := fusefs.New(fusefs.Config{
+		HandleStore: store,
 		Reader:      reader,
 		Options:     fusefs.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
 		Log:         log,
@@ -151,4 +156,19 @@ func inheritedRelay() (*os.File, *fusefs.Journal, error) {
 		return nil, nil, err
 	}
 	return os.NewFile(uintptr(fds[0]), "corralfs-requests"), j, nil
+}
+
+// inheritedHandleStore maps the handle store the supervisor passes (nil
+// when it passed none: an older supervisor during an upgrade).
+func inheritedHandleStore() (*fusefs.HandleStore, error) {
+	v := os.Getenv(envHandlesFD)
+	if v == "" {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q: not a descriptor", envHandlesFD, v)
+	}
+	unix.CloseOnExec(fd)
+	return fusefs.OpenHandleStore(os.NewFile(uintptr(fd), "corralfs-handles"))
 }

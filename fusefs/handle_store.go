@@ -1,0 +1,157 @@
+package fusefs
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// HandleStore keeps, across workers, the content of each open file handle.
+// A READ of a handle an earlier worker opened (after that worker's death
+// or an upgrade) must go on with the very bytes the reader started on:
+// content computed afresh differs ("... 1/6 9\n" became "... 1/6 10\n"),
+// so the reader's final READ at the old end of file got a stray "\n", and
+// a long stat read in two READs got two halves of different files.
+//
+// A memfd the supervisor keeps and hands to every worker (and to systemd's
+// fd store). The worker copies each content into a ring (storeRing bytes)
+// at OPEN and notes where in an index slot chosen by handle number; a
+// successor serves a handle it does not know from there. A content
+// overwritten since (the ring holds the last ~1 MiB of opens; index slots
+// are reused every storeSlots handles) is detected by the handle number
+// in its header; the successor then knows at most its length (end of file
+// stays exact) and recomputes the rest. Cost per OPEN: a copy of the
+// content and a few atomic stores, no system call.
+type HandleStore struct {
+	mem []byte
+}
+
+const (
+	storeSlots    = 1 << 14
+	storeSlotSize = 16 // tag word (handle bits 14-53 | length), ring offset
+	storeHdr      = 64 // ring cursor, padding
+	storeRing     = 1 << 20
+	storeIndex    = storeHdr
+	storeRingOff  = storeHdr + storeSlots*storeSlotSize
+	storeSize     = storeRingOff + storeRing
+	storeLenBits  = 24
+	storeLenMax   = 1<<storeLenBits - 1
+	storeTagBits  = 40
+	blockHdr      = 16 // handle number, length
+)
+
+// NewHandleStoreFile makes the shared memory of a HandleStore.
+func NewHandleStoreFile() (*os.File, error) {
+	fd, err := unix.MemfdCreate("corralfs-handles", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("handle store: %w", err)
+	}
+	if err := unix.Ftruncate(fd, storeSize); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("handle store: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "corralfs-handles"), nil
+}
+
+// OpenHandleStore maps f (from NewHandleStoreFile).
+func OpenHandleStore(f *os.File) (*HandleStore, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("handle store: %w", err)
+	}
+	if st.Size != storeSize {
+		return nil, fmt.Errorf("handle store: %d bytes, want %d (made by another corralfs version?)", st.Size, storeSize)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, storeSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("handle store: %w", err)
+	}
+	return &HandleStore{mem: mem}, nil
+}
+
+func (h *HandleStore) word(off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&h.mem[off]))
+}
+
+func (h *HandleStore) slot(fh uint64) (tag, ring *atomic.Uint64) {
+	off := storeIndex + int(fh%storeSlots)*storeSlotSize
+	return h.word(off), h.word(off + 8)
+}
+
+func storeTag(fh uint64) uint64 { return (fh >> 14) & (1<<storeTagBits - 1) }
+
+// Put keeps the content of a handle being opened.
+func (h *HandleStore) Put(fh uint64, data []byte) {
+	if h == nil || len(data) > storeLenMax {
+		return
+	}
+	tag, ring := h.slot(fh)
+	tag.Store(0) // nobody takes the old entry for this one meanwhile
+	if n := (blockHdr + len(data) + 7) &^ 7; n <= storeRing/4 {
+		at := h.reserve(n)
+		h.word(storeRingOff + at).Store(0) // invalid while written
+		h.word(storeRingOff + at + 8).Store(uint64(len(data)))
+		copy(h.mem[storeRingOff+at+blockHdr:], data)
+		h.word(storeRingOff + at).Store(fh)
+		ring.Store(uint64(at))
+	} else {
+		ring.Store(^uint64(0)) // too big for the ring: the length only
+	}
+	tag.Store(storeTag(fh)<<storeLenBits | uint64(len(data)))
+}
+
+// reserve takes n bytes of the ring (never across its end).
+func (h *HandleStore) reserve(n int) int {
+	cursor := h.word(0)
+	for {
+		cur := cursor.Load()
+		start := cur
+		if pos := int(cur % storeRing); pos+n > storeRing {
+			start += uint64(storeRing - pos)
+		}
+		if cursor.CompareAndSwap(cur, start+uint64(n)) {
+			return int(start % storeRing)
+		}
+	}
+}
+
+// Get returns what is known of a handle: its content (a copy) when still
+// in the ring, else its length when the index still holds it.
+func (h *HandleStore) Get(fh uint64) (content []byte, length int, known bool) {
+	if h == nil {
+		return nil, 0, false
+	}
+	tag, ring := h.slot(fh)
+	t := tag.Load()
+	if t == 0 || t>>storeLenBits != storeTag(fh) {
+		return nil, 0, false
+	}
+	length = int(t & storeLenMax)
+	at := ring.Load()
+	if at >= storeRing || int(at)+blockHdr+length > storeRing {
+		return nil, length, true
+	}
+	block := storeRingOff + int(at)
+	if h.word(block).Load() != fh || h.word(block+8).Load() != uint64(length) {
+		return nil, length, true // overwritten
+	}
+	content = append([]byte(nil), h.mem[block+blockHdr:block+blockHdr+length]...)
+	if h.word(block).Load() != fh || tag.Load() != t {
+		return nil, length, true // overwritten while we copied
+	}
+	return content, length, true
+}
+
+// Clear forgets a released handle (unless its slot holds another's now).
+func (h *HandleStore) Clear(fh uint64) {
+	if h == nil {
+		return
+	}
+	tag, _ := h.slot(fh)
+	if t := tag.Load(); t>>storeLenBits == storeTag(fh) {
+		tag.CompareAndSwap(t, 0)
+	}
+}
