@@ -26,8 +26,9 @@ import (
 // closed). When a worker dies its unanswered requests stay queued on the
 // shared file; FUSE_NOTIFY_RESEND (Linux 6.9+) puts them back on the
 // pending list, and the next worker answers them. Every answer depends on
-// the node id and the caller only (fixed node ids, content recomputed for
-// a handle an earlier worker opened), so any worker can answer anything.
+// the node id, the caller and the handle's content, which every worker
+// keeps in shared memory (fixed node ids, handle_store.go), so any worker
+// can answer anything.
 //
 //	supervisor: open /dev/fuse, mount(2), answer INIT   (MountConn)
 //	worker N:   inherits the fd + saved INIT            (Adopt, Serve)
