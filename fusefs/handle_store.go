@@ -1,12 +1,9 @@
 package fusefs
 
 import (
-	"fmt"
 	"os"
 	"sync/atomic"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // HandleStore keeps, across workers, the content of each open file handle.
@@ -44,30 +41,13 @@ const (
 )
 
 // NewHandleStoreFile makes the shared memory of a HandleStore.
-func NewHandleStoreFile() (*os.File, error) {
-	fd, err := unix.MemfdCreate("corralfs-handles", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("handle store: %w", err)
-	}
-	if err := unix.Ftruncate(fd, storeSize); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("handle store: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "corralfs-handles"), nil
-}
+func NewHandleStoreFile() (*os.File, error) { return newSharedFile("corralfs-handles", storeSize) }
 
 // OpenHandleStore maps f (from NewHandleStoreFile).
 func OpenHandleStore(f *os.File) (*HandleStore, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("handle store: %w", err)
-	}
-	if st.Size != storeSize {
-		return nil, fmt.Errorf("handle store: %d bytes, want %d (made by another corralfs version?)", st.Size, storeSize)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, storeSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := mapSharedFile(f, storeSize)
 	if err != nil {
-		return nil, fmt.Errorf("handle store: %w", err)
+		return nil, err
 	}
 	return &HandleStore{mem: mem}, nil
 }

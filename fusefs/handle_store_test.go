@@ -11,17 +11,22 @@ import (
 )
 
 func newTestHandleStore(t *testing.T) (*HandleStore, *os.File) {
+	return newTestShared(t, NewHandleStoreFile, OpenHandleStore)
+}
+
+// newTestShared makes a shared memory file and maps it.
+func newTestShared[T any](t *testing.T, make func() (*os.File, error), open func(*os.File) (T, error)) (T, *os.File) {
 	t.Helper()
-	f, err := NewHandleStoreFile()
+	f, err := make()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	s, err := OpenHandleStore(f)
+	m, err := open(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, f
+	return m, f
 }
 
 func TestHandleStoreKeepsContentAcrossMappings(t *testing.T) {

@@ -1,13 +1,11 @@
 package fusefs
 
 import (
-	"fmt"
 	"os"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 )
 
 // The in-flight journal: every request the relay (relay.go) read from
@@ -55,17 +53,7 @@ const (
 )
 
 // NewJournalFile makes the shared memory of a journal.
-func NewJournalFile() (*os.File, error) {
-	fd, err := unix.MemfdCreate("corralfs-inflight", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("in-flight journal: %w", err)
-	}
-	if err := unix.Ftruncate(fd, journalSize); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("in-flight journal: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "corralfs-inflight"), nil
-}
+func NewJournalFile() (*os.File, error) { return newSharedFile("corralfs-inflight", journalSize) }
 
 // Journal is a process's mapping of a journal file. Its Taken and
 // Answered make it the worker's fuse.InFlightJournal.
@@ -77,16 +65,9 @@ var _ fuse.InFlightJournal = (*Journal)(nil)
 
 // OpenJournal maps f (from NewJournalFile).
 func OpenJournal(f *os.File) (*Journal, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("in-flight journal: %w", err)
-	}
-	if st.Size != journalSize {
-		return nil, fmt.Errorf("in-flight journal: %d bytes, want %d (made by another corralfs version?)", st.Size, journalSize)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, journalSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := mapSharedFile(f, journalSize)
 	if err != nil {
-		return nil, fmt.Errorf("in-flight journal: %w", err)
+		return nil, err
 	}
 	return &Journal{mem: mem}, nil
 }

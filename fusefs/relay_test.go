@@ -24,17 +24,7 @@ func request(opcode uint32, unique uint64, payload int) []byte {
 func uniqueOf(b []byte) uint64 { return binary.LittleEndian.Uint64(b[8:]) }
 
 func newTestJournal(t *testing.T) (*Journal, *os.File) {
-	t.Helper()
-	f, err := NewJournalFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	j, err := OpenJournal(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j, f
+	return newTestShared(t, NewJournalFile, OpenJournal)
 }
 
 func kept(j *Journal) []uint64 {
