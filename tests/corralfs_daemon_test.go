@@ -112,12 +112,12 @@ func TestCorralfsHelpAndBadFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, f := range []string{"--pidfile", "--log-level", "--cpu-quota-view", "--swap", "--cgroup-root", "--allow-other", "/var/lib/corralfs"} {
+	for _, f := range []string{"--pidfile", "--log-level", "--cpu-quota-view", "--swap", "--cgroup-root", "--allow-other", "--relay", "/var/lib/corralfs"} {
 		if !strings.Contains(string(out), f) {
 			t.Errorf("--help does not explain %s", f)
 		}
 	}
-	for _, args := range [][]string{{"--log-level", "loud"}, {"--no-such-flag"}, {"a", "b"}} {
+	for _, args := range [][]string{{"--log-level", "loud"}, {"--relay", "sometimes"}, {"--no-such-flag"}, {"a", "b"}} {
 		cmd := exec.Command(bin, args...)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError

@@ -72,12 +72,12 @@ func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
 	forEachRecovery(t, surviveSupervisorKill9WithFDStore)
 }
 
-func surviveSupervisorKill9WithFDStore(t *testing.T) {
+func surviveSupervisorKill9WithFDStore(t *testing.T, r recovery) {
 	e := runNewEnv(t, false)
-	d := launchCorralfs(t, corralfsMountpoint(t))
+	d := launchCorralfs(t, corralfsMountpoint(t), r.args...)
 	stored := d.storedFDs(t)
 	names := []string{"corralfs-fuse", "corralfs-fuse-init", "corralfs-handles"}
-	if os.Getenv("CORRALFS_NO_RESEND") == "1" {
+	if r.relay() {
 		names = append(names, "corralfs-inflight") // the relay's in-flight journal
 	}
 	var files []*os.File
@@ -91,9 +91,9 @@ func surviveSupervisorKill9WithFDStore(t *testing.T) {
 		t.Errorf("stored descriptors %v: want only %v", stored, names)
 	}
 	e.views = d.mp
-	checkRecovery(t, d)
+	checkRecovery(t, d, r)
 	worker := d.status().WorkerPid
-	relay := os.Getenv("CORRALFS_NO_RESEND") == "1"
+	relay := r.relay()
 	var cs []*surviveContainer
 	if !relay {
 		cs = startSurviveReaders(t, e, 6*time.Second)
@@ -109,8 +109,8 @@ func surviveSupervisorKill9WithFDStore(t *testing.T) {
 	// named in LISTEN_FDNAMES, for the new main process's pid.
 	ctl := filepath.Join(t.TempDir(), "ctl.sock")
 	var out syncBuffer
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, testutil.Binary(t, "corralfs"),
-		"--control-socket", ctl, "--seccomp-socket=", d.mp)
+	argv := append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, testutil.Binary(t, "corralfs"), "--control-socket", ctl, "--seccomp-socket="}, r.args...)
+	cmd := exec.Command("/bin/sh", append(argv, d.mp)...)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 	cmd.ExtraFiles = files
 	cmd.Stdout, cmd.Stderr = &out, &out

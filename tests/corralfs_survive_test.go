@@ -165,21 +165,21 @@ func checkSurviveReaders(t *testing.T, cs []*surviveContainer, timeout time.Dura
 // surviveDaemon starts corralfs from a private copy of the binary (the
 // upgrade test replaces it) and a corral env whose containers bind its
 // views.
-func surviveDaemon(t *testing.T) (*corralfsDaemon, *runEnv, string) {
+func surviveDaemon(t *testing.T, args ...string) (*corralfsDaemon, *runEnv, string) {
 	t.Helper()
 	e := runNewEnv(t, false)
 	bin := filepath.Join(t.TempDir(), "corralfs")
 	if err := copyFile(testutil.Binary(t, "corralfs"), bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := startCorralfsBinary(t, bin, corralfsMountpoint(t))
+	d := startCorralfsBinary(t, bin, corralfsMountpoint(t), args...)
 	e.views = d.mp
 	return d, e, bin
 }
 
-func startCorralfsBinary(t *testing.T, bin, mp string) *corralfsDaemon {
+func startCorralfsBinary(t *testing.T, bin, mp string, args ...string) *corralfsDaemon {
 	t.Helper()
-	d := launchCorralfsBinary(t, bin, mp)
+	d := launchCorralfsBinary(t, bin, mp, args...)
 	if err := d.waitNotify("READY=1", 30*time.Second); err != nil {
 		t.Fatalf("no READY=1 from corralfs: %v\n%s", err, d.out.String())
 	}
@@ -196,44 +196,45 @@ func fdCount(t *testing.T, pid int) int {
 	return len(ents)
 }
 
-// processGone waits up to 2 s for pid to exit (a zombie counts as gone:
-// reaping an orphan is its new parent's business).
-// forEachRecovery runs f once per way a dead worker's unanswered requests
-// reach the next worker: "resend", the kernel re-queues them
-// (FUSE_NOTIFY_RESEND, Linux 6.9+: run only where the kernel has it), and
-// "relay", the supervisor reads every request and keeps it until answered
-// (fusefs/relay.go), what older kernels rely on (forced with
-// CORRALFS_NO_RESEND=1 where the kernel could re-queue).
-func forEachRecovery(t *testing.T, f func(t *testing.T)) {
-	modes := []string{"relay"}
+// recovery is a way a dead worker's unanswered requests reach the next
+// worker: "resend", the kernel re-queues them (FUSE_NOTIFY_RESEND, Linux
+// 6.9+), or "relay", the supervisor reads every request and keeps it
+// until answered (fusefs/relay.go), what older kernels rely on.
+type recovery struct {
+	name string
+	args []string // corralfs flags that choose it
+}
+
+func (r recovery) relay() bool { return r.name == "relay" }
+
+// forEachRecovery runs f once per recovery this kernel has: the relay
+// everywhere (forced with --relay=always where the kernel could
+// re-queue), resend where the kernel has it.
+func forEachRecovery(t *testing.T, f func(t *testing.T, r recovery)) {
+	modes := []recovery{{"relay", []string{"--relay=always"}}}
 	if kernelHasResend(t) {
-		modes = append([]string{"resend"}, modes...)
+		modes = append([]recovery{{"resend", []string{"--relay=auto"}}}, modes...)
 	} else {
 		t.Logf("kernel %s has no FUSE_NOTIFY_RESEND: only the relay recovery runs here", kernelRelease(t))
 	}
-	for _, m := range modes {
-		t.Run(m, func(t *testing.T) {
-			if m == "relay" {
-				t.Setenv("CORRALFS_NO_RESEND", "1")
-			}
-			f(t)
-		})
+	for _, r := range modes {
+		t.Run(r.name, func(t *testing.T) { f(t, r) })
 	}
 }
 
-// checkRecovery checks that the daemon recovers the way the subtest asks
-// (forEachRecovery) and, without the kernel's help, says so once.
-func checkRecovery(t *testing.T, d *corralfsDaemon) {
+// checkRecovery checks that the daemon recovers the way r says, and says
+// so once.
+func checkRecovery(t *testing.T, d *corralfsDaemon, r recovery) {
 	t.Helper()
 	want := "yes"
-	if os.Getenv("CORRALFS_NO_RESEND") == "1" {
+	if r.relay() {
 		want = "no"
-		if n := strings.Count(d.out.String(), "cannot re-queue requests of a killed worker"); n != 1 {
-			t.Errorf("the missing FUSE_NOTIFY_RESEND was logged %d times, want once:\n%s", n, d.out.String())
+		if n := strings.Count(d.out.String(), "the supervisor reads every request itself"); n != 1 {
+			t.Errorf("the relay was announced %d times, want once:\n%s", n, d.out.String())
 		}
 	}
-	if r := d.status().Resend; r != want {
-		t.Errorf("status resend=%q, want %q", r, want)
+	if st := d.status().Resend; st != want {
+		t.Errorf("status resend=%q, want %q", st, want)
 	}
 }
 
@@ -252,6 +253,8 @@ func kernelHasResend(t *testing.T) bool {
 	return major > 6 || major == 6 && minor >= 9
 }
 
+// processGone waits up to 2 s for pid to exit (a zombie counts as gone:
+// reaping an orphan is its new parent's business).
 func processGone(pid int) bool {
 	for i := 0; i < 200; i++ {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
@@ -275,9 +278,9 @@ func TestSurviveWorkerKill9(t *testing.T) {
 	forEachRecovery(t, surviveWorkerKill9)
 }
 
-func surviveWorkerKill9(t *testing.T) {
-	d, e, _ := surviveDaemon(t)
-	checkRecovery(t, d)
+func surviveWorkerKill9(t *testing.T, r recovery) {
+	d, e, _ := surviveDaemon(t, r.args...)
+	checkRecovery(t, d, r)
 	supervisor := d.cmd.Process.Pid
 	st := d.status()
 	if st.Pid != supervisor || st.WorkerPid == 0 || st.WorkerPid == supervisor {
@@ -331,9 +334,9 @@ func TestSurviveUpgrades(t *testing.T) {
 	forEachRecovery(t, surviveUpgrades)
 }
 
-func surviveUpgrades(t *testing.T) {
-	d, e, bin := surviveDaemon(t)
-	checkRecovery(t, d)
+func surviveUpgrades(t *testing.T, r recovery) {
+	d, e, bin := surviveDaemon(t, r.args...)
+	checkRecovery(t, d, r)
 	supervisor := d.cmd.Process.Pid
 	seen := map[string]bool{d.status().WorkerBinary: true}
 	cs := startSurviveReaders(t, e, 8*time.Second)

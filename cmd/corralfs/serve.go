@@ -31,6 +31,7 @@ type serveConfig struct {
 	maxContainers int
 	controlSocket string
 	debugFUSE     bool
+	relay         string
 }
 
 func serveFlags(c *serveConfig) *pflag.FlagSet {
@@ -46,6 +47,9 @@ func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl.IntVar(&c.maxContainers, "max-containers", 1024, "sample the load average of at most this many containers at a time")
 	fl.StringVar(&c.controlSocket, "control-socket", defaultControlSocket, "unix socket answering `corralfs status` (empty: none)")
 	fl.BoolVar(&c.debugFUSE, "debug-fuse", false, "log every FUSE request and reply (very verbose)")
+	fl.StringVar(&c.relay, "relay", "auto", "who reads FUSE requests: auto = the supervisor relays them on kernels before 6.9, "+
+		"which cannot re-queue a killed worker's (half the read speed, nothing lost); always = on any kernel; "+
+		"never = the worker, also before 6.9 (reads in flight when it dies then wait until interrupted)")
 	addSysinfoFlags(fl) // sysinfo.go
 	return fl
 }
@@ -79,6 +83,10 @@ func parseServe(args []string) (serveConfig, string, *slog.Logger, int) {
 	}
 	if !validLogLevel(c.logLevel) {
 		fmt.Fprintf(os.Stderr, "corralfs: --log-level %q: want one of %s\n", c.logLevel, strings.Join(logLevels, ", "))
+		return c, "", nil, 2
+	}
+	if c.relay != "auto" && c.relay != "always" && c.relay != "never" {
+		fmt.Fprintf(os.Stderr, "corralfs: --relay %q: want auto, always or never\n", c.relay)
 		return c, "", nil, 2
 	}
 	if fl.NArg() > 1 {

@@ -53,6 +53,7 @@ type supervisor struct {
 	aliveR *os.File
 
 	resend    string        // "yes", "no": does the kernel re-queue a dead worker's requests
+	relaying  bool          // the supervisor reads the requests (chooseRecovery)
 	journal   *os.File      // the relay's in-flight journal (fusefs/journal.go)
 	handles   *os.File      // open handles' content, for every worker (fusefs.HandleStore)
 	relay     *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
@@ -110,14 +111,14 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		}
 	}
 	// Also re-queues what a dead worker of a dead supervisor had read.
-	s.probeResend()
+	s.chooseRecovery()
 	if s.handles == nil {
 		if s.handles, err = fusefs.NewHandleStoreFile(); err != nil {
 			return s.shutdown("startup", err)
 		}
 	}
 	storeShared(fdNameHandles, s.handles, log)
-	if s.resend != "yes" {
+	if s.relaying {
 		if s.journal == nil {
 			if s.journal, err = fusefs.NewJournalFile(); err != nil {
 				return s.shutdown("startup", err)
@@ -200,29 +201,35 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 
 // probeResend learns whether the kernel can re-queue a dead worker's
 // requests by sending a RESEND now, when there is nothing to re-queue.
-// CORRALFS_NO_RESEND=1 makes the supervisor behave as on a kernel
-// without FUSE_NOTIFY_RESEND, so the in-flight journal that replaces it
-// there can be tested on any kernel.
-const envNoResend = "CORRALFS_NO_RESEND"
-
-func (s *supervisor) probeResend() {
-	err := fusefs.ErrNoResend
-	if os.Getenv(envNoResend) != "1" { // forced: not even the probe may re-queue
-		err = fusefs.Resend(s.conn.File)
+// chooseRecovery decides how a dead worker's unanswered requests reach
+// the next one: the kernel re-queues them (FUSE_NOTIFY_RESEND, Linux 6.9+,
+// probed by sending one when nothing is queued), or the supervisor relays
+// every request and keeps it until answered (--relay, fusefs/relay.go).
+func (s *supervisor) chooseRecovery() {
+	const relayWhy = "the supervisor reads every request itself and keeps it until a worker has answered it, " +
+		"so a killed worker loses none (one more hop per request)"
+	if s.c.relay == "always" {
+		// No probe: a RESEND would also re-queue what a dead
+		// supervisor's relay had read, which its journal hands on.
+		s.resend, s.relaying = "no", true
+		s.log.Info("relaying FUSE requests (--relay=always): " + relayWhy)
+		return
 	}
-	switch {
+	switch err := fusefs.Resend(s.conn.File); {
 	case err == nil:
 		s.resend = "yes"
 		return
-	case errors.Is(err, fusefs.ErrNoResend):
-		s.resend = "no"
-	default:
-		s.resend = "no"
+	case !errors.Is(err, fusefs.ErrNoResend):
 		s.log.Warn("FUSE_NOTIFY_RESEND probe failed", "err", err)
 	}
-	s.log.Warn("this kernel cannot re-queue requests of a killed worker (FUSE_NOTIFY_RESEND needs Linux 6.9): " +
-		"the supervisor reads every request itself and keeps it until a worker has answered it, so a killed worker loses none " +
-		"(one more hop per request)")
+	s.resend = "no"
+	const noResend = "this kernel cannot re-queue requests of a killed worker (FUSE_NOTIFY_RESEND needs Linux 6.9): "
+	if s.c.relay == "never" {
+		s.log.Warn(noResend + "with --relay=never, reads in flight when a worker dies wait until their reader is interrupted")
+		return
+	}
+	s.relaying = true
+	s.log.Warn(noResend + relayWhy)
 }
 
 // release lets w serve, once the worker before it is dead: behind the
