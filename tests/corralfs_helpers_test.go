@@ -167,6 +167,7 @@ type corralfsStatus struct {
 	Restarts     int    `json:"restarts"`
 	Upgrades     int    `json:"upgrades"`
 	Resend       string `json:"resend"`
+	Relay        bool   `json:"relay"`
 	Requests     uint64 `json:"requests"`
 	Goroutines   int    `json:"goroutines"`
 	RSSBytes     uint64 `json:"rss_bytes"`

@@ -233,8 +233,12 @@ func checkRecovery(t *testing.T, d *corralfsDaemon, r recovery) {
 			t.Errorf("the relay was announced %d times, want once:\n%s", n, d.out.String())
 		}
 	}
-	if st := d.status().Resend; st != want {
-		t.Errorf("status resend=%q, want %q", st, want)
+	if st := d.status(); st.Resend != want || st.Relay != r.relay() {
+		t.Errorf("status resend=%q relay=%v, want %q, %v", st.Resend, st.Relay, want, r.relay())
+	}
+	out, err := exec.Command(d.cmd.Path, "status", "--control-socket", d.ctl).CombinedOutput()
+	if wantText := map[bool]string{true: "kept by the supervisor's relay", false: "re-queued by the kernel"}[r.relay()]; err != nil || !strings.Contains(string(out), wantText) {
+		t.Errorf("corralfs status does not say %q: %v\n%s", wantText, err, out)
 	}
 }
 

@@ -53,6 +53,7 @@ type workerInfo struct {
 	Restarts          int       `json:"restarts"`
 	Upgrades          int       `json:"upgrades"`
 	Resend            string    `json:"resend"`
+	Relay             bool      `json:"relay"`
 	Control           bool      `json:"control"`
 }
 
@@ -128,7 +129,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	s.workerSeq++
 	info := workerInfo{
 		SupervisorPid: os.Getpid(), SupervisorStarted: s.started, Mountpoint: s.mp,
-		Restarts: s.restarts, Upgrades: s.upgrades, Resend: s.resend, Control: s.ctl != nil,
+		Restarts: s.restarts, Upgrades: s.upgrades, Resend: s.resend, Relay: s.relaying, Control: s.ctl != nil,
 	}
 	infoJSON, _ := json.Marshal(info)
 	cmd := exec.Command(exe, append([]string{"serve-worker"}, s.args...)...)
