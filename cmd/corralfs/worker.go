@@ -25,10 +25,11 @@ import (
 // connection belongs to the supervisor.
 // workerMemoryLimit is the worker's soft Go memory limit, unless GOMEMLIMIT
 // says otherwise. Its live heap is a few MiB (the tree, caches of a few
-// hundred containers); what grows RSS is garbage between collections,
-// which with the default GOGC alone reached 100 MiB at 200 containers
-// reading flat out (make bench). The limit makes the collector run sooner
-// instead; a heap that truly needs more still gets it.
+// hundred containers); the limit makes the collector run sooner rather
+// than let garbage double the heap, and a heap that truly needs more still
+// gets it. It did not measurably lower the tree's RSS at 200 containers in
+// make bench (37-110 MiB across runs either way; what is retained there is
+// not known yet, see docs/benchmarks.md).
 const workerMemoryLimit = 24 << 20
 
 func runWorker(args []string) int {
@@ -150,37 +151,45 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 // supervisor passes on kernels without FUSE_NOTIFY_RESEND (its relay reads
 // the device: fusefs/relay.go); nil, nil when it passed none.
 func inheritedRelay() (*os.File, *fusefs.Journal, error) {
-	sock, journal := os.Getenv(envRelayFD), os.Getenv(envJournalFD)
-	if sock == "" && journal == "" {
-		return nil, nil, nil
-	}
-	var fds [2]int
-	for i, v := range []string{sock, journal} {
-		fd, err := strconv.Atoi(v)
-		if err != nil || fd < 3 {
-			return nil, nil, fmt.Errorf("relay descriptors %s=%q %s=%q: not descriptors", envRelayFD, sock, envJournalFD, journal)
-		}
-		unix.CloseOnExec(fd)
-		fds[i] = fd
-	}
-	j, err := fusefs.OpenJournal(os.NewFile(uintptr(fds[1]), "corralfs-inflight"))
+	sock, err := inheritedFD(envRelayFD, "corralfs-requests")
 	if err != nil {
 		return nil, nil, err
 	}
-	return os.NewFile(uintptr(fds[0]), "corralfs-requests"), j, nil
+	jf, err := inheritedFD(envJournalFD, "corralfs-inflight")
+	if err != nil || (sock == nil) != (jf == nil) {
+		return nil, nil, fmt.Errorf("relay descriptors %s=%q %s=%q: want both (%v)", envRelayFD, os.Getenv(envRelayFD), envJournalFD, os.Getenv(envJournalFD), err)
+	}
+	if sock == nil {
+		return nil, nil, nil
+	}
+	j, err := fusefs.OpenJournal(jf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sock, j, nil
 }
 
 // inheritedHandleStore maps the handle store the supervisor passes (nil
 // when it passed none: an older supervisor during an upgrade).
 func inheritedHandleStore() (*fusefs.HandleStore, error) {
-	v := os.Getenv(envHandlesFD)
+	f, err := inheritedFD(envHandlesFD, "corralfs-handles")
+	if f == nil || err != nil {
+		return nil, err
+	}
+	return fusefs.OpenHandleStore(f)
+}
+
+// inheritedFD is the descriptor the supervisor named in the environment
+// variable env (nil when it named none), kept from what we start.
+func inheritedFD(env, name string) (*os.File, error) {
+	v := os.Getenv(env)
 	if v == "" {
 		return nil, nil
 	}
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("%s=%q: not a descriptor", envHandlesFD, v)
+		return nil, fmt.Errorf("%s=%q: not a descriptor", env, v)
 	}
 	unix.CloseOnExec(fd)
-	return fusefs.OpenHandleStore(os.NewFile(uintptr(fd), "corralfs-handles"))
+	return os.NewFile(uintptr(fd), name), nil
 }
