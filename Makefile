@@ -6,12 +6,22 @@ GO        ?= go
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
-UNITDIR   ?= /etc/systemd/system
-# podman's and CRI-O's default OCI hooks directory (`corral hook`).
-HOOKSDIR  ?= /usr/share/containers/oci/hooks.d
+# systemd reads units from /usr/local/lib/systemd/system and /usr/lib/systemd/system.
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+# `make install HOOK=1` also installs the OCI hook (`corral hook`) that binds
+# the views into EVERY podman and CRI-O container on the host; off by default.
+# podman and CRI-O read /usr/share/containers/oci/hooks.d (PREFIX=/usr) and
+# /etc/containers/oci/hooks.d; with PREFIX=/usr/local pass HOOKSDIR= one of them.
+HOOK      ?=
+HOOKSDIR  ?= $(PREFIX)/share/containers/oci/hooks.d
+UNITS     := corralfs.service corralfs-seccomp-keeper.service
 # Static binaries: they run unchanged inside containers and the cgroup v2 VM.
 export CGO_ENABLED = 0
-GOFLAGS_BUILD ?= -trimpath
+# The version and commit both binaries print (--version, corralfs status).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILDINFO := github.com/corral-dev/corral/cmd/internal/buildinfo
+GOFLAGS_BUILD ?= -trimpath -ldflags "-X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)"
 BINARIES  := corral corralfs
 
 # Packages the tests need; installed by test-deps when missing.
@@ -25,17 +35,21 @@ build:
 	@mkdir -p bin
 	$(GO) build $(GOFLAGS_BUILD) -o bin/ ./cmd/...
 
+# install says every file it writes; the units' /usr/local/bin becomes $(BINDIR).
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
-	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(BINDIR)/
-	sed 's|/usr/local/bin|$(BINDIR)|g' systemd/corralfs.service > $(DESTDIR)$(UNITDIR)/corralfs.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/corralfs.service
+	@for b in $(BINARIES); do install -m 0755 bin/$$b $(DESTDIR)$(BINDIR)/ && echo "installed $(DESTDIR)$(BINDIR)/$$b"; done
+	@for u in $(UNITS); do sed 's|/usr/local/bin|$(BINDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u && echo "installed $(DESTDIR)$(UNITDIR)/$$u"; done
+ifneq ($(HOOK),)
 	install -d $(DESTDIR)$(HOOKSDIR)
-	sed 's|/usr/local/bin|$(BINDIR)|g' install/hooks.d/corralfs.json > $(DESTDIR)$(HOOKSDIR)/corralfs.json
-	chmod 0644 $(DESTDIR)$(HOOKSDIR)/corralfs.json
+	@sed 's|/usr/local/bin|$(BINDIR)|g' install/hooks.d/corralfs.json > $(DESTDIR)$(HOOKSDIR)/corralfs.json && chmod 0644 $(DESTDIR)$(HOOKSDIR)/corralfs.json
+	@echo "installed $(DESTDIR)$(HOOKSDIR)/corralfs.json: every podman and CRI-O container started from now on gets the views"
+else
+	@echo "not installed: the OCI hook for podman/CRI-O containers (make install HOOK=1 adds it to $(HOOKSDIR))"
+endif
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(DESTDIR)$(UNITDIR)/corralfs.service $(DESTDIR)$(HOOKSDIR)/corralfs.json
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINARIES)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(HOOKSDIR)/corralfs.json
 
 # test-deps installs with apt-get only what is missing, and says so.
 test-deps:

@@ -8,3 +8,8 @@ import _ "embed"
 //
 //go:embed corralfs.service
 var CorralfsService string
+
+// KeeperService is systemd/corralfs-seccomp-keeper.service.
+//
+//go:embed corralfs-seccomp-keeper.service
+var KeeperService string

@@ -16,12 +16,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/runtime"
 	"github.com/spf13/cobra"
 )
-
-// version is set with -ldflags "-X main.version=..." by release builds.
-var version = "dev"
 
 // global holds the flags every subcommand accepts (runc's global flags).
 var global struct {
@@ -40,7 +38,7 @@ var logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 var rootCmd = &cobra.Command{
 	Use:           "corral",
 	Short:         "corral runs containers whose /proc tells the truth about their limits",
-	Version:       version,
+	Version:       buildinfo.Get().Version,
 	SilenceErrors: true, // main prints errors once, to stderr and the log
 	SilenceUsage:  true,
 	PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -59,7 +57,9 @@ func init() {
 	f.StringVar(&global.rootless, "rootless", "auto", "rootless mode: only false/auto (corral needs root)")
 	f.StringVar(&global.criu, "criu", "", "ignored (checkpoint/restore is not supported)")
 	f.MarkHidden("criu")
-	rootCmd.SetVersionTemplate("corral version {{.Version}}\nspec: " + specVersion() + "\n")
+	// runc's --version layout, which tools that probe a runtime parse.
+	bi := buildinfo.Get()
+	rootCmd.SetVersionTemplate("corral version {{.Version}}\ncommit: " + bi.Commit + "\nspec: " + specVersion() + "\ngo: " + bi.GoVersion + "\n")
 }
 
 // newRuntime builds the runtime from the global flags.

@@ -4,6 +4,8 @@
 //
 //	corralfs [flags] [MOUNTPOINT]     serve (default mountpoint /var/lib/corralfs)
 //	corralfs status [flags]           ask the running daemon how it is doing
+//	corralfs reload [flags]           upgrade in place and wait until it is done
+//	corralfs version                  print the build (also --version)
 package main
 
 import (
@@ -12,14 +14,26 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 )
 
 // subcommands are dispatched on the first argument; anything else is the
 // serve command's flags or mount point.
 var subcommands = map[string]func(args []string) int{
 	"status":       runStatus,
+	"reload":       runReload, // reload.go
 	"serve-worker": runWorker, // worker.go: started by the supervisor only
 	"help":         func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
+	"version":      runVersion,
+	"--version":    runVersion,
+}
+
+// runVersion prints the build in runc's --version layout.
+func runVersion([]string) int {
+	bi := buildinfo.Get()
+	fmt.Printf("corralfs version %s\ncommit: %s\ngo: %s\n", bi.Version, bi.Commit, bi.GoVersion)
+	return 0
 }
 
 func main() {
@@ -34,7 +48,9 @@ func main() {
 
 func usage(w *os.File, fl *pflag.FlagSet) {
 	fmt.Fprintf(w, `Usage: corralfs [flags] [MOUNTPOINT]
-       corralfs status [--control-socket PATH]
+       corralfs status [--control-socket PATH] [--json]
+       corralfs reload [--control-socket PATH] [--timeout D]
+       corralfs version
 
 corralfs mounts a read-only FUSE file system at MOUNTPOINT (default
 %s) whose files are the host's /proc and /sys files as the READING
@@ -48,7 +64,8 @@ mount answers) and unmounts on SIGTERM or SIGINT. This process (the pid in
 --pidfile) owns the mount; a worker process serves it and is restarted on
 the same connection if it dies, without failing a read (Linux 6.9+).
 SIGHUP upgrades in place: a worker from the binary now at this path takes
-over (systemctl reload corralfs). See docs/operations.md.
+over. "corralfs reload" sends it and returns once the new worker serves
+(systemctl reload corralfs runs it). See docs/operations.md.
 
 Flags:
 %s`, defaultMountpoint, fl.FlagUsages())

@@ -16,8 +16,13 @@ import (
 )
 
 const (
-	defaultMountpoint    = "/var/lib/corralfs"
-	defaultControlSocket = "/run/corralfs.sock"
+	defaultMountpoint = "/var/lib/corralfs"
+	// defaultControlSocket lives in corralfs's own runtime directory
+	// (systemd's RuntimeDirectory=corralfs), beside the seccomp socket.
+	defaultControlSocket = "/run/corralfs/control.sock"
+	// legacyControlSocket is where corralfs before 2026-12 listened:
+	// status and reload still find a daemon started by such a build.
+	legacyControlSocket = "/run/corralfs.sock"
 )
 
 type serveConfig struct {

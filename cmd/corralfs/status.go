@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/fusefs"
 )
 
@@ -25,22 +26,26 @@ import (
 // its current worker answers (connections wait in the backlog while a
 // worker restarts).
 type daemonStatus struct {
-	Pid           int           `json:"pid"` // the supervisor: the pidfile's pid, systemd's main pid
-	WorkerPid     int           `json:"worker_pid"`
-	Mountpoint    string        `json:"mountpoint"`
-	Started       time.Time     `json:"started"`
-	Uptime        string        `json:"uptime"`
-	WorkerStarted time.Time     `json:"worker_started"`
-	WorkerUptime  string        `json:"worker_uptime"`
-	WorkerBinary  string        `json:"worker_binary"` // the worker's executable as "dev:inode" (changes with an upgrade)
-	Restarts      int           `json:"restarts"`      // workers started because one died
-	Upgrades      int           `json:"upgrades"`      // workers started by SIGHUP
-	Resend        string        `json:"resend"`        // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
-	Relay         bool          `json:"relay"`         // the supervisor reads and keeps the requests (--relay)
-	Requests      uint64        `json:"requests"`      // opens and reads served by this worker
-	Goroutines    int           `json:"goroutines"`
-	RSSBytes      uint64        `json:"rss_bytes"`
-	FS            fusefs.Status `json:"fs"`
+	Pid           int       `json:"pid"` // the supervisor: the pidfile's pid, systemd's main pid
+	WorkerPid     int       `json:"worker_pid"`
+	Mountpoint    string    `json:"mountpoint"`
+	Started       time.Time `json:"started"`
+	Uptime        string    `json:"uptime"`
+	WorkerStarted time.Time `json:"worker_started"`
+	WorkerUptime  string    `json:"worker_uptime"`
+	WorkerBinary  string    `json:"worker_binary"` // the worker's executable as "dev:inode" (changes with an upgrade)
+	// WorkerBuild is the build serving now (a reload changes it);
+	// SupervisorBuild the one that owns the mount (only a restart does).
+	WorkerBuild     buildinfo.Info `json:"worker_build"`
+	SupervisorBuild buildinfo.Info `json:"supervisor_build"`
+	Restarts        int            `json:"restarts"` // workers started because one died
+	Upgrades        int            `json:"upgrades"` // workers started by SIGHUP
+	Resend          string         `json:"resend"`   // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
+	Relay           bool           `json:"relay"`    // the supervisor reads and keeps the requests (--relay)
+	Requests        uint64         `json:"requests"` // opens and reads served by this worker
+	Goroutines      int            `json:"goroutines"`
+	RSSBytes        uint64         `json:"rss_bytes"`
+	FS              fusefs.Status  `json:"fs"`
 }
 
 // workerStatus is the answer of a worker.
@@ -50,7 +55,7 @@ func workerStatus(info workerInfo, started time.Time, fs *fusefs.FS) daemonStatu
 		Pid: info.SupervisorPid, WorkerPid: os.Getpid(), Mountpoint: info.Mountpoint,
 		Started: info.SupervisorStarted, Uptime: time.Since(info.SupervisorStarted).Round(time.Second).String(),
 		WorkerStarted: started, WorkerUptime: time.Since(started).Round(time.Second).String(),
-		WorkerBinary: selfBinaryID(), Restarts: info.Restarts, Upgrades: info.Upgrades, Resend: info.Resend, Relay: info.Relay,
+		WorkerBinary: selfBinaryID(), WorkerBuild: buildinfo.Get(), SupervisorBuild: info.SupervisorBuild, Restarts: info.Restarts, Upgrades: info.Upgrades, Resend: info.Resend, Relay: info.Relay,
 		Requests: st.Opens + st.Reads, Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(), FS: st,
 	}
 }
@@ -135,26 +140,40 @@ func runStatus(args []string) int {
 		}
 		return 2
 	}
-	raw, err := askStatus(*sock)
+	path := controlSocket(*sock, fl.Changed("control-socket"))
+	if *asJSON {
+		raw, err := askStatus(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "corralfs status: %v\n", err)
+			return 1
+		}
+		os.Stdout.Write(raw)
+		return 0
+	}
+	st, err := statusOf(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "corralfs status: %v\n", err)
 		return 1
 	}
-	if *asJSON {
-		os.Stdout.Write(raw)
-		return 0
-	}
-	var st daemonStatus
-	if err := json.Unmarshal(raw, &st); err != nil {
-		fmt.Fprintf(os.Stderr, "corralfs status: bad answer: %v\n", err)
-		return 1
-	}
-	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s\nworker:       pid %d, up %s (restarts %d, upgrades %d, a dead worker's requests: %s)\n"+
+	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s, %s\nworker:       pid %d, up %s, %s\n              restarts %d, upgrades %d, a dead worker's requests: %s\n"+
 		"containers:   %d (load sampled: %d)\nrequests:     %d (opens %d, reads %d)\nfallbacks:    %d\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
-		st.Mountpoint, st.Pid, st.Uptime, st.WorkerPid, st.WorkerUptime, st.Restarts, st.Upgrades, recoveryName(st),
+		st.Mountpoint, st.Pid, st.Uptime, st.SupervisorBuild, st.WorkerPid, st.WorkerUptime, st.WorkerBuild, st.Restarts, st.Upgrades, recoveryName(st),
 		st.FS.Containers, st.FS.LoadSampled, st.Requests, st.FS.Opens, st.FS.Reads,
 		st.FS.Fallbacks, st.FS.OpenHandles, st.Goroutines, float64(st.RSSBytes)/(1<<20))
 	return 0
+}
+
+// controlSocket is the socket to ask: the one given, else the default, else
+// (a daemon started by an older build) the legacy default.
+func controlSocket(path string, given bool) string {
+	if !given && path == defaultControlSocket {
+		if _, err := os.Stat(path); err != nil {
+			if _, err := os.Stat(legacyControlSocket); err == nil {
+				return legacyControlSocket
+			}
+		}
+	}
+	return path
 }
 
 // recoveryName says who hands a dead worker's requests to the next one.

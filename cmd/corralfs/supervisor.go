@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -154,9 +155,16 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	if s.relay != nil {
 		relayGone = s.relay.Gone()
 	}
+	watchdog := watchdogTicks(log)
 	backoff := time.Duration(0)
 	for {
 		select {
+		case <-watchdog:
+			// Pinged from this loop, not a goroutine of its own: a
+			// supervisor stuck in a restart or upgrade stops pinging,
+			// and systemd's WatchdogSec= restarts it (the fd store
+			// keeps the connection meanwhile).
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		case <-relayGone:
 			return s.shutdown("unmounted from outside", fmt.Errorf("%s was unmounted by someone else", mp))
 		case sig := <-sigs:
@@ -258,6 +266,10 @@ func (s *supervisor) requeue() {
 func (s *supervisor) upgrade(exited chan *workerProc) {
 	old := s.currentWorker()
 	s.log.Info("upgrade requested (SIGHUP): starting a worker from the binary at our path", "binary", s.exe)
+	// systemd 253+ (Type=notify-reload, or any notify unit that says
+	// RELOADING=1) holds `systemctl reload` until READY=1.
+	_, _ = daemon.SdNotify(false, "RELOADING=1\nMONOTONIC_USEC="+monotonicUsec())
+	defer daemon.SdNotify(false, daemon.SdNotifyReady)
 	s.upgrades++ // counted before: the new worker reports it
 	nw, err := s.startWorker(s.exe, exited)
 	if err != nil {
@@ -278,6 +290,27 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 	s.log.Info("upgraded", "worker", nw.pid(), "upgrades", s.upgrades)
 }
 
+// watchdogTicks returns a channel that ticks at half systemd's watchdog
+// interval (WatchdogSec=), or nil when no watchdog is asked for.
+func watchdogTicks(log *slog.Logger) <-chan time.Time {
+	every, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("ignoring systemd's watchdog settings", "err", err)
+	}
+	if every <= 0 {
+		return nil
+	}
+	log.Info("pinging systemd's watchdog", "every", every/2)
+	return time.NewTicker(every / 2).C
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as RELOADING=1 wants it.
+func monotonicUsec() string {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return itoa(int(ts.Nano() / 1000))
+}
+
 // openPipesAndControl makes the descriptors every worker inherits besides
 // the connection: the liveness pipe and the control socket.
 func (s *supervisor) openPipesAndControl() error {
@@ -292,6 +325,9 @@ func (s *supervisor) openPipesAndControl() error {
 	// same socket cannot exist (it would hold the mount we just made).
 	if fi, err := os.Lstat(s.c.controlSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		os.Remove(s.c.controlSocket)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.c.controlSocket), 0o755); err != nil {
+		return fmt.Errorf("control socket: %w", err)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.c.controlSocket, Net: "unix"})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/fusefs"
 )
 
@@ -55,6 +56,9 @@ type workerInfo struct {
 	Resend            string    `json:"resend"`
 	Relay             bool      `json:"relay"`
 	Control           bool      `json:"control"`
+	// SupervisorBuild: the supervisor's own build (it is not upgraded by a
+	// reload; only workers are).
+	SupervisorBuild buildinfo.Info `json:"supervisor_build"`
 }
 
 // workerProc is one started worker.
@@ -130,6 +134,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	info := workerInfo{
 		SupervisorPid: os.Getpid(), SupervisorStarted: s.started, Mountpoint: s.mp,
 		Restarts: s.restarts, Upgrades: s.upgrades, Resend: s.resend, Relay: s.relaying, Control: s.ctl != nil,
+		SupervisorBuild: buildinfo.Get(),
 	}
 	infoJSON, _ := json.Marshal(info)
 	cmd := exec.Command(exe, append([]string{"serve-worker"}, s.args...)...)
@@ -195,7 +200,7 @@ func workerEnv(env []string) []string {
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD, envRelayFD, envHandlesFD:
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD, envRelayFD, envHandlesFD:
 			continue
 		}
 		out = append(out, kv)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/fusefs/seccompagent"
@@ -20,7 +21,9 @@ import (
 // owns the seccomp listener socket and every container's listener fd, so
 // that sysinfo(2) in running containers never fails while corralfs is
 // stopped, killed or restarting (the kernel answers ENOSYS once no process
-// holds a listener). corralfs starts it when none is running; it is not
+// holds a listener). Under systemd it is its own unit
+// (corralfs-seccomp-keeper.service), so stopping or restarting corralfs never
+// touches it; elsewhere corralfs starts it when none is running. It is not
 // meant to be started by hand.
 func runSeccompKeeper(args []string) int {
 	fl := pflag.NewFlagSet("corralfs seccomp-keeper", pflag.ContinueOnError)
@@ -57,7 +60,10 @@ func runSeccompKeeper(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; close(stop) }()
-	err = seccompagent.RunKeeper(seccompagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log}, stop)
+	ready := func() {
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=holding the seccomp listeners of "+*socket)
+	}
+	err = seccompagent.RunKeeper(seccompagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log, Ready: ready}, stop)
 	switch {
 	case errors.Is(err, seccompagent.ErrKeeperRunning):
 		return 0 // another keeper serves the socket: nothing to do

@@ -80,6 +80,10 @@ type KeeperConfig struct {
 	// how `corral run --sysinfo=auto` knows nobody would answer.
 	IdleExit time.Duration
 	Log      *slog.Logger
+	// Ready, if set, is called once the sockets accept connections (the
+	// keeper's own systemd unit sends READY=1 from it, so corralfs.service
+	// ordered after it finds the keeper and starts none of its own).
+	Ready func()
 }
 
 // Keeper is a running keeper.
@@ -191,6 +195,9 @@ func (k *Keeper) Run(stop <-chan struct{}) error {
 		return fmt.Errorf("keeper: %w", err)
 	}
 	go k.pump.run()
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
 	defer func() {
 		// The pump may be releasing a slot: unmap the table only once
 		// it has stopped.
