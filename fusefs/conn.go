@@ -101,7 +101,7 @@ func Adopt(fs *FS, fd int, init fuse.InitIn, cfg MountConfig) (*fuse.Server, err
 		opts.InFlight = cfg.InFlight // a nil *Journal must not become a non-nil interface
 	}
 	opts.RequestSource = cfg.RequestSource
-	srv, err := fuse.NewServer(fs, "/dev/fd/"+strconv.Itoa(fd), opts)
+	srv, err := fuse.NewServer(fs.rawFS(), "/dev/fd/"+strconv.Itoa(fd), opts)
 	if err != nil {
 		return nil, fmt.Errorf("adopting the FUSE connection: %w", err)
 	}

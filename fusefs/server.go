@@ -28,6 +28,9 @@ type Config struct {
 	// HandleStore, shared with the other workers of the connection, lets
 	// a worker go on reading handles its predecessor opened (nil: none).
 	HandleStore *HandleStore
+	// Counters, shared with the other workers and the supervisor, count
+	// requests, latencies and fallbacks as daemon totals (nil: none).
+	Counters *Counters
 }
 
 // DefaultSnapshotTTL: short enough that numbers are current for any
@@ -105,6 +108,8 @@ type FS struct {
 	loggedMu sync.Mutex
 	logged   map[logKey]bool
 
+	counterFiles map[string]int // series name -> index in cfg.Counters
+
 	Stats Stats
 }
 
@@ -156,6 +161,7 @@ func New(cfg Config) (*FS, error) {
 	// starts at least its predecessor's lifetime in ms << 20 higher,
 	// which no worker reaches at fewer than a billion opens a second.
 	fs.handles.next.Store(uint64(fs.started.UnixMilli()) << 20)
+	fs.registerCounterFiles()
 	return fs, nil
 }
 

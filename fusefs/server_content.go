@@ -58,11 +58,11 @@ func (fs *FS) viewContent(n *node, pid int) []byte {
 	v := n.view
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {
-		return fs.fallback(v, ContainerKey{}, fmt.Errorf("caller %d: %w", pid, err))
+		return fs.fallback(v, ContainerKey{}, fallbackUnknownCaller, fmt.Errorf("caller %d: %w", pid, err))
 	}
 	ib, err := fs.input(&c, v.Needs, v.Snap, v.Load, v.HostPath)
 	if err != nil {
-		return fs.fallback(v, c.Key, err)
+		return fs.fallback(v, c.Key, fallbackCgroupUnreadable, err)
 	}
 	out, err := v.Render(&ib.in)
 	if err == nil && ib.aliases(out) {
@@ -72,13 +72,22 @@ func (fs *FS) viewContent(n *node, pid int) []byte {
 	}
 	fs.putInput(ib)
 	if err != nil {
-		return fs.fallback(v, c.Key, err)
+		return fs.fallback(v, c.Key, fallbackRenderError, err)
 	}
 	return out
 }
 
-func (fs *FS) fallback(v *View, key ContainerKey, why error) []byte {
+// Why a view was served from the host's file: indexes into
+// FallbackReasons (the shared counters' fixed order).
+const (
+	fallbackUnknownCaller = iota
+	fallbackCgroupUnreadable
+	fallbackRenderError
+)
+
+func (fs *FS) fallback(v *View, key ContainerKey, reason int, why error) []byte {
 	fs.Stats.Fallbacks.Add(1)
+	fs.cfg.Counters.Fallback(fs.counterFile(v.Path), reason)
 	fs.logOnce(key, v.Path, "serving the host's file", why)
 	b, err := os.ReadFile(v.HostPath)
 	if err != nil {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -25,31 +23,35 @@ func (d *corralfsDaemon) storedFDs(t *testing.T) map[string]*os.File {
 			f.Close()
 		}
 	})
-	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(16*4))
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		d.notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		n, oobn, _, _, err := d.notify.ReadMsgUnix(buf, oob)
-		if err != nil {
-			continue
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for i := 0; ; i++ {
+		m, more := d.notes.next(i)
+		for m == nil && more != nil {
+			select {
+			case <-more:
+			case <-deadline.C:
+				t.Fatalf("no READY=1 from corralfs:\n%s", d.out.String())
+			}
+			m, more = d.notes.next(i)
 		}
-		msg := string(buf[:n])
-		if oobn > 0 {
-			cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err != nil || len(cmsgs) != 1 {
-				t.Fatalf("control message of %q: %v", msg, err)
-			}
-			rights, err := unix.ParseUnixRights(&cmsgs[0])
-			if err != nil || len(rights) != 1 || !strings.Contains(msg, "FDSTORE=1") {
-				t.Fatalf("descriptors %v (%v) with %q", rights, err, msg)
-			}
+		if m == nil {
+			break
+		}
+		if got := d.notes.takeFDs(i); len(got) > 0 {
 			name := ""
-			for _, l := range strings.Split(msg, "\n") {
+			for _, l := range strings.Split(m.text, "\n") {
 				name, _ = strings.CutPrefix(l, "FDNAME=")
 			}
-			fds[name] = os.NewFile(uintptr(rights[0]), name)
+			if len(got) != 1 || !strings.Contains(m.text, "FDSTORE=1") {
+				for _, fd := range got {
+					syscall.Close(fd)
+				}
+				t.Fatalf("descriptors %v with %q", got, m.text)
+			}
+			fds[name] = os.NewFile(uintptr(got[0]), name)
 		}
-		if strings.Contains("\n"+msg+"\n", "\nREADY=1\n") {
+		if strings.Contains("\n"+m.text+"\n", "\nREADY=1\n") {
 			return fds
 		}
 	}
@@ -74,9 +76,9 @@ func TestSurviveSupervisorKill9WithFDStore(t *testing.T) {
 
 func surviveSupervisorKill9WithFDStore(t *testing.T, r recovery) {
 	e := runNewEnv(t, false)
-	d := launchCorralfs(t, corralfsMountpoint(t), r.args...)
+	d := launchCorralfsFDStore(t, corralfsMountpoint(t), r.args...)
 	stored := d.storedFDs(t)
-	names := []string{"corralfs-fuse", "corralfs-fuse-init", "corralfs-handles"}
+	names := []string{"corralfs-fuse", "corralfs-fuse-init", "corralfs-handles", "corralfs-counters"}
 	if r.relay() {
 		names = append(names, "corralfs-inflight") // the relay's in-flight journal
 	}
@@ -99,6 +101,10 @@ func surviveSupervisorKill9WithFDStore(t *testing.T, r recovery) {
 		cs = startSurviveReaders(t, e, 6*time.Second)
 		time.Sleep(1500 * time.Millisecond)
 	}
+	if _, err := os.ReadFile(filepath.Join(d.mp, "proc/meminfo")); err != nil { // counted at least once
+		t.Fatal(err)
+	}
+	opensBefore := d.status().Totals.Opens
 	d.kill9()
 	if !processGone(worker) {
 		t.Fatalf("worker %d outlived its supervisor", worker)
@@ -147,6 +153,11 @@ func surviveSupervisorKill9WithFDStore(t *testing.T, r recovery) {
 	}
 	if ms := mountsAt(t, d.mp); ms != 1 {
 		t.Errorf("%d mounts at %s, want 1", ms, d.mp)
+	}
+	// The daemon-total counters came back with the connection.
+	restarted := &corralfsDaemon{t: t, ctl: ctl}
+	if st := restarted.status(); st.Totals.Opens < opensBefore || opensBefore == 0 {
+		t.Errorf("opens since start: %d before the supervisor's restart, %d after", opensBefore, st.Totals.Opens)
 	}
 }
 

@@ -33,6 +33,7 @@ type corralfsDaemon struct {
 	ctl     string
 	pidfile string
 	notify  *net.UnixConn
+	notes   notifyLog // what the daemon sent to notify, drained at once as systemd does
 	out     *syncBuffer
 	done    chan struct{} // closed when the process has exited
 	exitErr error
@@ -65,6 +66,20 @@ func launchCorralfs(t *testing.T, mp string, args ...string) *corralfsDaemon {
 // upgrade tests replace it while it runs).
 func launchCorralfsBinary(t *testing.T, bin, mp string, args ...string) *corralfsDaemon {
 	t.Helper()
+	return launchCorralfsWith(t, bin, mp, false, args...)
+}
+
+// launchCorralfsFDStore is launchCorralfs with the test playing systemd's
+// fd store: the descriptors the daemon stores (FDSTORE=1) are kept for
+// storedFDs. Elsewhere they are dropped on arrival, as by a systemd
+// without a fd store, so a killed daemon's connection dies with it.
+func launchCorralfsFDStore(t *testing.T, mp string, args ...string) *corralfsDaemon {
+	t.Helper()
+	return launchCorralfsWith(t, testutil.Binary(t, "corralfs"), mp, true, args...)
+}
+
+func launchCorralfsWith(t *testing.T, bin, mp string, keepFDs bool, args ...string) *corralfsDaemon {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	dir := t.TempDir()
 	d := &corralfsDaemon{t: t, mp: mp, dir: dir, ctl: filepath.Join(dir, "ctl.sock"), pidfile: filepath.Join(dir, "pid"),
@@ -75,6 +90,12 @@ func launchCorralfsBinary(t *testing.T, bin, mp string, args ...string) *corralf
 		t.Fatal(err)
 	}
 	d.notify = conn
+	// Drain the notify socket as systemd does: a datagram socket's queue
+	// holds 10 (net.unix.max_dgram_qlen), and a daemon that sends more
+	// (FDSTORE=1 of each shared file, READY=1, RELOADING=1 at reloads,
+	// STOPPING=1, FDSTOREREMOVE=1 at the stop) would block on a full one.
+	d.notes.changed = make(chan struct{})
+	go d.notes.drain(conn, keepFDs)
 	// No sysinfo agent unless the test asks for one (args come later and
 	// win): its keeper is shared through a host-wide socket by default.
 	argv := append([]string{"--control-socket", d.ctl, "--pidfile", d.pidfile, "--log-level", "debug", "--seccomp-socket="}, args...)
@@ -91,6 +112,7 @@ func launchCorralfsBinary(t *testing.T, bin, mp string, args ...string) *corralf
 	t.Cleanup(func() {
 		d.stop()
 		conn.Close()
+		d.notes.closeFDs()
 		if t.Failed() {
 			t.Logf("corralfs output:\n%s", d.out.String())
 		}
@@ -108,28 +130,121 @@ func startCorralfs(t *testing.T, mp string, args ...string) *corralfsDaemon {
 	return d
 }
 
-// waitNotify reads sd_notify datagrams until one carries want.
+// notifyMsg is one sd_notify datagram and the descriptors it carried.
+type notifyMsg struct {
+	text string
+	fds  []int
+}
+
+// notifyLog collects every datagram the daemon sends.
+type notifyLog struct {
+	mu      sync.Mutex
+	msgs    []notifyMsg
+	changed chan struct{} // closed and replaced at each new message
+	closed  bool
+	seen    int // waitNotify's cursor
+}
+
+func (l *notifyLog) drain(conn *net.UnixConn, keepFDs bool) {
+	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(16*4))
+	if !keepFDs {
+		oob = nil // the kernel closes descriptors that do not fit (MSG_CTRUNC)
+	}
+	for {
+		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			l.mu.Lock()
+			l.closed = true
+			close(l.changed)
+			l.mu.Unlock()
+			return
+		}
+		m := notifyMsg{text: string(buf[:n])}
+		if oobn > 0 {
+			if cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for i := range cmsgs {
+					fds, _ := unix.ParseUnixRights(&cmsgs[i])
+					m.fds = append(m.fds, fds...)
+				}
+			}
+		}
+		l.mu.Lock()
+		l.msgs = append(l.msgs, m)
+		close(l.changed)
+		l.changed = make(chan struct{})
+		l.mu.Unlock()
+	}
+}
+
+// takeFDs hands message i's descriptors to the caller, who closes them.
+func (l *notifyLog) takeFDs(i int) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fds := l.msgs[i].fds
+	l.msgs[i].fds = nil
+	return fds
+}
+
+// closeFDs closes the descriptors nobody took (a socket's queue would have
+// dropped them with the socket).
+func (l *notifyLog) closeFDs() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.msgs {
+		for _, fd := range l.msgs[i].fds {
+			unix.Close(fd)
+		}
+		l.msgs[i].fds = nil
+	}
+}
+
+// next returns message i when it has arrived, or a channel that is closed
+// when another arrives.
+func (l *notifyLog) next(i int) (*notifyMsg, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i < len(l.msgs) {
+		m := l.msgs[i] // a copy: the slice may grow meanwhile
+		return &m, nil
+	}
+	if l.closed {
+		return nil, nil
+	}
+	return nil, l.changed
+}
+
+// waitNotify waits until a datagram after the last one it matched carries
+// want on a line of its own.
 func (d *corralfsDaemon) waitNotify(want string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	buf := make([]byte, 4096)
-	for time.Now().Before(deadline) {
-		d.notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		n, err := d.notify.Read(buf)
-		if err == nil {
-			for _, line := range strings.Split(string(buf[:n]), "\n") {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		d.notes.mu.Lock()
+		i := d.notes.seen
+		d.notes.mu.Unlock()
+		m, more := d.notes.next(i)
+		if m != nil {
+			d.notes.mu.Lock()
+			d.notes.seen = i + 1
+			d.notes.mu.Unlock()
+			for _, line := range strings.Split(m.text, "\n") {
 				if line == want {
 					return nil
 				}
 			}
 			continue
 		}
+		if more == nil {
+			return fmt.Errorf("notify socket closed before %s", want)
+		}
 		select {
+		case <-more:
 		case <-d.done:
 			return fmt.Errorf("corralfs exited (%v) before sending %s", d.exitErr, want)
-		default:
+		case <-timer.C:
+			return fmt.Errorf("timeout waiting for %s", want)
 		}
 	}
-	return fmt.Errorf("timeout waiting for %s", want)
 }
 
 // stop sends SIGTERM (SIGKILL after 10 s) and makes sure the mount is gone.
@@ -171,7 +286,14 @@ type corralfsStatus struct {
 	Requests     uint64 `json:"requests"`
 	Goroutines   int    `json:"goroutines"`
 	RSSBytes     uint64 `json:"rss_bytes"`
-	FS           struct {
+	Totals       struct {
+		Opens     uint64 `json:"opens"`
+		Reads     uint64 `json:"reads"`
+		Restarts  uint64 `json:"restarts"`
+		Upgrades  uint64 `json:"upgrades"`
+		Fallbacks uint64 `json:"fallbacks"`
+	} `json:"totals"`
+	FS struct {
 		Opens       uint64 `json:"opens"`
 		OpenHandles int    `json:"open_handles"`
 		Containers  int    `json:"containers"`
@@ -184,14 +306,14 @@ func (d *corralfsDaemon) status() corralfsStatus {
 	var raw []byte
 	// An empty answer: the worker that took the connection was killed or
 	// retired before answering (as `corralfs status` does, ask again).
+	client := unixClient(d.ctl)
 	for try := 0; try < 5 && len(raw) == 0; try++ {
-		conn, err := net.Dial("unix", d.ctl)
-		if err != nil {
-			d.t.Fatal(err)
+		resp, err := client.Get("http://corralfs/status")
+		if err == nil {
+			raw, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
 		}
-		raw, err = io.ReadAll(conn)
-		conn.Close()
-		if err != nil {
+		if err != nil && try == 4 {
 			d.t.Fatal(err)
 		}
 		if len(raw) == 0 {

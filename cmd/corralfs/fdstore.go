@@ -24,6 +24,7 @@ const (
 	fdNameInit     = "corralfs-fuse-init"
 	fdNameInFlight = "corralfs-inflight" // the relay's in-flight journal (kernels without FUSE_NOTIFY_RESEND)
 	fdNameHandles  = "corralfs-handles"  // open handles' content (fusefs.HandleStore)
+	fdNameCounters = "corralfs-counters" // daemon-total counters (fusefs.Counters)
 )
 
 // storedConn takes the connection systemd kept for us, if any, and the
@@ -37,7 +38,7 @@ func storedConn() (*fusefs.Conn, map[string]*os.File, error) {
 			fuseF = f
 		case fdNameInit:
 			initF = f
-		case fdNameInFlight, fdNameHandles:
+		case fdNameInFlight, fdNameHandles, fdNameCounters:
 			extra[f.Name()] = f
 		default:
 			f.Close()
@@ -116,6 +117,7 @@ func unstoreConn() {
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInit)
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInFlight)
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameHandles)
+	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameCounters)
 }
 
 // sdNotifyFDs is sd_pid_notify_with_fds: one datagram with the state and

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,6 +36,8 @@ type serveConfig struct {
 	snapshotTTL   time.Duration
 	maxContainers int
 	controlSocket string
+	metricsListen string
+	logFormat     string
 	debugFUSE     bool
 	relay         string
 }
@@ -50,7 +53,9 @@ func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl.BoolVar(&c.allowOther, "allow-other", true, "let every user, in every container, read the mount (FUSE allow_other)")
 	fl.DurationVar(&c.snapshotTTL, "snapshot-ttl", fusefs.DefaultSnapshotTTL, "reuse a container's cgroup readings for this long (0 = default, negative = never)")
 	fl.IntVar(&c.maxContainers, "max-containers", 1024, "sample the load average of at most this many containers at a time")
-	fl.StringVar(&c.controlSocket, "control-socket", defaultControlSocket, "unix socket answering `corralfs status` (empty: none)")
+	fl.StringVar(&c.controlSocket, "control-socket", defaultControlSocket, "unix socket (root only) answering `corralfs status`, `corralfs reload`, /metrics and Go's /debug/pprof/ over HTTP (empty: none)")
+	fl.StringVar(&c.metricsListen, "metrics-listen", "", "also serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or unix:PATH (empty: only on the control socket)")
+	fl.StringVar(&c.logFormat, "log-format", "text", "log format: text or json (one JSON object per line, as corral --log-format json)")
 	fl.BoolVar(&c.debugFUSE, "debug-fuse", false, "log every FUSE request and reply (very verbose)")
 	fl.StringVar(&c.relay, "relay", "auto", "who reads FUSE requests: auto = the supervisor relays them on kernels before 6.9, "+
 		"which cannot re-queue a killed worker's (half the read speed, nothing lost); always = on any kernel; "+
@@ -90,6 +95,10 @@ func parseServe(args []string) (serveConfig, string, *slog.Logger, int) {
 		fmt.Fprintf(os.Stderr, "corralfs: --log-level %q: want one of %s\n", c.logLevel, strings.Join(logLevels, ", "))
 		return c, "", nil, 2
 	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		fmt.Fprintf(os.Stderr, "corralfs: --log-format %q: want text or json\n", c.logFormat)
+		return c, "", nil, 2
+	}
 	if c.relay != "auto" && c.relay != "always" && c.relay != "never" {
 		fmt.Fprintf(os.Stderr, "corralfs: --relay %q: want auto, always or never\n", c.relay)
 		return c, "", nil, 2
@@ -109,7 +118,16 @@ func parseServe(args []string) (serveConfig, string, *slog.Logger, int) {
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.logLevel))
-	return c, mp, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), 0
+	return c, mp, slog.New(logHandler(c.logFormat, os.Stderr, level)), 0
+}
+
+// logHandler is the slog handler for --log-format.
+func logHandler(format string, w io.Writer, level slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 // writePidfile writes the pid atomically (a reader never sees it half

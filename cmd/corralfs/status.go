@@ -2,12 +2,11 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -21,10 +20,9 @@ import (
 	"github.com/corral-dev/corral/fusefs"
 )
 
-// daemonStatus is what the control socket answers: one JSON object per
-// connection, then the daemon closes it. The supervisor owns the socket;
-// its current worker answers (connections wait in the backlog while a
-// worker restarts).
+// daemonStatus is what the control socket answers to GET /status
+// (control.go). The supervisor owns the socket; its current worker answers
+// (connections wait in the backlog while a worker restarts).
 type daemonStatus struct {
 	Pid           int       `json:"pid"` // the supervisor: the pidfile's pid, systemd's main pid
 	WorkerPid     int       `json:"worker_pid"`
@@ -43,39 +41,62 @@ type daemonStatus struct {
 	Resend          string         `json:"resend"`   // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
 	Relay           bool           `json:"relay"`    // the supervisor reads and keeps the requests (--relay)
 	Requests        uint64         `json:"requests"` // opens and reads served by this worker
-	Goroutines      int            `json:"goroutines"`
-	RSSBytes        uint64         `json:"rss_bytes"`
-	FS              fusefs.Status  `json:"fs"`
+	// Daemon totals (fusefs.Counters): they survive worker deaths and
+	// upgrades, unlike the worker's own counts in FS and Requests.
+	Totals     daemonTotals  `json:"totals"`
+	Keeper     keeperStatus  `json:"seccomp_keeper"`
+	Goroutines int           `json:"goroutines"`
+	RSSBytes   uint64        `json:"rss_bytes"`
+	FS         fusefs.Status `json:"fs"`
+}
+
+// daemonTotals are the daemon-total counts status shows.
+type daemonTotals struct {
+	Opens     uint64 `json:"opens"`
+	Reads     uint64 `json:"reads"`
+	Errors    uint64 `json:"errors"` // opens and reads that failed
+	Fallbacks uint64 `json:"fallbacks"`
+	Restarts  uint64 `json:"restarts"`
+	Upgrades  uint64 `json:"upgrades"`
+}
+
+// keeperStatus is the seccomp keeper as the serving worker sees it.
+type keeperStatus struct {
+	Socket    string `json:"socket,omitempty"` // "" without a sysinfo agent
+	Pid       int    `json:"pid"`              // 0: not running
+	Listeners int    `json:"listeners"`        // containers' sysinfo listeners the agent answers
+	Answered  uint64 `json:"answered"`         // by this worker's agent
 }
 
 // workerStatus is the answer of a worker.
-func workerStatus(info workerInfo, started time.Time, fs *fusefs.FS) daemonStatus {
+func workerStatus(info workerInfo, started time.Time, d *daemonCollector) daemonStatus {
+	fs := d.fs
 	st := fs.Status()
+	opens, openErrs := d.counters.Totals(fusefs.OpOpen)
+	reads, readErrs := d.counters.Totals(fusefs.OpRead)
+	restarts, upgrades := info.Restarts, info.Upgrades
+	if d.counters != nil {
+		restarts = int(d.counters.Daemon(fusefs.CounterWorkerRestarts))
+		upgrades = int(d.counters.Daemon(fusefs.CounterWorkerUpgrades))
+	}
+	keeper := keeperStatus{Socket: d.socket}
+	if d.socket != "" {
+		keeper.Pid = keeperAlive(d.socket)
+	}
+	if d.agent != nil {
+		as := d.agent.Stats()
+		keeper.Listeners, keeper.Answered = as.Listeners, as.Answered
+	}
 	return daemonStatus{
-		Pid: info.SupervisorPid, WorkerPid: os.Getpid(), Mountpoint: info.Mountpoint,
+		Totals: daemonTotals{Opens: opens, Reads: reads, Errors: openErrs + readErrs, Fallbacks: d.counters.TotalFallbacks(),
+			Restarts: uint64(restarts), Upgrades: uint64(upgrades)},
+		Keeper: keeper,
+		Pid:    info.SupervisorPid, WorkerPid: os.Getpid(), Mountpoint: info.Mountpoint,
 		Started: info.SupervisorStarted, Uptime: time.Since(info.SupervisorStarted).Round(time.Second).String(),
 		WorkerStarted: started, WorkerUptime: time.Since(started).Round(time.Second).String(),
-		WorkerBinary: selfBinaryID(), WorkerBuild: buildinfo.Get(), SupervisorBuild: info.SupervisorBuild, Restarts: info.Restarts, Upgrades: info.Upgrades, Resend: info.Resend, Relay: info.Relay,
+		WorkerBinary: selfBinaryID(), WorkerBuild: buildinfo.Get(), SupervisorBuild: info.SupervisorBuild, Restarts: restarts, Upgrades: upgrades, Resend: info.Resend, Relay: info.Relay,
 		Requests: st.Opens + st.Reads, Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(), FS: st,
 	}
-}
-
-// serveControl answers status requests on ln until it is closed.
-func serveControl(ln net.Listener, status func() daemonStatus, log *slog.Logger) {
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					log.Warn("control socket", "err", err)
-				}
-				return
-			}
-			conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			_ = json.NewEncoder(conn).Encode(status())
-			conn.Close()
-		}
-	}()
 }
 
 // selfBinaryID names the file this process runs (it stays the same when
@@ -105,18 +126,38 @@ func selfRSS() uint64 {
 	return 0
 }
 
+// controlGet fetches path from the daemon's control socket (HTTP).
+func controlGet(sock, path string) ([]byte, error) {
+	conn, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("is corralfs running? %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: corralfs\r\n\r\n", path); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, nil // the answering worker was retired or killed: ask again
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return body, err
+}
+
 // askStatus reads the answer of the worker serving the control socket.
 // An empty answer means the worker that took the connection was retired
 // (upgrade) or killed before answering: ask its successor.
 func askStatus(sock string) ([]byte, error) {
 	for try := 0; ; try++ {
-		conn, err := net.DialTimeout("unix", sock, 2*time.Second)
-		if err != nil {
-			return nil, fmt.Errorf("is corralfs running? %w", err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		raw, err := io.ReadAll(conn)
-		conn.Close()
+		raw, err := controlGet(sock, "/status")
 		if err != nil || len(raw) > 0 || try == 4 {
 			if err == nil && len(raw) == 0 {
 				err = errors.New("no answer (the worker keeps dying?)")
@@ -156,10 +197,11 @@ func runStatus(args []string) int {
 		return 1
 	}
 	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s, %s\nworker:       pid %d, up %s, %s\n              restarts %d, upgrades %d, a dead worker's requests: %s\n"+
-		"containers:   %d (load sampled: %d)\nrequests:     %d (opens %d, reads %d)\nfallbacks:    %d\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
+		"containers:   %d (load sampled: %d)\nrequests:     %d since start (opens %d, reads %d, failed %d); this worker %d\nfallbacks:    %d since start\n"+
+		"open handles: %d\nsysinfo:      %s\ngoroutines:   %d\nrss:          %.1f MiB\n",
 		st.Mountpoint, st.Pid, st.Uptime, st.SupervisorBuild, st.WorkerPid, st.WorkerUptime, st.WorkerBuild, st.Restarts, st.Upgrades, recoveryName(st),
-		st.FS.Containers, st.FS.LoadSampled, st.Requests, st.FS.Opens, st.FS.Reads,
-		st.FS.Fallbacks, st.FS.OpenHandles, st.Goroutines, float64(st.RSSBytes)/(1<<20))
+		st.FS.Containers, st.FS.LoadSampled, st.Totals.Opens+st.Totals.Reads, st.Totals.Opens, st.Totals.Reads, st.Totals.Errors, st.Requests,
+		st.Totals.Fallbacks, st.FS.OpenHandles, keeperLine(st.Keeper), st.Goroutines, float64(st.RSSBytes)/(1<<20))
 	return 0
 }
 
@@ -174,6 +216,17 @@ func controlSocket(path string, given bool) string {
 		}
 	}
 	return path
+}
+
+// keeperLine describes the sysinfo agent and its keeper.
+func keeperLine(k keeperStatus) string {
+	switch {
+	case k.Socket == "":
+		return "no agent (--seccomp-socket=)"
+	case k.Pid == 0:
+		return fmt.Sprintf("agent on %s, keeper NOT running (containers' sysinfo(2) gets ENOSYS)", k.Socket)
+	}
+	return fmt.Sprintf("agent on %s, keeper pid %d, %d container listeners, %d calls answered", k.Socket, k.Pid, k.Listeners, k.Answered)
 }
 
 // recoveryName says who hands a dead worker's requests to the next one.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,16 +48,22 @@ type supervisor struct {
 	exe     string   // our binary's path: SIGHUP starts whatever is there now
 	started time.Time
 
-	conn   *fusefs.Conn
-	ctl    *os.File // the control socket's listening socket, served by the worker
-	ctlLn  *net.UnixListener
-	alive  *os.File // write end of a pipe whose EOF tells workers we died
-	aliveR *os.File
+	conn  *fusefs.Conn
+	ctl   *os.File // the control socket's listening socket, served by the worker
+	ctlLn *net.UnixListener
+	// metrics is the --metrics-listen socket; like the control socket it
+	// belongs to the supervisor, so scrapes never see a refused
+	// connection while a worker is replaced.
+	metrics *os.File
+	alive   *os.File // write end of a pipe whose EOF tells workers we died
+	aliveR  *os.File
 
-	resend    string        // "yes", "no": does the kernel re-queue a dead worker's requests
-	relaying  bool          // the supervisor reads the requests (chooseRecovery)
-	journal   *os.File      // the relay's in-flight journal (fusefs/journal.go)
-	handles   *os.File      // open handles' content, for every worker (fusefs.HandleStore)
+	resend    string   // "yes", "no": does the kernel re-queue a dead worker's requests
+	relaying  bool     // the supervisor reads the requests (chooseRecovery)
+	journal   *os.File // the relay's in-flight journal (fusefs/journal.go)
+	handles   *os.File // open handles' content, for every worker (fusefs.HandleStore)
+	countersF *os.File // daemon-total counters, for every worker (fusefs.Counters)
+	counters  *fusefs.Counters
 	relay     *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
 	restarts  int           // workers started after one died
 	upgrades  int           // workers started by SIGHUP
@@ -82,7 +89,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	}
 	if stored != nil {
 		if live, _ := fusefs.MountedAt(mp); live {
-			s.conn, s.journal, s.handles = stored, shared[fdNameInFlight], shared[fdNameHandles]
+			s.conn, s.journal, s.handles, s.countersF = stored, shared[fdNameInFlight], shared[fdNameHandles], shared[fdNameCounters]
 			log.Info("took over the mounted connection systemd kept", "mountpoint", mp)
 		} else {
 			stored.File.Close()
@@ -119,6 +126,10 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		}
 	}
 	storeShared(fdNameHandles, s.handles, log)
+	if err := s.openCounters(); err != nil {
+		return s.shutdown("startup", err)
+	}
+	storeShared(fdNameCounters, s.countersF, log)
 	if s.relaying {
 		if s.journal == nil {
 			if s.journal, err = fusefs.NewJournalFile(); err != nil {
@@ -198,6 +209,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 				if err == nil {
 					s.setWorker(nw)
 					s.release(nw)
+					s.counters.AddDaemon(fusefs.CounterWorkerRestarts, 1)
 					log.Info("worker restarted", "worker", nw.pid(), "restarts", s.restarts)
 					break
 				}
@@ -270,7 +282,7 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 	// RELOADING=1) holds `systemctl reload` until READY=1.
 	_, _ = daemon.SdNotify(false, "RELOADING=1\nMONOTONIC_USEC="+monotonicUsec())
 	defer daemon.SdNotify(false, daemon.SdNotifyReady)
-	s.upgrades++ // counted before: the new worker reports it
+	s.upgrades++ // counted before: a new worker of an older build reports it from workerInfo
 	nw, err := s.startWorker(s.exe, exited)
 	if err != nil {
 		s.upgrades--
@@ -287,7 +299,34 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 		s.requeue()
 	}
 	s.release(nw)
+	// Counted once the new worker serves: `corralfs reload` waits for it.
+	s.counters.AddDaemon(fusefs.CounterWorkerUpgrades, 1)
 	s.log.Info("upgraded", "worker", nw.pid(), "upgrades", s.upgrades)
+}
+
+// openCounters maps the daemon-total counters: those systemd kept for a
+// restarted supervisor, else fresh ones (also when the kept ones have
+// another build's layout).
+func (s *supervisor) openCounters() error {
+	if s.countersF != nil {
+		if c, err := fusefs.OpenCounters(s.countersF); err == nil {
+			s.counters = c
+			return nil
+		}
+		s.log.Warn("the counters systemd kept have another layout: starting from zero")
+		s.countersF.Close()
+	}
+	f, err := fusefs.NewCountersFile()
+	if err != nil {
+		return err
+	}
+	c, err := fusefs.OpenCounters(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.countersF, s.counters = f, c
+	return nil
 }
 
 // watchdogTicks returns a channel that ticks at half systemd's watchdog
@@ -325,6 +364,9 @@ func (s *supervisor) openPipesAndControl() error {
 	// same socket cannot exist (it would hold the mount we just made).
 	if fi, err := os.Lstat(s.c.controlSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		os.Remove(s.c.controlSocket)
+	}
+	if err := s.listenMetrics(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(s.c.controlSocket), 0o755); err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -377,6 +419,9 @@ func (s *supervisor) shutdown(why string, err error) error {
 	}
 	if s.c.pidfile != "" {
 		_ = os.Remove(s.c.pidfile)
+	}
+	if path, ok := strings.CutPrefix(s.c.metricsListen, "unix:"); ok && s.metrics != nil {
+		_ = os.Remove(path)
 	}
 	if err != nil {
 		return err

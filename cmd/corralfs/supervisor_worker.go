@@ -36,9 +36,11 @@ const (
 	// kernel cannot re-queue a dead worker's requests (journal.go). An
 	// environment variable, not a fixed number: workers of older
 	// versions never see it.
-	envJournalFD = "CORRALFS_INFLIGHT_FD"
-	envRelayFD   = "CORRALFS_REQUESTS_FD" // the relay's socket (fusefs/relay.go), with envJournalFD
-	envHandlesFD = "CORRALFS_HANDLES_FD"  // fusefs.HandleStore's memfd
+	envJournalFD  = "CORRALFS_INFLIGHT_FD"
+	envRelayFD    = "CORRALFS_REQUESTS_FD" // the relay's socket (fusefs/relay.go), with envJournalFD
+	envHandlesFD  = "CORRALFS_HANDLES_FD"  // fusefs.HandleStore's memfd
+	envCountersFD = "CORRALFS_COUNTERS_FD" // fusefs.Counters' memfd
+	envMetricsFD  = "CORRALFS_METRICS_FD"  // the --metrics-listen socket
 
 	// exitUnmounted: the worker's connection ended (unmounted from
 	// outside); the supervisor stops rather than restarting it.
@@ -148,6 +150,14 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 		cmd.Env = append(cmd.Env, envHandlesFD+"="+itoa(3+len(cmd.ExtraFiles)))
 		cmd.ExtraFiles = append(cmd.ExtraFiles, s.handles)
 	}
+	if s.metrics != nil {
+		cmd.Env = append(cmd.Env, envMetricsFD+"="+itoa(3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, s.metrics)
+	}
+	if s.countersF != nil {
+		cmd.Env = append(cmd.Env, envCountersFD+"="+itoa(3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, s.countersF)
+	}
 	relayEnd := -1
 	if s.relay != nil {
 		var workerEnd *os.File
@@ -200,7 +210,7 @@ func workerEnv(env []string) []string {
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD, envRelayFD, envHandlesFD:
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", envWorker, envFuseInit, envJournalFD, envRelayFD, envHandlesFD, envCountersFD, envMetricsFD:
 			continue
 		}
 		out = append(out, kv)

@@ -36,30 +36,31 @@ func addSysinfoFlags(fl *pflag.FlagSet) {
 }
 
 // startSysinfo starts the agent answering from fs; the returned func stops
-// it (the keeper stays: running containers keep their listeners).
-func startSysinfo(fs *fusefs.FS, log *slog.Logger) (stop func(), err error) {
+// it (the keeper stays: running containers keep their listeners). The
+// agent is nil when there is none (--seccomp-socket=).
+func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *seccompagent.Agent, stop func(), err error) {
 	socket := sysinfoConfig.socket
 	if socket == "" {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 	if !strings.HasPrefix(socket, "/") {
-		return nil, fmt.Errorf("--seccomp-socket %q: want an absolute path", socket)
+		return nil, nil, fmt.Errorf("--seccomp-socket %q: want an absolute path", socket)
 	}
 	if sysinfoConfig.stall <= 0 {
-		return nil, fmt.Errorf("--seccomp-stall-timeout %v: want a positive duration", sysinfoConfig.stall)
+		return nil, nil, fmt.Errorf("--seccomp-stall-timeout %v: want a positive duration", sysinfoConfig.stall)
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("sysinfo agent: own binary: %w", err)
+		return nil, nil, fmt.Errorf("sysinfo agent: own binary: %w", err)
 	}
-	agent, err := seccompagent.NewAgent(seccompagent.AgentConfig{
+	agent, err = seccompagent.NewAgent(seccompagent.AgentConfig{
 		SocketPath:    socket,
 		Answerer:      fs,
-		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket, "--stall-timeout", sysinfoConfig.stall.String()},
+		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket, "--stall-timeout", sysinfoConfig.stall.String(), "--log-format", logFormat},
 		Log:           log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	quit := make(chan struct{})
 	done := make(chan struct{})
@@ -70,7 +71,7 @@ func startSysinfo(fs *fusefs.FS, log *slog.Logger) (stop func(), err error) {
 		}
 	}()
 	log.Info("sysinfo agent started", "socket", socket)
-	return func() {
+	return agent, func() {
 		close(quit)
 		select {
 		case <-done:

@@ -31,6 +31,7 @@ func runSeccompKeeper(args []string) int {
 	idle := fl.Duration("idle-exit", 30*time.Second, "exit after this long with no agent attached and no listener held (0: never)")
 	stall := fl.Duration("stall-timeout", seccompagent.DefaultStallTimeout, "let the real syscall run when the agent has not answered a sysinfo call by then")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
+	format := fl.String("log-format", "text", "text or json")
 	logFile := fl.String("log-file", "", "append the log to this file (default: SOCKET.log; \"-\": stderr)")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -52,7 +53,11 @@ func runSeccompKeeper(args []string) int {
 		fmt.Fprintf(os.Stderr, "corralfs seccomp-keeper: %v\n", err)
 		return 1
 	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(os.Stderr, "corralfs seccomp-keeper: --log-format %q: want text or json\n", *format)
+		return 2
+	}
+	log := slog.New(logHandler(*format, w, lv))
 	// SIGHUP/SIGPIPE must not end the process that keeps containers'
 	// syscalls working; SIGTERM/SIGINT stop it deliberately.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)

@@ -78,8 +78,13 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	counters, err := inheritedCounters()
+	if err != nil {
+		return err
+	}
 	fs, err := fusefs.New(fusefs.Config{
 		HandleStore: store,
+		Counters:    counters,
 		Reader:      reader,
 		Options:     fusefs.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
 		Log:         log,
@@ -101,15 +106,20 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	go fs.Run(stop)
 
 	started := time.Now()
+	agent, stopSysinfo, err := startSysinfo(fs, c.logFormat, log) // sysinfo.go
+	if err != nil {
+		return err
+	}
+	dc := &daemonCollector{counters: counters, fs: fs, info: info, agent: agent, socket: sysinfoConfig.socket}
+	reg := newRegistry(dc)
 	if info.Control {
 		ln, err := net.FileListener(os.NewFile(workerControlFD, "control"))
 		if err != nil {
 			return fmt.Errorf("control socket: %w", err)
 		}
-		serveControl(ln, func() daemonStatus { return workerStatus(info, started, fs) }, log)
+		serveControl(ln, func() daemonStatus { return workerStatus(info, started, dc) }, reg, log) // control.go
 	}
-	stopSysinfo, err := startSysinfo(fs, log) // sysinfo.go
-	if err != nil {
+	if err := serveMetrics(reg, log); err != nil {
 		return err
 	}
 	ready := os.NewFile(workerReadyFD, "ready")
@@ -177,6 +187,16 @@ func inheritedHandleStore() (*fusefs.HandleStore, error) {
 		return nil, err
 	}
 	return fusefs.OpenHandleStore(f)
+}
+
+// inheritedCounters maps the daemon-total counters the supervisor passes
+// (nil when it passed none: an older supervisor during an upgrade).
+func inheritedCounters() (*fusefs.Counters, error) {
+	f, err := inheritedFD(envCountersFD, "corralfs-counters")
+	if f == nil || err != nil {
+		return nil, err
+	}
+	return fusefs.OpenCounters(f)
 }
 
 // inheritedFD is the descriptor the supervisor named in the environment
