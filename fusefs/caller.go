@@ -88,7 +88,7 @@ type Resolver struct {
 
 	lookups   atomic.Uint64 // lookups done (tests check cache hits)
 	pidfds    atomic.Int64  // pidfds the entries hold
-	maxPidfds int64
+	maxPidfds int64         // 0: pidfdBudget() (tests set it)
 	noIoctl   atomic.Bool   // the kernel has no NS_GET_TGID_FROM_PIDNS
 	reclaimAt atomic.Int64  // unix nanos of the last reclaim of dead entries' pidfds
 	scanSlots chan struct{} // bounds concurrent /proc scans (the last resort)
@@ -104,7 +104,7 @@ func NewResolver(procRoot string, reader cgroupreader.Reader) (*Resolver, error)
 		return nil, fmt.Errorf("own pid namespace: %w", err)
 	}
 	return &Resolver{procRoot: procRoot, reader: reader, selfNS: self, byNS: map[uint64]*nsEntry{},
-		pending: map[uint64]*nsLookup{}, maxPidfds: pidfdBudget(), scanSlots: make(chan struct{}, maxScans)}, nil
+		pending: map[uint64]*nsLookup{}, scanSlots: make(chan struct{}, maxScans)}, nil
 }
 
 var errNoCaller = errors.New("request has no caller pid (the caller's pid namespace is not below ours)")

@@ -58,7 +58,8 @@ func resourceErr(err error) bool {
 }
 
 // pidfdBudget is how many pidfds the cache may hold: a quarter of the
-// descriptor limit (the rest serves requests and cgroup reads).
+// descriptor limit (the rest serves requests and cgroup reads). Asked at
+// each lookup: the limit may be changed while we run (prlimit).
 func pidfdBudget() int64 {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
@@ -260,7 +261,11 @@ func (r *Resolver) pin(pid int, ns uint64) (*nsEntry, error) {
 // up it first closes the pidfds of dead namespaces (at most once a
 // second: the periodic Forget does the rest).
 func (r *Resolver) takePidfdSlot() bool {
-	if r.pidfds.Add(1) <= r.maxPidfds {
+	budget := r.maxPidfds
+	if budget == 0 {
+		budget = pidfdBudget()
+	}
+	if r.pidfds.Add(1) <= budget {
 		return true
 	}
 	r.pidfds.Add(-1)
@@ -269,7 +274,7 @@ func (r *Resolver) takePidfdSlot() bool {
 		return false
 	}
 	r.Forget()
-	if r.pidfds.Add(1) <= r.maxPidfds {
+	if r.pidfds.Add(1) <= budget {
 		return true
 	}
 	r.pidfds.Add(-1)
