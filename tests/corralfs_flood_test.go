@@ -103,7 +103,7 @@ func startPidnsFlood(t *testing.T, name, file string, n int, subCgroups bool) *p
 i=0
 while [ $i -lt %[2]d ]; do
 	i=$((i+1))
-	busybox unshare -p -f sh -c '%[3]sread x < %[4]s; exec sleep 600' </dev/null >/dev/null 2>&1 &
+	busybox unshare -p -f sh -c '%[3]sread x < %[4]s; echo >> %[5]s/read; exec sleep 600' </dev/null >/dev/null 2>&1 &
 	if [ $((i %% 50)) -eq 0 ]; then echo $i > %[5]s/n.tmp; mv %[5]s/n.tmp %[5]s/n; fi
 done
 echo $i > %[5]s/n.tmp; mv %[5]s/n.tmp %[5]s/n
@@ -130,18 +130,20 @@ func (f *pidnsFlood) waitMade(t *testing.T, n int, timeout time.Duration) {
 	}
 }
 
-// waitContainers waits until the daemon has seen n flood namespaces (each
-// read once): the flood's reads are answered, not just sent.
-func waitContainers(t *testing.T, d *corralfsDaemon, n int, timeout time.Duration) {
+// waitRead waits until n flood namespaces have had their read answered.
+func (f *pidnsFlood) waitRead(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		st := d.status()
-		if st.FS.Containers >= n {
+		var done int64
+		if fi, err := os.Stat(filepath.Join(f.dir, "read")); err == nil {
+			done = fi.Size() // one byte per answered read
+		}
+		if done >= int64(n) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the daemon saw %d pid namespaces after %v, want %d", st.FS.Containers, timeout, n)
+			t.Fatalf("%d of %d flood namespaces had their read answered after %v", done, n, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -159,7 +161,7 @@ func TestFloodPidNamespaces(t *testing.T) {
 	flood.waitMade(t, 1000, 3*time.Minute)
 	checkFirstReads(t, fmt.Sprintf("during the flood (%d namespaces made)", flood.made()), firstReads(t, e, 5))
 	flood.waitMade(t, n, 5*time.Minute)
-	waitContainers(t, d, n, 5*time.Minute)
+	flood.waitRead(t, n, 5*time.Minute)
 	checkFirstReads(t, fmt.Sprintf("with %d flood namespaces held", n), firstReads(t, e, 5))
 }
 
@@ -178,7 +180,8 @@ func TestFloodDescriptors(t *testing.T) {
 	}
 	flood := startPidnsFlood(t, "tests-flood-fds", d.mp+"/proc/meminfo", n, false)
 	flood.waitMade(t, n, 3*time.Minute)
-	waitContainers(t, d, n, 3*time.Minute)
+	flood.waitRead(t, n, 3*time.Minute)
+	t.Logf("the daemon knows %d pid namespaces", d.status().FS.Containers)
 	if fds := fdCount(t, worker); fds > limit {
 		t.Fatalf("worker holds %d descriptors, limit %d", fds, limit)
 	}
@@ -236,7 +239,7 @@ func TestFloodLoadavgSampler(t *testing.T) {
 	d, e := floodDaemon(t, "--max-containers", strconv.Itoa(slots))
 	flood := startPidnsFlood(t, "tests-flood-load", d.mp+"/proc/loadavg", n, true)
 	flood.waitMade(t, n, 2*time.Minute)
-	waitContainers(t, d, n, 2*time.Minute)
+	flood.waitRead(t, n, 2*time.Minute)
 	// A busy loop, the shell and cat: at least 2 tasks counted.
 	out := e.sh(t, nil, "while :; do :; done & cat /proc/loadavg; kill $!")
 	fields := strings.Fields(out)
