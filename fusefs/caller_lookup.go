@@ -80,7 +80,12 @@ func (r *Resolver) findInit(pid int, ns uint64, stale *nsEntry) (*nsEntry, error
 	if l := r.pending[ns]; l != nil {
 		r.mu.Unlock()
 		<-l.done
-		return l.e, l.err
+		if l.err == nil || resourceErr(l.err) {
+			return l.e, l.err
+		}
+		// That lookup started from another process, which may have
+		// exited meanwhile: start from ours.
+		return r.lookupOwn(pid, ns)
 	}
 	l := &nsLookup{done: make(chan struct{})}
 	r.pending[ns] = l
@@ -102,6 +107,23 @@ func (r *Resolver) findInit(pid int, ns uint64, stale *nsEntry) (*nsEntry, error
 	l.e, l.err = e, err
 	close(l.done)
 	return e, err
+}
+
+// lookupOwn is a waiter's own lookup after a merged one failed; it caches
+// its result unless another lookup got there first.
+func (r *Resolver) lookupOwn(pid int, ns uint64) (*nsEntry, error) {
+	e, err := r.lookupInit(pid, ns)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur := r.byNS[ns]; cur != nil {
+		r.closePidfd(e)
+		return cur, nil
+	}
+	r.byNS[ns] = e
+	return e, nil
 }
 
 func (r *Resolver) lookupInit(pid int, ns uint64) (*nsEntry, error) {
