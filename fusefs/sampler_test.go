@@ -147,7 +147,11 @@ func TestSamplerFloodEvictsTheFlooder(t *testing.T) {
 	const subs = 12
 	for i := 0; i < subs; i++ {
 		dirs := map[string]bool{}
-		for _, ctrl := range []string{"", "memory", "cpu", "cpuacct", "pids"} {
+		ctrls := []string{""}
+		for ctrl := range floodCg.Paths().V1 {
+			ctrls = append(ctrls, ctrl)
+		}
+		for _, ctrl := range ctrls {
 			if d := floodCg.Dir(ctrl); d != "" && !dirs[d] {
 				dirs[d] = true
 				if err := os.Mkdir(d+"/s"+strconv.Itoa(i), 0o755); err != nil {

@@ -5,6 +5,7 @@ package tests
 
 import (
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +17,8 @@ import (
 func TestLivenessReplacesStoppedWorker(t *testing.T) {
 	testutil.RequireRoot(t)
 	forEachRecovery(t, func(t *testing.T, r recovery) {
-		const timeout = 2 * time.Second
+		// Looser in the VM, whose emulated CPU may take seconds per read.
+		timeout := time.Duration(testutil.Repeat(2, 8)) * time.Second
 		d, e := floodDaemon(t, append([]string{"--liveness-timeout", timeout.String()}, r.args...)...)
 		stopped := d.status().WorkerPid
 		if err := syscall.Kill(stopped, syscall.SIGSTOP); err != nil {
@@ -42,7 +44,7 @@ func TestLivenessReplacesStoppedWorker(t *testing.T) {
 			t.Errorf("status after the liveness check: worker %d (stopped %d), restarts %d", st.WorkerPid, stopped, st.Restarts)
 		}
 		out, err := exec.Command(d.cmd.Path, "status", "--control-socket", d.ctl).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "of them unresponsive 1") {
+		if err != nil || !regexp.MustCompile(`of them unresponsive [1-9]`).Match(out) {
 			t.Errorf("corralfs status does not show the replacement: %v\n%s", err, out)
 		}
 		if !strings.Contains(d.out.String(), "worker left a read unanswered; replacing it") {
