@@ -59,9 +59,9 @@ type supervisor struct {
 	relay        *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
 	restarts     int           // workers started after one died
 	unresponsive int           // workers killed by the liveness check (supervisor_liveness.go)
-	probe        *livenessProbe
-	upgrades     int // workers started by SIGHUP
+	upgrades     int           // workers started by SIGHUP
 	workerSeq    int
+	probe        *livenessProbe // the liveness probe under way, if any
 
 	mu     sync.Mutex
 	worker *workerProc
