@@ -1,11 +1,15 @@
 package fusefs
 
 import (
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corral-dev/corral/tests/testutil"
 )
 
 func newTestResolver(t *testing.T) *Resolver {
@@ -46,25 +50,27 @@ func TestResolveByAncestry(t *testing.T) {
 // init.
 func TestResolveSetnsProcess(t *testing.T) {
 	init, _, _ := startPidNS(t)
-	cmd := exec.Command("nsenter", "-t", strconv.Itoa(init), "-p", "--", "sleep", "60")
+	bb := testutil.StaticBusybox(t)
+	cmd := exec.Command(bb, "nsenter", "-t", strconv.Itoa(init), "-p", "--", bb, "sleep", "60")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Skipf("nsenter: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// nsenter forks the command into the namespace: wait for that child.
 	entered := 0
-	for deadline := time.Now().Add(5 * time.Second); entered == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if _, nsPid, err := statusIDs("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status"); err == nil && nsPid != cmd.Process.Pid {
-			entered = cmd.Process.Pid // nsenter exec'd in place (older util-linux forks; both work)
-		}
-		b, _ := exec.Command("pgrep", "-P", strconv.Itoa(cmd.Process.Pid)).Output()
-		if p, err := strconv.Atoi(string(trimNL(b))); err == nil {
-			entered = p
+	children := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/task/" + strconv.Itoa(cmd.Process.Pid) + "/children"
+	for deadline := time.Now().Add(10 * time.Second); entered == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(children)
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			entered, _ = strconv.Atoi(f[0])
 		}
 	}
 	if entered == 0 {
 		t.Fatal("nsenter started nothing in the namespace")
+	}
+	if ns, _ := nsInode("/proc/" + strconv.Itoa(entered) + "/ns/pid"); ns != mustNS(t, init) {
+		t.Fatalf("nsenter's child %d is not in the namespace", entered)
 	}
 	for _, noIoctl := range []bool{false, true} {
 		r := newTestResolver(t)
@@ -76,11 +82,13 @@ func TestResolveSetnsProcess(t *testing.T) {
 	}
 }
 
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
+func mustNS(t *testing.T, pid int) uint64 {
+	t.Helper()
+	ns, err := nsInode("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b
+	return ns
 }
 
 // One namespace's lookup under way (however slow) does not delay another

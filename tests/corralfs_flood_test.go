@@ -9,13 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/tests/testutil"
 	"github.com/corral-dev/corral/tests/viewreader/reader"
@@ -175,13 +176,12 @@ func TestFloodPidNamespaces(t *testing.T) {
 // other containers read the host's meminfo, or one without MemTotal).
 func TestFloodDescriptors(t *testing.T) {
 	testutil.RequireRoot(t)
-	testutil.RequireCommand(t, "prlimit")
 	const limit = 256
 	n := testutil.Repeat(600, 150) // either way more than the limit's quarter for pidfds
 	d, e := floodDaemon(t)
 	worker := d.status().WorkerPid
-	if out, err := runCommand("prlimit", "--pid", strconv.Itoa(worker), fmt.Sprintf("--nofile=%d:%d", limit, limit)); err != nil {
-		t.Fatalf("prlimit: %v\n%s", err, out)
+	if err := unix.Prlimit(worker, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil); err != nil {
+		t.Fatalf("prlimit: %v", err)
 	}
 	flood := startPidnsFlood(t, "tests-flood-fds", d.mp+"/proc/meminfo", n, false)
 	flood.waitMade(t, n, 3*time.Minute)
@@ -259,10 +259,4 @@ func TestFloodLoadavgSampler(t *testing.T) {
 		t.Errorf("unrelated container's loadavg %q: its tasks were not counted (want running >= 1, total >= 2)", out)
 	}
 	checkFirstReads(t, "sampler flooded", firstReads(t, e, firstReadRuns))
-}
-
-// runCommand runs a host command and returns its combined output.
-func runCommand(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	return string(out), err
 }
