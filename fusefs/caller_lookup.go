@@ -18,7 +18,8 @@ import (
 //
 //  1. The kernel answers: ioctl(NS_GET_TGID_FROM_PIDNS, 1) on the caller's
 //     /proc/PID/ns/pid translates pid 1 of that namespace into ours
-//     (include/uapi/linux/nsfs.h; Linux 6.9+, ENOTTY before, remembered).
+//     (include/uapi/linux/nsfs.h; Linux 6.11+, "nsfs: add pid translation
+//     ioctls", made for LXCFS; ENOTTY before, remembered).
 //  2. The caller's ancestry: parents (PPid) while they stay in the
 //     namespace; the one whose innermost NSpid is 1 is the init. Every
 //     process of a `corral run` container descends from its init.
@@ -133,7 +134,7 @@ func (r *Resolver) lookupInit(pid int, ns uint64) (*nsEntry, error) {
 		case err == nil:
 			return r.pin(init, ns)
 		case errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL):
-			r.noIoctl.Store(true) // Linux < 6.9: say so once, use the ancestry
+			r.noIoctl.Store(true) // Linux < 6.11: remember, use the ancestry
 		default:
 			return nil, err
 		}
