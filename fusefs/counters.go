@@ -57,6 +57,7 @@ const (
 const (
 	CounterWorkerRestarts = iota
 	CounterWorkerUpgrades
+	CounterWorkerUnresponsive // of the restarts, those the liveness check forced
 )
 
 // NewCountersFile makes the shared memory of a Counters table.

@@ -32,6 +32,7 @@ var (
 	descDuration  = prometheus.NewDesc("corralfs_request_duration_seconds", "Time the daemon spent answering a FUSE request (rendering included), by operation and file.", []string{"op", "file"}, nil)
 	descFallbacks = prometheus.NewDesc("corralfs_fallbacks_total", "Views served from the host's file instead of the container's, by file and reason.", []string{"file", "reason"}, nil)
 	descRestarts  = prometheus.NewDesc("corralfs_worker_restarts_total", "Workers started because the serving one died.", nil, nil)
+	descUnresp    = prometheus.NewDesc("corralfs_worker_unresponsive_total", "Workers killed and replaced because they left a liveness probe unanswered (counted in the restarts too).", nil, nil)
 	descUpgrades  = prometheus.NewDesc("corralfs_worker_upgrades_total", "Workers started by an in-place upgrade (SIGHUP, corralfs reload).", nil, nil)
 	descContainer = prometheus.NewDesc("corralfs_containers", "Containers (pid namespaces) the serving worker knows.", nil, nil)
 	descHandles   = prometheus.NewDesc("corralfs_open_handles", "Files open on the mount, in the serving worker.", nil, nil)
@@ -92,6 +93,7 @@ func (d *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descRestarts, c.Daemon(fusefs.CounterWorkerRestarts))
 	counter(descUpgrades, c.Daemon(fusefs.CounterWorkerUpgrades))
+	counter(descUnresp, c.Daemon(fusefs.CounterWorkerUnresponsive))
 	st := d.fs.Status()
 	gauge(descContainer, float64(st.Containers))
 	gauge(descHandles, float64(st.OpenHandles))

@@ -36,11 +36,12 @@ type daemonStatus struct {
 	// SupervisorBuild the one that owns the mount (only a restart does).
 	WorkerBuild     buildinfo.Info `json:"worker_build"`
 	SupervisorBuild buildinfo.Info `json:"supervisor_build"`
-	Restarts        int            `json:"restarts"` // workers started because one died
-	Upgrades        int            `json:"upgrades"` // workers started by SIGHUP
-	Resend          string         `json:"resend"`   // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
-	Relay           bool           `json:"relay"`    // the supervisor reads and keeps the requests (--relay)
-	Requests        uint64         `json:"requests"` // opens and reads served by this worker
+	Restarts        int            `json:"restarts"`     // workers started because one died
+	Upgrades        int            `json:"upgrades"`     // workers started by SIGHUP
+	Unresponsive    int            `json:"unresponsive"` // workers replaced because they answered no read (liveness check)
+	Resend          string         `json:"resend"`       // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
+	Relay           bool           `json:"relay"`        // the supervisor reads and keeps the requests (--relay)
+	Requests        uint64         `json:"requests"`     // opens and reads served by this worker
 	// Daemon totals (fusefs.Counters): they survive worker deaths and
 	// upgrades, unlike the worker's own counts in FS and Requests.
 	Totals     daemonTotals  `json:"totals"`
@@ -74,10 +75,11 @@ func workerStatus(info workerInfo, started time.Time, d *daemonCollector) daemon
 	st := fs.Status()
 	opens, openErrs := d.counters.Totals(fusefs.OpOpen)
 	reads, readErrs := d.counters.Totals(fusefs.OpRead)
-	restarts, upgrades := info.Restarts, info.Upgrades
+	restarts, upgrades, unresponsive := info.Restarts, info.Upgrades, info.Unresponsive
 	if d.counters != nil {
 		restarts = int(d.counters.Daemon(fusefs.CounterWorkerRestarts))
 		upgrades = int(d.counters.Daemon(fusefs.CounterWorkerUpgrades))
+		unresponsive = int(d.counters.Daemon(fusefs.CounterWorkerUnresponsive))
 	}
 	keeper := keeperStatus{Socket: d.socket}
 	if d.socket != "" {
@@ -94,7 +96,7 @@ func workerStatus(info workerInfo, started time.Time, d *daemonCollector) daemon
 		Pid:    info.SupervisorPid, WorkerPid: os.Getpid(), Mountpoint: info.Mountpoint,
 		Started: info.SupervisorStarted, Uptime: time.Since(info.SupervisorStarted).Round(time.Second).String(),
 		WorkerStarted: started, WorkerUptime: time.Since(started).Round(time.Second).String(),
-		WorkerBinary: selfBinaryID(), WorkerBuild: buildinfo.Get(), SupervisorBuild: info.SupervisorBuild, Restarts: restarts, Upgrades: upgrades, Resend: info.Resend, Relay: info.Relay,
+		WorkerBinary: selfBinaryID(), WorkerBuild: buildinfo.Get(), SupervisorBuild: info.SupervisorBuild, Restarts: restarts, Upgrades: upgrades, Unresponsive: unresponsive, Resend: info.Resend, Relay: info.Relay,
 		Requests: st.Opens + st.Reads, Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(), FS: st,
 	}
 }
@@ -196,12 +198,12 @@ func runStatus(args []string) int {
 		fmt.Fprintf(os.Stderr, "corralfs status: %v\n", err)
 		return 1
 	}
-	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s, %s\nworker:       pid %d, up %s, %s\n              restarts %d, upgrades %d, a dead worker's requests: %s\n"+
+	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s, %s\nworker:       pid %d, up %s, %s\n              restarts %d (of them unresponsive %d), upgrades %d, a dead worker's requests: %s\n"+
 		"containers:   %d (load sampled: %d)\nrequests:     %d since start (opens %d, reads %d, failed %d); this worker %d\nfallbacks:    %d since start\n"+
-		"open handles: %d\nsysinfo:      %s\ngoroutines:   %d\nrss:          %.1f MiB\n",
-		st.Mountpoint, st.Pid, st.Uptime, st.SupervisorBuild, st.WorkerPid, st.WorkerUptime, st.WorkerBuild, st.Restarts, st.Upgrades, recoveryName(st),
+		"refused:      %d over the open-file quota, %d out of descriptors or memory (this worker)\nopen handles: %d\nsysinfo:      %s\ngoroutines:   %d\nrss:          %.1f MiB\n",
+		st.Mountpoint, st.Pid, st.Uptime, st.SupervisorBuild, st.WorkerPid, st.WorkerUptime, st.WorkerBuild, st.Restarts, st.Unresponsive, st.Upgrades, recoveryName(st),
 		st.FS.Containers, st.FS.LoadSampled, st.Totals.Opens+st.Totals.Reads, st.Totals.Opens, st.Totals.Reads, st.Totals.Errors, st.Requests,
-		st.Totals.Fallbacks, st.FS.OpenHandles, keeperLine(st.Keeper), st.Goroutines, float64(st.RSSBytes)/(1<<20))
+		st.Totals.Fallbacks, st.FS.Refused, st.FS.Exhausted, st.FS.OpenHandles, keeperLine(st.Keeper), st.Goroutines, float64(st.RSSBytes)/(1<<20))
 	return 0
 }
 

@@ -58,16 +58,18 @@ type supervisor struct {
 	alive   *os.File // write end of a pipe whose EOF tells workers we died
 	aliveR  *os.File
 
-	resend    string   // "yes", "no": does the kernel re-queue a dead worker's requests
-	relaying  bool     // the supervisor reads the requests (chooseRecovery)
-	journal   *os.File // the relay's in-flight journal (fusefs/journal.go)
-	handles   *os.File // open handles' content, for every worker (fusefs.HandleStore)
-	countersF *os.File // daemon-total counters, for every worker (fusefs.Counters)
-	counters  *fusefs.Counters
-	relay     *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
-	restarts  int           // workers started after one died
-	upgrades  int           // workers started by SIGHUP
-	workerSeq int
+	resend       string   // "yes", "no": does the kernel re-queue a dead worker's requests
+	relaying     bool     // the supervisor reads the requests (chooseRecovery)
+	journal      *os.File // the relay's in-flight journal (fusefs/journal.go)
+	handles      *os.File // open handles' content, for every worker (fusefs.HandleStore)
+	countersF    *os.File // daemon-total counters, for every worker (fusefs.Counters)
+	counters     *fusefs.Counters
+	relay        *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
+	restarts     int           // workers started after one died
+	unresponsive int           // workers killed by the liveness check (supervisor_liveness.go)
+	upgrades     int           // workers started by SIGHUP
+	workerSeq    int
+	probe        *livenessProbe // the liveness probe under way, if any
 
 	mu     sync.Mutex
 	worker *workerProc
@@ -167,6 +169,8 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		relayGone = s.relay.Gone()
 	}
 	watchdog := watchdogTicks(log)
+	liveness, stopLiveness := s.livenessTicker()
+	defer stopLiveness()
 	backoff := time.Duration(0)
 	for {
 		select {
@@ -176,6 +180,8 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 			// and systemd's WatchdogSec= restarts it (the fd store
 			// keeps the connection meanwhile).
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		case <-liveness:
+			s.checkLiveness()
 		case <-relayGone:
 			return s.shutdown("unmounted from outside", fmt.Errorf("%s was unmounted by someone else", mp))
 		case sig := <-sigs:
