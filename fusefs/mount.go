@@ -41,33 +41,43 @@ var ErrLiveMount = errors.New("already a live corralfs mount")
 // lazy unmount, refuses a live one, refuses any other file system mounted
 // there, and creates the directory when missing. mp must be absolute.
 func PrepareMountpoint(mp string, log *slog.Logger) error {
+	_, err := PrepareMountpointDead(mp, log)
+	return err
+}
+
+// PrepareMountpointDead is PrepareMountpoint that also returns the device
+// numbers (unix.Mkdev of mountinfo's major:minor) of the dead mounts it
+// removed: every container that still binds a view of them reads
+// ENOTCONN until the new mount's views replace them (views.RebindDead).
+func PrepareMountpointDead(mp string, log *slog.Logger) (dead []uint64, err error) {
 	for {
 		top, err := topMount(mp)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if top == nil {
 			break
 		}
 		if top.FSType != FSType {
-			return fmt.Errorf("%s: a %s file system is already mounted there", mp, top.FSType)
+			return nil, fmt.Errorf("%s: a %s file system is already mounted there", mp, top.FSType)
 		}
 		switch err := probe(mp); {
 		case err == nil:
-			return fmt.Errorf("%s: %w (stop the running daemon first)", mp, ErrLiveMount)
+			return nil, fmt.Errorf("%s: %w (stop the running daemon first)", mp, ErrLiveMount)
 		case errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED):
 			log.Warn("removing stale corralfs mount (its daemon died)", "mountpoint", mp)
 			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
-				return fmt.Errorf("%s: unmount stale mount: %w", mp, err)
+				return nil, fmt.Errorf("%s: unmount stale mount: %w", mp, err)
 			}
+			dead = append(dead, unix.Mkdev(uint32(top.Major), uint32(top.Minor)))
 		default:
-			return fmt.Errorf("%s: existing corralfs mount does not answer: %w", mp, err)
+			return nil, fmt.Errorf("%s: existing corralfs mount does not answer: %w", mp, err)
 		}
 	}
 	if err := os.MkdirAll(mp, 0o755); err != nil {
-		return fmt.Errorf("mountpoint: %w", err)
+		return nil, fmt.Errorf("mountpoint: %w", err)
 	}
-	return nil
+	return dead, nil
 }
 
 // topMount returns the last (visible) mount at exactly mp, or nil.

@@ -24,14 +24,10 @@ package main
 // in the hook's own namespace (where the corralfs mount certainly is),
 // made read-only/nosuid/nodev/noexec with mount_setattr, and attached with
 // move_mount after setns, onto targets opened O_PATH without following
-// symlinks out of the rootfs. No path of the host is ever resolved inside
-// the container, and nothing is mounted in the host's namespace: the hook
-// refuses a target namespace that is the host init's.
-//
-// setns(CLONE_NEWNS) is refused for a thread sharing its fs_struct (all Go
-// threads do), so the binding goroutine locks its thread, unshares
-// CLONE_FS and never unlocks: the Go runtime then ends the thread with the
-// goroutine instead of reusing it in the container's namespace.
+// symlinks out of the rootfs (runtime/views/bind.go, shared with corralfs's
+// recovery). No path of the host is ever resolved inside the container,
+// and nothing is mounted in the host's namespace: the hook refuses a
+// target namespace that is the host init's.
 
 import (
 	"errors"
@@ -41,7 +37,6 @@ import (
 	goruntime "runtime"
 	"strconv"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/runtime/views"
@@ -116,9 +111,6 @@ func inChildPidNS() bool {
 	return self != strconv.Itoa(os.Getpid())
 }
 
-// viewAttrs are views.MountOptions as mount attributes.
-const viewAttrs = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
-
 // bindViewsInto binds every present view over its twin in the container
 // and returns the destinations bound. It locks its OS thread for good (see
 // the top of this file), so call it on a goroutine of its own.
@@ -126,42 +118,22 @@ func bindViewsInto(target mountNSTarget, rootfs string, present []views.Bound) (
 	goruntime.LockOSThread() // never unlocked: this thread may end up in the container's namespace
 
 	// Clone the view mounts here, in the hook's namespace.
-	trees := make([]int, len(present))
-	for i := range trees {
-		trees[i] = -1
-	}
+	trees := make([]int, 0, len(present))
 	defer func() {
 		for _, fd := range trees {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
+			unix.Close(fd)
 		}
 	}()
-	for i, b := range present {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, b.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-		if err != nil {
-			// TODO: kernels before 5.2 have no open_tree; a classic bind
-			// by path from inside the namespace would do there.
-			return nil, fmt.Errorf("open_tree %s (needs Linux 5.2+): %w", b.Source, err)
-		}
-		trees[i] = fd
-		attr := unix.MountAttr{Attr_set: viewAttrs}
-		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-			return nil, fmt.Errorf("making the view %s read-only (mount_setattr needs Linux 5.12+): %w", b.Source, err)
-		}
-	}
-
-	if target.nsPath != "" {
-		ns, err := os.Open(target.nsPath)
+	for _, b := range present {
+		fd, err := views.CloneView(b.Source)
 		if err != nil {
 			return nil, err
 		}
-		defer ns.Close()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			return nil, fmt.Errorf("unshare(CLONE_FS): %w", err)
-		}
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
-			return nil, fmt.Errorf("entering the container's mount namespace: %w", err)
+		trees = append(trees, fd)
+	}
+	if target.nsPath != "" {
+		if err := views.EnterMountNS(target.nsPath); err != nil {
+			return nil, err
 		}
 	}
 
@@ -171,8 +143,8 @@ func bindViewsInto(target mountNSTarget, rootfs string, present []views.Bound) (
 	}
 	var bound []string
 	for i, b := range present {
-		if err := attachView(trees[i], base, b); err != nil {
-			if errors.Is(err, errSkipView) {
+		if err := views.Attach(trees[i], base, b.Dest, b.Dir); err != nil {
+			if errors.Is(err, views.ErrNoTarget) {
 				continue
 			}
 			return bound, err
@@ -200,40 +172,4 @@ func viewTargetBase(rootfs string, entered bool) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("cannot find the container's /proc (rootfs %s): %v", rootfs, err)
-}
-
-// errSkipView: the container has no twin for this view (e.g. no sysfs):
-// nothing to cover, not an error.
-var errSkipView = errors.New("no target")
-
-// attachView moves the detached view mount tree onto its destination under
-// base. The destination is resolved without leaving base and opened
-// O_PATH|O_NOFOLLOW, so a symlink planted in the rootfs cannot redirect the
-// mount, and it must be of the view's kind (file over file, dir over dir).
-func attachView(tree int, base string, b views.Bound) error {
-	dest, err := securejoin.SecureJoin(base, b.Dest)
-	if err != nil {
-		return fmt.Errorf("resolving %s in the container: %w", b.Dest, err)
-	}
-	fd, err := unix.Open(dest, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return errSkipView
-	}
-	if err != nil {
-		return fmt.Errorf("opening %s in the container: %w", b.Dest, err)
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	isReg := st.Mode&unix.S_IFMT == unix.S_IFREG
-	if (b.Dir && !isDir) || (!b.Dir && !isReg) {
-		return fmt.Errorf("%s in the container is not a %s", b.Dest, map[bool]string{true: "directory", false: "regular file"}[b.Dir])
-	}
-	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
-		return fmt.Errorf("mounting the view over %s: %w", b.Dest, err)
-	}
-	return nil
 }

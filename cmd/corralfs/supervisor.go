@@ -71,6 +71,10 @@ type supervisor struct {
 	workerSeq    int
 	probe        *livenessProbe // the liveness probe under way, if any
 
+	// dead: superblocks of the mounts a dead corralfs left here, whose
+	// binds in running containers get our views once we serve (rebind.go).
+	dead []uint64
+
 	mu     sync.Mutex
 	worker *workerProc
 }
@@ -102,7 +106,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 		}
 	}
 	if s.conn == nil {
-		if err := fusefs.PrepareMountpoint(mp, log); err != nil {
+		if s.dead, err = fusefs.PrepareMountpointDead(mp, log); err != nil {
 			return err
 		}
 	}
@@ -163,6 +167,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\nMAINPID="+itoa(os.Getpid())+"\nSTATUS=serving "+mp)
 	log.Info("serving", "mountpoint", mp, "supervisor", os.Getpid(), "worker", w.pid(), "resend", s.resend)
+	s.rebindDead()
 
 	var relayGone <-chan struct{}
 	if s.relay != nil {
