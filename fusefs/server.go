@@ -114,6 +114,7 @@ type FS struct {
 	logged   map[logKey]bool
 
 	counterFiles map[string]int // series name -> index in cfg.Counters
+	fallbacks    fallbackLog    // per pid namespace, for status --containers
 
 	Stats Stats
 }

@@ -95,6 +95,7 @@ func (fs *FS) fallback(v *View, key ContainerKey, reason int, why error) ([]byte
 	}
 	fs.Stats.Fallbacks.Add(1)
 	fs.cfg.Counters.Fallback(fs.counterFile(v.Path), reason)
+	fs.fallbacks.note(key.NSInode, v.Path, reason, why)
 	fs.logOnce(key, v.Path, "serving the host's file", why)
 	b, err := os.ReadFile(v.HostPath)
 	if err != nil {

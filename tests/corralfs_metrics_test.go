@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -199,4 +200,34 @@ func TestCorralfsControlSocketOldClients(t *testing.T) {
 	if err != nil || !strings.Contains(line, fmt.Sprintf(`"worker_pid":%d`, d.status().WorkerPid)) {
 		t.Fatalf("silent client got %q, %v", line, err)
 	}
+}
+
+// `corralfs status --containers` lists the containers being served, with
+// their init and cgroup, and how often each was served the host's file.
+func TestCorralfsStatusListsContainers(t *testing.T) {
+	e := runNewEnv(t, false)
+	d := startCorralfs(t, corralfsMountpoint(t))
+	e.views = d.mp
+	c := &surviveContainer{name: runName("listed"), dir: t.TempDir(), done: make(chan struct{})}
+	startContainer(t, e, c, "--memory", "256m", "--", "sh", "-c", `while :; do head -n1 /proc/meminfo; sleep 0.1; done`)
+	waitFor(t, 30*time.Second, "the container reading its views", func() bool {
+		return strings.Contains(c.output("stdout"), "MemTotal:         262144 kB")
+	})
+	out, err := exec.Command(testutil.Binary(t, "corralfs"), "status", "--containers", "--control-socket", d.ctl).CombinedOutput()
+	if err != nil {
+		t.Fatalf("corralfs status --containers: %v\n%s", err, out)
+	}
+	row := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "/corral/"+c.name) {
+			row = l
+		}
+	}
+	if f := strings.Fields(row); len(f) < 4 || f[2] != "0" {
+		t.Errorf("no row for cgroup /corral/%s with 0 fallbacks in:\n%s", c.name, out)
+	}
+	if out, err := exec.Command(testutil.Binary(t, "corral"), "--root", e.root, "kill", c.name, "KILL").CombinedOutput(); err != nil {
+		t.Fatalf("corral kill: %v\n%s", err, out)
+	}
+	<-c.done
 }

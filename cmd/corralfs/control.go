@@ -14,11 +14,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/corral-dev/corral/fusefs"
 )
 
 // The control socket (root only, 0600) speaks HTTP:
 //
-//	GET /status          the daemonStatus JSON (`corralfs status`)
+//	GET /status          the daemonStatus JSON (`corralfs status`);
+//	                     ?containers=1 adds the per-container listing
 //	GET /metrics         Prometheus text (the same as --metrics-listen)
 //	GET /debug/pprof/    Go's profiles of the serving worker (heap,
 //	                     goroutine, profile?seconds=N, ...): `go tool pprof
@@ -32,11 +35,15 @@ import (
 const legacyWait = 150 * time.Millisecond
 
 // controlMux is the control socket's HTTP handler.
-func controlMux(status func() daemonStatus, reg *prometheus.Registry) http.Handler {
+func controlMux(status func() daemonStatus, containers func() []fusefs.ContainerInfo, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(status())
+		st := status()
+		if r.URL.Query().Get("containers") != "" {
+			st.Containers = containers()
+		}
+		_ = json.NewEncoder(w).Encode(st)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -48,10 +55,10 @@ func controlMux(status func() daemonStatus, reg *prometheus.Registry) http.Handl
 }
 
 // serveControl answers the control socket ln until it is closed.
-func serveControl(ln net.Listener, status func() daemonStatus, reg *prometheus.Registry, log *slog.Logger) {
+func serveControl(ln net.Listener, status func() daemonStatus, containers func() []fusefs.ContainerInfo, reg *prometheus.Registry, log *slog.Logger) {
 	pl := &legacyListener{Listener: ln, status: status, conns: make(chan net.Conn), done: make(chan struct{})}
 	go pl.acceptLoop(log)
-	srv := &http.Server{Handler: controlMux(status, reg), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: controlMux(status, containers, reg), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() { _ = srv.Serve(pl) }()
 }
 

@@ -40,7 +40,7 @@ Flags:
 		return 2
 	}
 	path := controlSocket(*sock, fl.Changed("control-socket"))
-	before, err := statusOf(path)
+	before, err := statusOf(path, "/status")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "corralfs reload: %v\n", err)
 		return 1
@@ -64,7 +64,7 @@ Flags:
 func waitUpgraded(path string, before daemonStatus, timeout time.Duration) (daemonStatus, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := statusOf(path)
+		st, err := statusOf(path, "/status")
 		if err == nil && st.Pid != before.Pid {
 			return st, fmt.Errorf("the daemon was restarted meanwhile (supervisor %d, was %d)", st.Pid, before.Pid)
 		}
@@ -82,9 +82,9 @@ func waitUpgraded(path string, before daemonStatus, timeout time.Duration) (daem
 }
 
 // statusOf asks the daemon at the control socket path for its status.
-func statusOf(path string) (daemonStatus, error) {
+func statusOf(path, query string) (daemonStatus, error) {
 	var st daemonStatus
-	raw, err := askStatus(path)
+	raw, err := askStatus(path, query)
 	if err != nil {
 		return st, err
 	}

@@ -44,11 +44,13 @@ type daemonStatus struct {
 	Requests        uint64         `json:"requests"`     // opens and reads served by this worker
 	// Daemon totals (fusefs.Counters): they survive worker deaths and
 	// upgrades, unlike the worker's own counts in FS and Requests.
-	Totals     daemonTotals  `json:"totals"`
-	Keeper     keeperStatus  `json:"seccomp_keeper"`
-	Goroutines int           `json:"goroutines"`
-	RSSBytes   uint64        `json:"rss_bytes"`
-	FS         fusefs.Status `json:"fs"`
+	Totals daemonTotals `json:"totals"`
+	Keeper keeperStatus `json:"seccomp_keeper"`
+	// Containers is filled on request (GET /status?containers=1).
+	Containers []fusefs.ContainerInfo `json:"containers,omitempty"`
+	Goroutines int                    `json:"goroutines"`
+	RSSBytes   uint64                 `json:"rss_bytes"`
+	FS         fusefs.Status          `json:"fs"`
 }
 
 // daemonTotals are the daemon-total counts status shows.
@@ -157,9 +159,9 @@ func controlGet(sock, path string) ([]byte, error) {
 // askStatus reads the answer of the worker serving the control socket.
 // An empty answer means the worker that took the connection was retired
 // (upgrade) or killed before answering: ask its successor.
-func askStatus(sock string) ([]byte, error) {
+func askStatus(sock, query string) ([]byte, error) {
 	for try := 0; ; try++ {
-		raw, err := controlGet(sock, "/status")
+		raw, err := controlGet(sock, query)
 		if err != nil || len(raw) > 0 || try == 4 {
 			if err == nil && len(raw) == 0 {
 				err = errors.New("no answer (the worker keeps dying?)")
@@ -174,6 +176,7 @@ func runStatus(args []string) int {
 	fl := pflag.NewFlagSet("corralfs status", pflag.ContinueOnError)
 	sock := fl.String("control-socket", defaultControlSocket, "the running daemon's control socket")
 	asJSON := fl.Bool("json", false, "print the raw JSON answer")
+	containers := fl.Bool("containers", false, "also list the containers being served, and which were served the host's numbers (fallbacks) and why")
 	fl.Usage = func() {
 		fmt.Fprintf(os.Stdout, "Usage: corralfs status [flags]\n\nAsks the running corralfs how it is doing.\n\nFlags:\n%s", fl.FlagUsages())
 	}
@@ -184,8 +187,12 @@ func runStatus(args []string) int {
 		return 2
 	}
 	path := controlSocket(*sock, fl.Changed("control-socket"))
+	query := "/status"
+	if *containers {
+		query += "?containers=1"
+	}
 	if *asJSON {
-		raw, err := askStatus(path)
+		raw, err := askStatus(path, query)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "corralfs status: %v\n", err)
 			return 1
@@ -193,11 +200,12 @@ func runStatus(args []string) int {
 		os.Stdout.Write(raw)
 		return 0
 	}
-	st, err := statusOf(path)
+	st, err := statusOf(path, query)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "corralfs status: %v\n", err)
 		return 1
 	}
+	defer printContainers(st.Containers, *containers)
 	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s, %s\nworker:       pid %d, up %s, %s\n              restarts %d (of them unresponsive %d), upgrades %d, a dead worker's requests: %s\n"+
 		"containers:   %d (load sampled: %d)\nrequests:     %d since start (opens %d, reads %d, failed %d); this worker %d\nfallbacks:    %d since start\n"+
 		"refused:      %d over the open-file quota, %d out of descriptors or memory (this worker)\nopen handles: %d\nsysinfo:      %s\ngoroutines:   %d\nrss:          %.1f MiB\n",
@@ -218,6 +226,25 @@ func controlSocket(path string, given bool) string {
 		}
 	}
 	return path
+}
+
+// printContainers prints the --containers table (after the summary).
+func printContainers(cs []fusefs.ContainerInfo, asked bool) {
+	if !asked {
+		return
+	}
+	fmt.Printf("\n%-12s %-9s %-9s %-40s %s\n", "PIDNS", "INIT", "FALLBACKS", "CGROUP", "LAST FALLBACK")
+	for _, c := range cs {
+		ns, init := strconv.FormatUint(c.PidNS, 10), strconv.Itoa(c.InitPid)
+		if c.PidNS == 0 {
+			ns, init = "unknown", "-"
+		}
+		last := "-"
+		if c.Fallbacks > 0 {
+			last = fmt.Sprintf("%s %s (%s) %s ago", c.LastFallback, c.LastReason, c.LastError, time.Since(c.LastAt).Round(time.Second))
+		}
+		fmt.Printf("%-12s %-9s %-9d %-40s %s\n", ns, init, c.Fallbacks, c.Cgroup, last)
+	}
 }
 
 // keeperLine describes the sysinfo agent and its keeper.

@@ -120,7 +120,7 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("control socket: %w", err)
 		}
-		serveControl(ln, func() daemonStatus { return workerStatus(info, started, dc) }, reg, log) // control.go
+		serveControl(ln, func() daemonStatus { return workerStatus(info, started, dc) }, fs.Containers, reg, log) // control.go
 	}
 	if err := serveMetrics(reg, log); err != nil {
 		return err
