@@ -158,7 +158,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if cgroupExists(cgPath) {
 		return nil, fmt.Errorf("cgroup %s already exists (another container, or a leftover): choose another cgroupsPath or remove it", cgPath)
 	}
-	cg, err := newCgroup(cgPath, res)
+	cg, err := newCgroup(cgPath, res, spec.Linux.Devices)
 	if err != nil {
 		return nil, err
 	}
