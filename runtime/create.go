@@ -52,7 +52,12 @@ type initConfig struct {
 	NumExtraFiles int  `json:"numExtraFiles"`
 	NewCgroupNS   bool `json:"newCgroupNS,omitempty"`
 	NewNetNS      bool `json:"newNetNS,omitempty"`
-	NewUTSNS      bool `json:"newUTSNS,omitempty"`
+	// OwnUTSNS: the container has a UTS namespace of its own (new or
+	// joined by path), so the hostname may be set.
+	OwnUTSNS bool `json:"ownUTSNS,omitempty"`
+	// JoinMntNsFd: the child's fd of a mount namespace given by path, which
+	// the init enters before building the rootfs; 0: none.
+	JoinMntNsFd int `json:"joinMntNsFd,omitempty"`
 	// Exec only: the process to run and the fd of the container's mount
 	// namespace, which the exec init joins itself.
 	Process    *specs.Process `json:"process,omitempty"`
@@ -188,7 +193,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot,
 		FifoFd: syncFd + 1, NumExtraFiles: len(o.ExtraFiles),
 		NewCgroupNS: plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
-		NewUTSNS: plan.cloneFlags&unix.CLONE_NEWUTS != 0,
+		OwnUTSNS: plan.ownUTS,
+	}
+	if plan.joinMnt != nil {
+		cfg.JoinMntNsFd = len(files)
+		files = append(files, plan.joinMnt)
 	}
 	so := spawnOpts{
 		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
