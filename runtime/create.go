@@ -100,6 +100,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := checkSeccomp(spec); err != nil {
 		return nil, err
 	}
+	if err := checkHostSupport(spec); err != nil {
+		return nil, err
+	}
 	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
 		return nil, errors.New("process.terminal is true: give --console-socket to receive the pty (or set terminal to false)")
 	}

@@ -112,6 +112,12 @@ func (ps *processSetup) finish(conn *syncConn, numExtra int) error {
 	if err := closeExecFrom(3 + numExtra); err != nil {
 		return err
 	}
+	if err := checkProcessLSM(ps.p); err != nil {
+		return err
+	}
+	if err := applyApparmor(ps.p.ApparmorProfile); err != nil {
+		return err
+	}
 	// Last: after this only the sync messages, the fifo and execve remain.
 	if ps.seccomp != nil && !ps.seccompDone {
 		if err := ps.installSeccomp(); err != nil {
