@@ -58,6 +58,12 @@ type initConfig struct {
 	// JoinMntNsFd: the child's fd of a mount namespace given by path, which
 	// the init enters before building the rootfs; 0: none.
 	JoinMntNsFd int `json:"joinMntNsFd,omitempty"`
+	// SharedMountNS: the container has no mount namespace of its own;
+	// Rootfs is then the runtime's bind of it (sharedmount.go).
+	SharedMountNS bool `json:"sharedMountNS,omitempty"`
+	// ExecRoot (exec only): the directory the exec init chroots into after
+	// joining the mount namespace, when that is the caller's.
+	ExecRoot string `json:"execRoot,omitempty"`
 	// Exec only: the process to run and the fd of the container's mount
 	// namespace, which the exec init joins itself.
 	Process    *specs.Process `json:"process,omitempty"`
@@ -135,7 +141,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			}
 		}
 	}()
-	undo = append(undo, func() { os.RemoveAll(dir) })
+	undo = append(undo, func() {
+		// Never RemoveAll through a rootfs bind that could not be detached.
+		if releaseSharedRootfs(dir) == nil {
+			os.RemoveAll(dir)
+		}
+	})
 
 	st := &persistedState{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
@@ -202,9 +213,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		cfg.JoinMntNsFd = len(files)
 		files = append(files, plan.joinMnt)
 	}
+	if plan.sharedMount {
+		bind, err := bindSharedRootfs(dir, rootfs)
+		if err != nil {
+			child.Close()
+			return nil, err
+		}
+		undo = append(undo, func() { releaseSharedRootfs(dir) })
+		cfg.Rootfs, cfg.SharedMountNS = bind, true
+	}
 	so := spawnOpts{
 		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
 		newTimeNS: plan.newTimeNS, cgroupFD: cgFD, files: files, syncFd: syncFd, setsid: true,
+		callerMountNS: plan.sharedMount,
 	}
 	if plan.newTimeNS {
 		if so.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {

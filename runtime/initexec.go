@@ -32,6 +32,14 @@ func initExec(conn *syncConn) error {
 	if err := joinMountNS(cfg.MntNsFd); err != nil {
 		return err
 	}
+	if cfg.ExecRoot != "" {
+		if err := unix.Chroot(cfg.ExecRoot); err != nil {
+			return fmt.Errorf("enter the container's root: %w", err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return err
+		}
+	}
 	// setns put us at the namespace's root: the container's "/".
 	var seccomp = cfg.Spec.Linux.Seccomp
 	ps := &processSetup{p: cfg.Process, conn: conn, seccomp: seccomp}

@@ -31,6 +31,9 @@ type nsPlan struct {
 	// ownUTS: a UTS namespace of the container's own, new or joined, where
 	// setting the hostname does not rename the host.
 	ownUTS bool
+	// sharedMount: no mount namespace in the spec: the container lives in
+	// the caller's (runc accepts this; see sharedmount.go).
+	sharedMount bool
 }
 
 func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
@@ -65,6 +68,7 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 		}
 		p.join = append(p.join, nsFD{flag: flag, f: f})
 	}
+	p.sharedMount = sharesMountNS(spec)
 	for _, ns := range spec.Linux.Namespaces {
 		p.ownUTS = p.ownUTS || ns.Type == specs.UTSNamespace
 	}

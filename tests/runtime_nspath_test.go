@@ -68,3 +68,49 @@ func TestRuntimeJoinNamespacesByPath(t *testing.T) {
 		t.Errorf("the host was renamed to %q", h)
 	}
 }
+
+// TestRuntimeNoMountNamespace: a spec without a mount namespace runs in
+// the caller's (runc accepts it), chrooted into its rootfs, also for an
+// exec; its mounts (proc, dev, ...) are made below the runtime's bind of
+// the rootfs and are all gone after delete, and after a create that fails
+// half way (rtNewEnv's cleanup checks the mount table for the ids).
+func TestRuntimeNoMountNamespace(t *testing.T) {
+	e := rtNewEnv(t)
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	noMountNS := func(s *specs.Spec) {
+		var keep []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != specs.MountNamespace {
+				keep = append(keep, ns)
+			}
+		}
+		s.Linux.Namespaces = keep
+	}
+	id := rtID("nomntns")
+	s := rtSpec(id, "sh", "-c", "echo mnt=$(readlink /proc/self/ns/mnt); echo marker=$(cat /corral-marker); sleep 1000")
+	noMountNS(s)
+	b := e.bundle(id, s)
+	if err := os.WriteFile(s.Root.Path+"/corral-marker", []byte("in-rootfs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := e.create(id, b)
+	e.must("start", id)
+	rtWaitFile(t, out, "marker=")
+	got := rtLines(rtRead(t, out))
+	if got["mnt"] != hostMnt || got["marker"] != "in-rootfs" {
+		t.Errorf("container: mount namespace %q (want the caller's %q), marker %q (want in-rootfs)", got["mnt"], hostMnt, got["marker"])
+	}
+	if r := e.corral("exec", id, "cat", "/corral-marker"); r.code != 0 || r.stdout != "in-rootfs" {
+		t.Errorf("exec in the container's root: %v", r)
+	}
+	e.must("delete", "--force", id)
+
+	// A create that fails after the rootfs is bound leaves no mount.
+	id2 := rtID("nomntns-fail")
+	s2 := rtSpec(id2, "true")
+	noMountNS(s2)
+	s2.Mounts = append(s2.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/nonexistent-corral-source", Options: []string{"bind"}})
+	if r := e.corral("create", "--bundle", e.bundle(id2, s2), id2); r.code == 0 {
+		t.Errorf("create with a missing bind source succeeded: %v", r)
+	}
+}
