@@ -236,23 +236,36 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 	if err != nil {
 		return execErrorCode(err), err
 	}
+	var master *os.File
+	if rs.spec.Process.Terminal {
+		if master = c.Console(); master == nil {
+			if f.rm {
+				c.Delete(true)
+			}
+			return exitRuntimeError, errors.New("the runtime gave no terminal for --tty")
+		}
+	}
+	var in io.Reader
+	if f.interactive {
+		in = os.Stdin
+	}
+	return runForeground(c, master, in, f.rm)
+}
+
+// runForeground starts a container created in the foreground, joins its
+// pty master (if any) to stdin (in, may be nil) and stdout, relays signals,
+// waits and, with remove, deletes it (also when something fails). It
+// returns the container's exit status.
+func runForeground(c *runtime.Container, master *os.File, in io.Reader, remove bool) (int, error) {
 	cleanup := func() error {
-		if f.rm {
+		if remove {
 			return c.Delete(true)
 		}
 		return nil
 	}
 	var tty *ttyProxy
-	if rs.spec.Process.Terminal {
-		master := c.Console()
-		if master == nil {
-			cleanup()
-			return exitRuntimeError, errors.New("the runtime gave no terminal for --tty")
-		}
-		var in io.Reader
-		if f.interactive {
-			in = os.Stdin
-		}
+	if master != nil {
+		var err error
 		if tty, err = startTTYProxy(master, in, os.Stdout); err != nil {
 			cleanup()
 			return exitRuntimeError, fmt.Errorf("tty: %w", err)
@@ -277,7 +290,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return exitRuntimeError, err
 	}
 	if err := cleanup(); err != nil {
-		return code, fmt.Errorf("--rm: %w", err)
+		return code, fmt.Errorf("remove the container: %w", err)
 	}
 	return code, nil
 }

@@ -122,41 +122,7 @@ func runRuncForm(rt *runtime.Runtime, f *runFlags, id string) (int, error) {
 		}
 		return 0, nil
 	}
-	cleanup := func() error {
-		if f.runc.keep {
-			return nil
-		}
-		return c.Delete(true)
-	}
-	var tty *ttyProxy
-	if master := c.Console(); master != nil {
-		if tty, err = startTTYProxy(master, os.Stdin, os.Stdout); err != nil {
-			cleanup()
-			return exitRuntimeError, fmt.Errorf("tty: %w", err)
-		}
-		defer tty.finish()
-	}
-	stopForwarding := forwardSignals(c)
-	defer stopForwarding()
-	if err := c.Start(); err != nil {
-		if tty != nil {
-			tty.restore()
-		}
-		cleanup()
-		return execErrorCode(err), err
-	}
-	code, err := c.Wait()
-	if tty != nil {
-		tty.finish()
-	}
-	if err != nil {
-		cleanup()
-		return exitRuntimeError, err
-	}
-	if err := cleanup(); err != nil {
-		return code, fmt.Errorf("delete: %w", err)
-	}
-	return code, nil
+	return runForeground(c, c.Console(), os.Stdin, !f.runc.keep)
 }
 
 var errNoCommand = errors.New("no command given: corral run [flags] [--] COMMAND [ARG...], or runc's form corral run [--bundle DIR] ID")
