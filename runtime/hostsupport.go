@@ -113,7 +113,7 @@ func applyApparmor(profile string) error {
 		file = "/proc/thread-self/attr/exec"
 	}
 	if err := os.WriteFile(file, []byte("exec "+profile), 0); err != nil {
-		return fmt.Errorf("apparmor profile %q: %w", profile, err)
+		return fmt.Errorf("process.apparmorProfile %q: %w", profile, err)
 	}
 	return nil
 }
