@@ -64,7 +64,7 @@ test-vm:
 test-oci: build
 	tests/oci/run.sh $(OCI_CASES)
 
-# The subset of test-oci that make test runs (every area, ~2 min).
+# The subset of test-oci that make test runs (every area, 1.5-3 min).
 test-oci-quick: build
 	tests/oci/run.sh --quick
 
