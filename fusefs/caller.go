@@ -22,14 +22,21 @@ import (
 // every process of the container, including ones that joined later with
 // setns (`corral exec`), sees the same numbers.
 //
+// Finding the init of a namespace seen for the first time is
+// caller_lookup.go's business: the kernel names it (NS_GET_TGID_FROM_PIDNS)
+// or the caller's ancestry does; no lookup holds a lock another namespace's
+// lookup waits for.
+//
 // The namespace -> init mapping is cached. A pid namespace inode can only
 // be reused after the namespace died, and a namespace dies only after its
 // init exited; so a cache entry is valid exactly as long as the process it
 // names is the same, still living init. We hold a pidfd of it and poll it
 // on every hit (one syscall, no file read): a pidfd keeps naming the
 // process it was opened for, so pid reuse can never show one container
-// another's data. Where pidfd_open is unavailable the start time in
-// /proc/INIT/stat is compared instead.
+// another's data. Where pidfd_open is unavailable, or the entries already
+// hold maxPidfds descriptors (one container holding thousands of pid
+// namespaces must not use up the daemon's descriptors: others would then
+// get errors), the start time in /proc/INIT/stat is compared instead.
 
 // ContainerKey identifies a container for caches and the loadavg sampler:
 // the pid namespace inode plus the start time of its init (so a recycled
@@ -75,11 +82,16 @@ type Resolver struct {
 	reader   cgroupreader.Reader
 	selfNS   uint64
 
-	mu   sync.RWMutex
-	byNS map[uint64]*nsEntry
+	mu      sync.RWMutex
+	byNS    map[uint64]*nsEntry
+	pending map[uint64]*nsLookup // lookups under way, one per namespace
 
-	scanMu sync.Mutex // one /proc scan at a time
-	scans  uint64     // number of scans done (tests check cache hits)
+	lookups   atomic.Uint64 // lookups done (tests check cache hits)
+	pidfds    atomic.Int64  // pidfds the entries hold
+	maxPidfds int64         // 0: pidfdBudget() (tests set it)
+	noIoctl   atomic.Bool   // the kernel has no NS_GET_TGID_FROM_PIDNS
+	reclaimAt atomic.Int64  // unix nanos of the last reclaim of dead entries' pidfds
+	scanSlots chan struct{} // bounds concurrent /proc scans (the last resort)
 }
 
 // NewResolver needs the daemon's /proc (procRoot "" means /proc).
@@ -91,7 +103,8 @@ func NewResolver(procRoot string, reader cgroupreader.Reader) (*Resolver, error)
 	if err != nil {
 		return nil, fmt.Errorf("own pid namespace: %w", err)
 	}
-	return &Resolver{procRoot: procRoot, reader: reader, selfNS: self, byNS: map[uint64]*nsEntry{}}, nil
+	return &Resolver{procRoot: procRoot, reader: reader, selfNS: self, byNS: map[uint64]*nsEntry{},
+		pending: map[uint64]*nsLookup{}, scanSlots: make(chan struct{}, maxScans)}, nil
 }
 
 var errNoCaller = errors.New("request has no caller pid (the caller's pid namespace is not below ours)")
@@ -115,7 +128,7 @@ func (r *Resolver) Resolve(pid int) (Caller, error) {
 	if e != nil && r.alive(e) {
 		return r.callerOf(ns, e)
 	}
-	if e, err = r.findInit(ns, e); err != nil {
+	if e, err = r.findInit(pid, ns, e); err != nil {
 		return Caller{}, err
 	}
 	return r.callerOf(ns, e)
@@ -169,92 +182,28 @@ func (r *Resolver) alive(e *nsEntry) bool {
 	return err == nil && st == e.initStart
 }
 
-// findInit scans /proc for the init of namespace ns and caches it,
-// replacing stale (a dead entry seen by the caller).
-func (r *Resolver) findInit(ns uint64, stale *nsEntry) (*nsEntry, error) {
-	r.scanMu.Lock()
-	defer r.scanMu.Unlock()
-	// Another request may have done the work while we waited.
-	r.mu.RLock()
-	e := r.byNS[ns]
-	r.mu.RUnlock()
-	if e != nil && e != stale && r.alive(e) {
-		return e, nil
-	}
-	r.scans++
-	e, err := r.scanForInit(ns)
-	r.mu.Lock()
-	if old := r.byNS[ns]; old != nil {
-		delete(r.byNS, ns)
-		closePidfd(old)
-	}
-	if err == nil {
-		r.byNS[ns] = e
-	}
-	r.mu.Unlock()
-	return e, err
-}
-
-func (r *Resolver) scanForInit(ns uint64) (*nsEntry, error) {
-	d, err := os.Open(r.procRoot)
-	if err != nil {
-		return nil, err
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
-		dir := r.procRoot + "/" + name
-		if ino, err := nsInode(dir + "/ns/pid"); err != nil || ino != ns {
-			continue
-		}
-		if nsPid, err := nsPidOf(dir + "/status"); err != nil || nsPid != 1 {
-			continue
-		}
-		return r.pin(pid, ns)
-	}
-	return nil, fmt.Errorf("no init found for pid namespace %d", ns)
-}
-
-// pin opens a pidfd for the init and checks, after it is open, that the pid
-// still names a process in namespace ns: if the init had died and its pid
-// been reused in between, the pidfd would name the wrong process.
-func (r *Resolver) pin(pid int, ns uint64) (*nsEntry, error) {
-	e := &nsEntry{initPid: pid, pidfd: -1}
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		e.pidfd = fd
-	} else if !errors.Is(err, unix.ENOSYS) {
-		return nil, fmt.Errorf("init %d: pidfd_open: %w", pid, err)
-	}
-	st, err := startTime(r.procRoot, pid)
-	if err == nil {
-		var ino uint64
-		if ino, err = nsInode(r.procRoot + "/" + strconv.Itoa(pid) + "/ns/pid"); err == nil && ino != ns {
-			err = fmt.Errorf("pid %d left namespace %d", pid, ns)
-		}
-	}
-	if err != nil {
-		closePidfd(e)
-		return nil, fmt.Errorf("init %d: %w", pid, err)
-	}
-	e.initStart = st
-	return e, nil
-}
-
-// Forget drops entries whose init died (called periodically).
+// Forget drops entries whose init died (called periodically, and when
+// the pidfd budget is used up). The checks run outside the lock: an entry
+// without a pidfd costs a file read, and lookups must not wait for them.
 func (r *Resolver) Forget() {
+	r.mu.RLock()
+	list := make(map[uint64]*nsEntry, len(r.byNS))
+	for ns, e := range r.byNS {
+		list[ns] = e
+	}
+	r.mu.RUnlock()
+	var dead []uint64
+	for ns, e := range list {
+		if !r.alive(e) {
+			dead = append(dead, ns)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for ns, e := range r.byNS {
-		if !r.alive(e) {
+	for _, ns := range dead {
+		if e := r.byNS[ns]; e == list[ns] {
 			delete(r.byNS, ns)
-			closePidfd(e)
+			r.closePidfd(e)
 		}
 	}
 }
@@ -265,17 +214,18 @@ func (r *Resolver) Close() {
 	defer r.mu.Unlock()
 	for ns, e := range r.byNS {
 		delete(r.byNS, ns)
-		closePidfd(e)
+		r.closePidfd(e)
 	}
 }
 
-func closePidfd(e *nsEntry) {
+func (r *Resolver) closePidfd(e *nsEntry) {
 	e.fdMu.Lock()
 	defer e.fdMu.Unlock()
 	e.closed = true
 	if e.pidfd >= 0 {
 		unix.Close(e.pidfd)
 		e.pidfd = -1
+		r.pidfds.Add(-1)
 	}
 }
 
@@ -311,16 +261,7 @@ func nsPidOf(statusPath string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.Index(b, []byte("\nNSpid:"))
-	if i < 0 {
-		return 0, fmt.Errorf("%s: no NSpid line", statusPath)
-	}
-	line, _, _ := bytes.Cut(b[i+len("\nNSpid:"):], []byte("\n"))
-	fields := bytes.Fields(line)
-	if len(fields) == 0 {
-		return 0, fmt.Errorf("%s: empty NSpid line", statusPath)
-	}
-	return strconv.Atoi(string(fields[len(fields)-1]))
+	return statusField(b, "\nNSpid:", statusPath, true)
 }
 
 // startTime returns field 22 (starttime, clock ticks since boot) of

@@ -84,8 +84,8 @@ func TestResolveContainerCaller(t *testing.T) {
 			t.Fatalf("Resolve(%d) = %+v, %v; want key %+v", pid, c2, err, c.Key)
 		}
 	}
-	if r.scans != 1 {
-		t.Errorf("%d /proc scans for one namespace, want 1", r.scans)
+	if r.lookups.Load() != 1 {
+		t.Errorf("%d lookups for one namespace, want 1", r.lookups.Load())
 	}
 }
 
@@ -138,8 +138,8 @@ func TestCallerCacheRejectsReusedPid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.InitPid != init || r.scans != 1 {
-		t.Fatalf("stale entry was used: %+v (scans %d)", c, r.scans)
+	if c.InitPid != init || r.lookups.Load() != 1 {
+		t.Fatalf("stale entry was used: %+v (lookups %d)", c, r.lookups.Load())
 	}
 	// The right start time without a pidfd is valid...
 	if !r.alive(&nsEntry{initPid: me, initStart: myStart, pidfd: -1}) {

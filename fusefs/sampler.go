@@ -2,6 +2,8 @@ package fusefs
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
@@ -20,6 +22,15 @@ import (
 // dropped after SamplerConfig.Idle without one, and at most
 // SamplerConfig.Max containers are sampled at a time, so the cost is
 // bounded by what readers ask for.
+//
+// A container is a cgroup here, not a pid namespace: the load counts the
+// cgroup's tasks, and one container making thousands of pid namespaces
+// must not take thousands of slots. When all slots are taken a newcomer
+// still gets one: an entry is evicted, from the largest cgroup subtree
+// (sampler_evict.go), so a container flooding the sampler with cgroups of
+// its own evicts its own entries and nobody else's. (It used to refuse
+// newcomers: one container filled the 1,024 slots in 4 s and every new
+// container read 0.00 0.00 0.00 for 10 minutes.)
 
 const (
 	fshift = 11
@@ -51,7 +62,9 @@ type SamplerConfig struct {
 }
 
 type loadEntry struct {
+	key      string // pathsKey(paths)
 	paths    cgroupreader.Paths
+	gone     bool // its cgroup vanished: the first to evict
 	lastRead time.Time
 	avenrun  [3]uint64
 	load     LoadAvg
@@ -67,8 +80,9 @@ type Sampler struct {
 	log    *slog.Logger
 
 	mu       sync.Mutex
-	entries  map[ContainerKey]*loadEntry
-	overFull bool // logged that Max was reached (reset when below again)
+	entries  map[string]*loadEntry // by pathsKey
+	overFull bool                  // logged that Max was reached (reset when below again)
+	evicted  uint64
 
 	sampleMu sync.Mutex // one sampling pass at a time
 }
@@ -87,7 +101,7 @@ func NewSampler(reader cgroupreader.Reader, cfg SamplerConfig, log *slog.Logger)
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
-	return &Sampler{cfg: cfg, reader: reader, log: log, entries: map[ContainerKey]*loadEntry{}}
+	return &Sampler{cfg: cfg, reader: reader, log: log, entries: map[string]*loadEntry{}}
 }
 
 // Load returns the container's current load and registers it for
@@ -96,8 +110,9 @@ func NewSampler(reader cgroupreader.Reader, cfg SamplerConfig, log *slog.Logger)
 // like a freshly booted kernel's.
 func (s *Sampler) Load(c *Caller) LoadAvg {
 	now := time.Now()
+	key := pathsKey(c.Paths)
 	s.mu.Lock()
-	e := s.entries[c.Key]
+	e := s.entries[key]
 	if e != nil {
 		e.lastRead = now
 		e.paths = c.Paths
@@ -108,13 +123,12 @@ func (s *Sampler) Load(c *Caller) LoadAvg {
 	if len(s.entries) >= s.cfg.Max {
 		if !s.overFull {
 			s.overFull = true
-			s.log.Warn("loadavg sampler full: containers beyond the limit see no load", "max", s.cfg.Max)
+			s.log.Warn("loadavg sampler full: evicting from the largest cgroup subtree", "max", s.cfg.Max)
 		}
-		s.mu.Unlock()
-		return LoadAvg{}
+		s.evictLocked()
 	}
-	e = &loadEntry{paths: c.Paths, lastRead: now}
-	s.entries[c.Key] = e
+	e = &loadEntry{key: key, paths: c.Paths, lastRead: now}
+	s.entries[key] = e
 	s.mu.Unlock()
 
 	s.sample(e)
@@ -179,7 +193,13 @@ func (s *Sampler) sample(e *loadEntry) {
 
 	snap, err := s.reader.Snapshot(paths, cgroupreader.Options{Tasks: true})
 	if err != nil {
-		// The cgroup vanished: nothing to count; the entry ages out.
+		// The cgroup vanished: nothing to count; the entry ages out,
+		// or is evicted first when a newcomer needs its slot.
+		if errors.Is(err, fs.ErrNotExist) {
+			s.mu.Lock()
+			e.gone = true
+			s.mu.Unlock()
+		}
 		return
 	}
 	c := s.countTasks(snap.Tasks, prevTids)

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -107,26 +109,116 @@ func TestSamplerBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := self
-	other.Key.HostPaths += "|other"
-
-	s := NewSampler(reader, SamplerConfig{Max: 1}, quietLog())
-	if l := s.Load(&self); !l.Known || l.Total < 1 {
-		t.Errorf("first container: %+v", l)
-	}
-	if l := s.Load(&other); l.Known {
-		t.Errorf("container beyond Max was sampled: %+v", l)
-	}
-	if s.Len() != 1 {
-		t.Errorf("%d sampled, want 1", s.Len())
-	}
-
-	s = NewSampler(reader, SamplerConfig{Idle: time.Millisecond}, quietLog())
+	s := NewSampler(reader, SamplerConfig{Idle: time.Millisecond}, quietLog())
 	s.Load(&self)
 	time.Sleep(5 * time.Millisecond)
 	s.SampleAll()
 	if s.Len() != 0 {
 		t.Errorf("a container not read for Idle is still sampled")
+	}
+}
+
+// samplerCaller is a caller in cgroup cg (plus sub, a cgroup below it).
+func samplerCaller(cg *testutil.Cgroup, sub string) Caller {
+	p := cg.Paths()
+	c := Caller{Paths: cgroupreader.Paths{Unified: p.Unified, V1: map[string]string{}}}
+	if p.Unified != "" && sub != "" {
+		c.Paths.Unified += "/" + sub
+	}
+	for ctrl, v := range p.V1 {
+		if sub != "" {
+			v += "/" + sub
+		}
+		c.Paths.V1[ctrl] = v
+	}
+	c.Key = ContainerKey{HostPaths: pathsKey(c.Paths)}
+	return c
+}
+
+// One container flooding the sampler, with more pid namespaces or more
+// cgroups than it has slots, evicts its own entries: another container's
+// history stays, and a newcomer still gets its load.
+func TestSamplerFloodEvictsTheFlooder(t *testing.T) {
+	testutil.RequireRoot(t)
+	reader := realReader(t)
+	victimCg := testutil.NewCgroup(t, "fusefs-sampler-victim", testutil.CgroupLimits{})
+	floodCg := testutil.NewCgroup(t, "fusefs-sampler-flood", testutil.CgroupLimits{})
+	newCg := testutil.NewCgroup(t, "fusefs-sampler-new", testutil.CgroupLimits{})
+	const subs = 12
+	for i := 0; i < subs; i++ {
+		dirs := map[string]bool{}
+		ctrls := []string{""}
+		for ctrl := range floodCg.Paths().V1 {
+			ctrls = append(ctrls, ctrl)
+		}
+		for _, ctrl := range ctrls {
+			if d := floodCg.Dir(ctrl); d != "" && !dirs[d] {
+				dirs[d] = true
+				if err := os.Mkdir(d+"/s"+strconv.Itoa(i), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	s := NewSampler(reader, SamplerConfig{Max: 4}, quietLog())
+	victim := samplerCaller(victimCg, "")
+	if l := s.Load(&victim); !l.Known {
+		t.Fatalf("victim: %+v", l)
+	}
+	s.mu.Lock()
+	victimEntry := s.entries[pathsKey(victim.Paths)]
+	s.mu.Unlock()
+	// The same cgroup in many pid namespaces is one entry.
+	for i := 0; i < 50; i++ {
+		c := samplerCaller(floodCg, "")
+		c.Key.NSInode = uint64(1000 + i)
+		s.Load(&c)
+	}
+	if s.Len() != 2 {
+		t.Fatalf("%d entries after one cgroup read from 50 pid namespaces, want 2", s.Len())
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < subs; i++ {
+			c := samplerCaller(floodCg, "s"+strconv.Itoa(i))
+			if l := s.Load(&c); !l.Known {
+				t.Fatalf("flood cgroup %d got no load", i)
+			}
+		}
+	}
+	s.mu.Lock()
+	kept := s.entries[pathsKey(victim.Paths)] == victimEntry
+	s.mu.Unlock()
+	if !kept || s.Len() != 4 {
+		t.Fatalf("victim kept %v, %d entries: the flood evicted another container's entry", kept, s.Len())
+	}
+	newcomer := samplerCaller(newCg, "")
+	if l := s.Load(&newcomer); !l.Known {
+		t.Errorf("a newcomer in a full sampler got no load: %+v", l)
+	}
+	s.mu.Lock()
+	kept = s.entries[pathsKey(victim.Paths)] == victimEntry
+	s.mu.Unlock()
+	if !kept {
+		t.Error("the newcomer evicted the victim rather than a flood entry")
+	}
+}
+
+func TestLargestSubtreeLRU(t *testing.T) {
+	now := time.Now()
+	mk := func(path string, age int) *loadEntry {
+		return &loadEntry{paths: cgroupreader.Paths{Unified: path}, lastRead: now.Add(-time.Duration(age) * time.Second)}
+	}
+	victim := mk("/corral/v", 100) // the least recently read of all
+	a1, a2, a3 := mk("/corral/a/x/1", 1), mk("/corral/a/y/2", 2), mk("/corral/a", 3)
+	if got := largestSubtreeLRU([]*loadEntry{victim, a1, a2, a3}); got != a3 {
+		t.Errorf("evicted %s, want /corral/a (the largest subtree's oldest)", got.paths.Unified)
+	}
+	b := mk("/corral/b", 50)
+	if got := largestSubtreeLRU([]*loadEntry{victim, b}); got != victim {
+		t.Errorf("equal subtrees: evicted %s, want the least recently read", got.paths.Unified)
+	}
+	if got := largestSubtreeLRU([]*loadEntry{mk("/", 1), mk("/", 5)}); got.lastRead != now.Add(-5*time.Second) {
+		t.Errorf("same path: evicted %+v", got)
 	}
 }
 

@@ -28,6 +28,10 @@ type Config struct {
 	// HandleStore, shared with the other workers of the connection, lets
 	// a worker go on reading handles its predecessor opened (nil: none).
 	HandleStore *HandleStore
+	// MaxHandles and MaxHandlesPerContainer bound the open handles
+	// (handle_quota.go; 0 = the defaults).
+	MaxHandles             int
+	MaxHandlesPerContainer int
 }
 
 // DefaultSnapshotTTL: short enough that numbers are current for any
@@ -93,6 +97,7 @@ type FS struct {
 	resolver  *Resolver
 	sampler   *Sampler
 	handles   handleTable
+	quota     *handleQuota
 	snaps     snapCache
 	hostCache hostFileCache
 	inputs    sync.Pool
@@ -113,6 +118,8 @@ type Stats struct {
 	Opens     atomic.Uint64
 	Reads     atomic.Uint64
 	Fallbacks atomic.Uint64
+	Exhausted atomic.Uint64 // opens refused for want of descriptors or memory
+	Refused   atomic.Uint64 // opens refused by the handle quota
 }
 
 // New builds the tree and the caller resolver.
@@ -145,6 +152,7 @@ func New(cfg Config) (*FS, error) {
 		tree:          tree,
 		resolver:      res,
 		sampler:       NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
+		quota:         newHandleQuota(cfg.MaxHandlesPerContainer, cfg.MaxHandles),
 		snaps:         snapCache{ttl: ttl},
 		hostCache:     hostFileCache{ttl: ttl},
 		started:       time.Now(),
@@ -258,11 +266,17 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 		return fuse.EACCES
 	}
 	fs.Stats.Opens.Add(1)
-	data, errno := fs.content(n, int(in.Pid))
+	key, errno := fs.takeHandle(int(in.Pid))
 	if errno != 0 {
 		return fuse.Status(errno)
 	}
+	data, errno := fs.content(n, int(in.Pid))
+	if errno != 0 {
+		fs.quota.untake(key)
+		return fuse.Status(errno)
+	}
 	out.Fh = fs.handles.add(handle{data: data})
+	fs.quota.bind(out.Fh, key)
 	fs.cfg.HandleStore.Put(out.Fh, data)
 	out.OpenFlags = openFlags
 	return fuse.OK
@@ -323,6 +337,7 @@ func pageCacheRead(in *fuse.ReadIn) bool { return in.ReadFlags&fuse.READ_LOCKOWN
 
 func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	fs.handles.take(in.Fh)
+	fs.quota.release(in.Fh)
 	fs.cfg.HandleStore.Clear(in.Fh)
 }
 
@@ -432,6 +447,8 @@ type Status struct {
 	Opens       uint64 `json:"opens"`
 	Reads       uint64 `json:"reads"`
 	Fallbacks   uint64 `json:"fallbacks"`
+	Exhausted   uint64 `json:"exhausted"`       // opens refused: out of descriptors or memory
+	Refused     uint64 `json:"handles_refused"` // opens refused: handle quota
 	OpenHandles int    `json:"open_handles"`
 	Containers  int    `json:"containers"` // pid namespaces seen and still alive
 	LoadSampled int    `json:"load_sampled"`
@@ -446,6 +463,8 @@ func (fs *FS) Status() Status {
 		Opens:       fs.Stats.Opens.Load(),
 		Reads:       fs.Stats.Reads.Load(),
 		Fallbacks:   fs.Stats.Fallbacks.Load(),
+		Exhausted:   fs.Stats.Exhausted.Load(),
+		Refused:     fs.Stats.Refused.Load(),
 		OpenHandles: fs.handles.len(),
 		Containers:  containers,
 		LoadSampled: fs.sampler.Len(),

@@ -15,7 +15,7 @@ import (
 func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 	switch n.kind {
 	case kindView:
-		return fs.viewContent(n, pid), 0
+		return fs.viewContent(n, pid)
 	case kindHostFile:
 		b, err := os.ReadFile(n.hostPath)
 		if err != nil {
@@ -53,8 +53,10 @@ func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 
 // viewContent renders a view for the caller, or serves the host's file
 // when that is impossible (unknown caller, cgroup vanished, render error),
-// logging once per container and view.
-func (fs *FS) viewContent(n *node, pid int) []byte {
+// logging once per container and view. When the daemon itself ran out of
+// descriptors or memory the open fails instead (EMFILE): the host's
+// numbers, or a view missing what could not be read, would be wrong.
+func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 	v := n.view
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {
@@ -74,18 +76,23 @@ func (fs *FS) viewContent(n *node, pid int) []byte {
 	if err != nil {
 		return fs.fallback(v, c.Key, err)
 	}
-	return out
+	return out, 0
 }
 
-func (fs *FS) fallback(v *View, key ContainerKey, why error) []byte {
+func (fs *FS) fallback(v *View, key ContainerKey, why error) ([]byte, syscall.Errno) {
+	if resourceErr(why) {
+		fs.Stats.Exhausted.Add(1)
+		fs.logOnce(key, v.Path, "refusing an open: corralfs is out of descriptors or memory", why)
+		return nil, syscall.EMFILE
+	}
 	fs.Stats.Fallbacks.Add(1)
 	fs.logOnce(key, v.Path, "serving the host's file", why)
 	b, err := os.ReadFile(v.HostPath)
 	if err != nil {
 		fs.logOnce(key, v.HostPath, "host file unreadable too", err)
-		return nil
+		return nil, errnoOf(err)
 	}
-	return b
+	return b, 0
 }
 
 type logKey struct {

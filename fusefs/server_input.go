@@ -196,6 +196,13 @@ func (fs *FS) snapshot(c *Caller, opt cgroupreader.Options) (cgroupreader.Snapsh
 	if err != nil {
 		return s, fmt.Errorf("cgroup snapshot: %w", err)
 	}
+	// A group unreadable for want of descriptors is not a missing
+	// controller: rendering without it would show the host's numbers.
+	for g, gerr := range s.Missing {
+		if resourceErr(gerr) {
+			return s, fmt.Errorf("cgroup snapshot: %s: %w (%w)", g, ErrResources, gerr)
+		}
+	}
 	fs.snaps.put(k, s, now)
 	return s, nil
 }

@@ -106,35 +106,44 @@ func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surv
 	var cs []*surviveContainer
 	for _, l := range limits {
 		c := &surviveContainer{name: runName("survive"), dir: t.TempDir(), done: make(chan struct{})}
-		args := append([]string{"--root", e.root}, e.runFlags()...)
-		args = append(append(args, "--name", c.name, "-v", probeDir+":/probe:ro"), l.flags...)
+		args := append([]string{"-v", probeDir + ":/probe:ro"}, l.flags...)
 		args = append(args, "--", "/probe/viewreader", "-for", readFor.String(), "-loops", "2",
 			"-mem-kb", strconv.Itoa(l.memKB), "-cpus", strconv.Itoa(l.cpus))
-		c.cmd = exec.Command(e.corral, args...)
-		var err error
-		if c.cmd.Stdout, err = os.Create(filepath.Join(c.dir, "stdout")); err != nil {
-			t.Fatal(err)
-		}
-		if c.cmd.Stderr, err = os.Create(filepath.Join(c.dir, "stderr")); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c.cmd.Stdout.(*os.File).Close()
-		c.cmd.Stderr.(*os.File).Close()
-		go func() { c.err = c.cmd.Wait(); close(c.done) }()
-		t.Cleanup(func() {
-			select {
-			case <-c.done:
-			default:
-				c.cmd.Process.Kill()
-				<-c.done
-			}
-		})
+		startContainer(t, e, c, args...)
 		cs = append(cs, c)
 	}
 	return cs
+}
+
+// startContainer starts `corral run` of c with args (flags, "--", the
+// command), its output going to files in c.dir; the container is killed
+// when the test ends.
+func startContainer(t *testing.T, e *runEnv, c *surviveContainer, args ...string) {
+	t.Helper()
+	argv := append([]string{"--root", e.root}, e.runFlags()...)
+	argv = append(append(argv, "--name", c.name), args...)
+	c.cmd = exec.Command(e.corral, argv...)
+	var err error
+	if c.cmd.Stdout, err = os.Create(filepath.Join(c.dir, "stdout")); err != nil {
+		t.Fatal(err)
+	}
+	if c.cmd.Stderr, err = os.Create(filepath.Join(c.dir, "stderr")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Stdout.(*os.File).Close()
+	c.cmd.Stderr.(*os.File).Close()
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
 }
 
 // wait returns each container's report, failing the test on any failed,

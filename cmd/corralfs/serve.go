@@ -29,6 +29,9 @@ type serveConfig struct {
 	allowOther    bool
 	snapshotTTL   time.Duration
 	maxContainers int
+	maxHandles    int
+	maxHandlesPer int
+	liveness      time.Duration
 	controlSocket string
 	debugFUSE     bool
 	relay         string
@@ -45,6 +48,9 @@ func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl.BoolVar(&c.allowOther, "allow-other", true, "let every user, in every container, read the mount (FUSE allow_other)")
 	fl.DurationVar(&c.snapshotTTL, "snapshot-ttl", fusefs.DefaultSnapshotTTL, "reuse a container's cgroup readings for this long (0 = default, negative = never)")
 	fl.IntVar(&c.maxContainers, "max-containers", 1024, "sample the load average of at most this many containers at a time")
+	fl.IntVar(&c.maxHandles, "max-open-files", fusefs.DefaultMaxHandles, "files all containers together may hold open on the mount; beyond, opens fail with ENFILE")
+	fl.IntVar(&c.maxHandlesPer, "max-open-files-per-container", fusefs.DefaultMaxHandlesPerContainer, "files one container (cgroup) may hold open on the mount; beyond, its opens fail with EMFILE")
+	fl.DurationVar(&c.liveness, "liveness-timeout", defaultLivenessTimeout, "replace a worker that leaves a probe read of the mount unanswered this long (0: never)")
 	fl.StringVar(&c.controlSocket, "control-socket", defaultControlSocket, "unix socket answering `corralfs status` (empty: none)")
 	fl.BoolVar(&c.debugFUSE, "debug-fuse", false, "log every FUSE request and reply (very verbose)")
 	fl.StringVar(&c.relay, "relay", "auto", "who reads FUSE requests: auto = the supervisor relays them on kernels before 6.9, "+

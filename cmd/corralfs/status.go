@@ -35,6 +35,7 @@ type daemonStatus struct {
 	WorkerBinary  string        `json:"worker_binary"` // the worker's executable as "dev:inode" (changes with an upgrade)
 	Restarts      int           `json:"restarts"`      // workers started because one died
 	Upgrades      int           `json:"upgrades"`      // workers started by SIGHUP
+	Unresponsive  int           `json:"unresponsive"`  // workers replaced because they answered no read (liveness check)
 	Resend        string        `json:"resend"`        // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
 	Relay         bool          `json:"relay"`         // the supervisor reads and keeps the requests (--relay)
 	Requests      uint64        `json:"requests"`      // opens and reads served by this worker
@@ -50,7 +51,7 @@ func workerStatus(info workerInfo, started time.Time, fs *fusefs.FS) daemonStatu
 		Pid: info.SupervisorPid, WorkerPid: os.Getpid(), Mountpoint: info.Mountpoint,
 		Started: info.SupervisorStarted, Uptime: time.Since(info.SupervisorStarted).Round(time.Second).String(),
 		WorkerStarted: started, WorkerUptime: time.Since(started).Round(time.Second).String(),
-		WorkerBinary: selfBinaryID(), Restarts: info.Restarts, Upgrades: info.Upgrades, Resend: info.Resend, Relay: info.Relay,
+		WorkerBinary: selfBinaryID(), Restarts: info.Restarts, Upgrades: info.Upgrades, Unresponsive: info.Unresponsive, Resend: info.Resend, Relay: info.Relay,
 		Requests: st.Opens + st.Reads, Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(), FS: st,
 	}
 }
@@ -149,11 +150,11 @@ func runStatus(args []string) int {
 		fmt.Fprintf(os.Stderr, "corralfs status: bad answer: %v\n", err)
 		return 1
 	}
-	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s\nworker:       pid %d, up %s (restarts %d, upgrades %d, a dead worker's requests: %s)\n"+
-		"containers:   %d (load sampled: %d)\nrequests:     %d (opens %d, reads %d)\nfallbacks:    %d\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
-		st.Mountpoint, st.Pid, st.Uptime, st.WorkerPid, st.WorkerUptime, st.Restarts, st.Upgrades, recoveryName(st),
+	fmt.Printf("mountpoint:   %s\nsupervisor:   pid %d, up %s\nworker:       pid %d, up %s (restarts %d, of them unresponsive %d, upgrades %d, a dead worker's requests: %s)\n"+
+		"containers:   %d (load sampled: %d)\nrequests:     %d (opens %d, reads %d)\nfallbacks:    %d\nrefused:      %d over the open-file quota, %d out of descriptors or memory\nopen handles: %d\ngoroutines:   %d\nrss:          %.1f MiB\n",
+		st.Mountpoint, st.Pid, st.Uptime, st.WorkerPid, st.WorkerUptime, st.Restarts, st.Unresponsive, st.Upgrades, recoveryName(st),
 		st.FS.Containers, st.FS.LoadSampled, st.Requests, st.FS.Opens, st.FS.Reads,
-		st.FS.Fallbacks, st.FS.OpenHandles, st.Goroutines, float64(st.RSSBytes)/(1<<20))
+		st.FS.Fallbacks, st.FS.Refused, st.FS.Exhausted, st.FS.OpenHandles, st.Goroutines, float64(st.RSSBytes)/(1<<20))
 	return 0
 }
 

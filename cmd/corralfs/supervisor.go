@@ -52,14 +52,16 @@ type supervisor struct {
 	alive  *os.File // write end of a pipe whose EOF tells workers we died
 	aliveR *os.File
 
-	resend    string        // "yes", "no": does the kernel re-queue a dead worker's requests
-	relaying  bool          // the supervisor reads the requests (chooseRecovery)
-	journal   *os.File      // the relay's in-flight journal (fusefs/journal.go)
-	handles   *os.File      // open handles' content, for every worker (fusefs.HandleStore)
-	relay     *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
-	restarts  int           // workers started after one died
-	upgrades  int           // workers started by SIGHUP
-	workerSeq int
+	resend       string        // "yes", "no": does the kernel re-queue a dead worker's requests
+	relaying     bool          // the supervisor reads the requests (chooseRecovery)
+	journal      *os.File      // the relay's in-flight journal (fusefs/journal.go)
+	handles      *os.File      // open handles' content, for every worker (fusefs.HandleStore)
+	relay        *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
+	restarts     int           // workers started after one died
+	unresponsive int           // workers killed by the liveness check (supervisor_liveness.go)
+	upgrades     int           // workers started by SIGHUP
+	workerSeq    int
+	probe        *livenessProbe // the liveness probe under way, if any
 
 	mu     sync.Mutex
 	worker *workerProc
@@ -154,9 +156,13 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	if s.relay != nil {
 		relayGone = s.relay.Gone()
 	}
+	liveness, stopLiveness := s.livenessTicker()
+	defer stopLiveness()
 	backoff := time.Duration(0)
 	for {
 		select {
+		case <-liveness:
+			s.checkLiveness()
 		case <-relayGone:
 			return s.shutdown("unmounted from outside", fmt.Errorf("%s was unmounted by someone else", mp))
 		case sig := <-sigs:

@@ -52,6 +52,7 @@ type workerInfo struct {
 	Mountpoint        string    `json:"mountpoint"`
 	Restarts          int       `json:"restarts"`
 	Upgrades          int       `json:"upgrades"`
+	Unresponsive      int       `json:"unresponsive"` // workers the liveness check replaced
 	Resend            string    `json:"resend"`
 	Relay             bool      `json:"relay"`
 	Control           bool      `json:"control"`
@@ -86,6 +87,16 @@ func (w *workerProc) release() {
 }
 
 func (w *workerProc) kill() { _ = w.cmd.Process.Kill() }
+
+// exited says whether the worker has been reaped.
+func (w *workerProc) exited() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
 
 func (w *workerProc) state() string {
 	if w.cmd.ProcessState == nil {
@@ -129,7 +140,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	s.workerSeq++
 	info := workerInfo{
 		SupervisorPid: os.Getpid(), SupervisorStarted: s.started, Mountpoint: s.mp,
-		Restarts: s.restarts, Upgrades: s.upgrades, Resend: s.resend, Relay: s.relaying, Control: s.ctl != nil,
+		Restarts: s.restarts, Upgrades: s.upgrades, Unresponsive: s.unresponsive, Resend: s.resend, Relay: s.relaying, Control: s.ctl != nil,
 	}
 	infoJSON, _ := json.Marshal(info)
 	cmd := exec.Command(exe, append([]string{"serve-worker"}, s.args...)...)

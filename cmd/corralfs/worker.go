@@ -85,6 +85,9 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 		Log:         log,
 		SnapshotTTL: c.snapshotTTL,
 		Sampler:     fusefs.SamplerConfig{Max: c.maxContainers},
+
+		MaxHandles:             c.maxHandles,
+		MaxHandlesPerContainer: c.maxHandlesPer,
 	})
 	if err != nil {
 		return err

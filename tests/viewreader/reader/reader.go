@@ -6,7 +6,9 @@
 // Each loop opens, reads to EOF and closes meminfo, stat, cpuinfo and
 // loadavg in turn until the time is up, and checks each answer is a
 // well-formed view of THIS container: MemTotal is N kB, cpuinfo and stat
-// list C CPUs. It prints one JSON Report.
+// list C CPUs. It prints one JSON Report. -count N stops each loop after N
+// reads (the flood tests time a container's first read with -count 1).
+// -hold N opens meminfo N times and keeps the files open (hold.go).
 package reader
 
 import (
@@ -42,8 +44,14 @@ func Main(args []string) int {
 	dir := fl.String("dir", "/proc", "where meminfo, stat, cpuinfo and loadavg are")
 	memKB := fl.Uint64("mem-kb", 0, "MemTotal the container must see")
 	cpus := fl.Int("cpus", 0, "CPUs the container must see")
+	count := fl.Int("count", 0, "reads per loop (0: until -for is up)")
+	hold := fl.Int("hold", 0, "open meminfo this many times, keep the files open for -for, report (hold.go)")
+	until := fl.String("until", "", "with -hold: let go once this file exists")
 	if err := fl.Parse(args); err != nil {
 		return 2
+	}
+	if *hold > 0 {
+		return holdOpen(filepath.Join(*dir, "meminfo"), *hold, *dur, *until)
 	}
 	var (
 		mu  sync.Mutex
@@ -60,7 +68,7 @@ func Main(args []string) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; time.Now().Before(deadline); n++ {
+			for n := 0; time.Now().Before(deadline) && (*count == 0 || n < *count); n++ {
 				name := files[n%len(files)]
 				start := time.Now()
 				b, err := readFile(filepath.Join(*dir, name))
