@@ -31,7 +31,7 @@ cases=${OCI_CASES:-}
 # QUICK_CASES: one or more fast cases of every area the suite covers
 # (lifecycle, process, mounts, cgroups, devices, namespaces, seccomp,
 # sysctl, LSMs, hooks, user namespaces), 1.5 to 3 minutes; the whole suite
-# takes about four (README).
+# takes 4 to 6 (README).
 QUICK_CASES="create start state kill delete_resources config_updates_without_affect
 	default process process_user process_oom_score_adj hostname mounts root_readonly_true
 	linux_cgroups_pids linux_cgroups_relative_cpus linux_cgroups_devices linux_cgroups_relative_hugetlb
