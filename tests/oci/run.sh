@@ -152,7 +152,8 @@ run_suite() {
 			s=$(date +%s)
 			RUNTIME="'"$work/bin/$rt"'" timeout -k 5 '"$timeout_s"' "'"$build"'/$c" >"'"$out"'/$c.tap" 2>&1 && rc=0 || rc=$?
 			echo "$rc $(($(date +%s) - s))" >"'"$out"'/$c.rc"
-		done'
+		done' || echo "test-oci: the $rt runner failed" >&2
+	# Always, also after a failed runner (set -e would skip it otherwise).
 	remove_sandbox "$rt"
 }
 
@@ -173,6 +174,10 @@ declare_mounts() {
 	done
 }
 
+# Interrupted (^C, a CI timeout): remove the sandboxes anyway; only
+# processes in our own sandbox cgroups are killed.
+trap 'for rt in $runtimes; do remove_sandbox "$rt"; done' EXIT
+trap 'exit 130' INT TERM
 for rt in $runtimes; do
 	run_suite "$rt" "$work/$rt" "$cases" &
 done
