@@ -27,7 +27,7 @@ BINARIES  := corral corralfs
 # Packages the tests need; installed by test-deps when missing.
 TEST_DEBS := busybox-static qemu-system-x86 cpio procps file runc podman containerd default-jre-headless
 
-.PHONY: all build install uninstall test test-deps test-unit test-vm demo bench vet fmt clean
+.PHONY: all build install uninstall test test-deps test-unit test-vm test-oci test-oci-quick demo bench vet fmt clean
 
 all: build
 
@@ -73,7 +73,16 @@ test-unit: build
 test-vm:
 	tests/vm/run.sh
 
-test: test-deps vet test-unit test-vm
+# The OCI runtime-tools validation suite against bin/corral and runc, side
+# by side, compared with tests/oci/expectations (tests/oci/run.sh).
+test-oci: build
+	tests/oci/run.sh $(OCI_CASES)
+
+# The subset of test-oci that make test runs (every area, 1.5-3 min).
+test-oci-quick: build
+	tests/oci/run.sh --quick
+
+test: test-deps vet test-unit test-oci-quick test-vm
 
 demo: build
 	tests/demo.sh

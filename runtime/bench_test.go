@@ -50,7 +50,7 @@ func BenchmarkProtectExe(b *testing.B) {
 				done := make(chan error)
 				go func() {
 					goruntime.LockOSThread() // the thread dies with its namespace
-					_, release, err := protectExe()
+					_, release, err := protectExe(false)
 					if err == nil {
 						release()
 					}

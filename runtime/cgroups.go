@@ -80,12 +80,14 @@ func cgroupExists(cgPath string) bool {
 	return err == nil
 }
 
-// newCgroup creates the container's cgroup with its resources applied.
-func newCgroup(cgPath string, res *specs.LinuxResources) (cgroupManager, error) {
+// newCgroup creates the container's cgroup with its resources applied;
+// devs (linux.devices) are allowed in the device cgroup, so the init can
+// mknod them.
+func newCgroup(cgPath string, res *specs.LinuxResources, devs []specs.LinuxDevice) (cgroupManager, error) {
 	if res == nil {
 		res = &specs.LinuxResources{}
 	}
-	res = withDefaultDevices(res)
+	res = withDefaultDevices(res, devs)
 	create := newCgroupV1
 	if cgroupsV2() {
 		create = newCgroupV2
@@ -141,13 +143,24 @@ var defaultDeviceRules = []specs.LinuxDeviceCgroup{
 func i64(v int64) *int64 { return &v }
 
 // withDefaultDevices returns a copy of res whose device rules end with the
-// default allow rules, when the spec restricts devices at all.
-func withDefaultDevices(res *specs.LinuxResources) *specs.LinuxResources {
+// default allow rules and an "rwm" rule for each of the spec's own device
+// nodes (devs), when the spec restricts devices at all. runc appends the
+// same: a node the spec asks for must be creatable (mknod) and usable.
+func withDefaultDevices(res *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
 	if len(res.Devices) == 0 {
 		return res
 	}
 	cp := *res
 	cp.Devices = append(append([]specs.LinuxDeviceCgroup(nil), res.Devices...), defaultDeviceRules...)
-	// Also allow the spec's own device nodes, as runc does.
+	for _, d := range devs {
+		typ := d.Type
+		if typ == "u" {
+			typ = "c" // unbuffered character device: a "c" to the kernel
+		}
+		if typ != "c" && typ != "b" {
+			continue // a fifo needs no device rule
+		}
+		cp.Devices = append(cp.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+	}
 	return &cp
 }

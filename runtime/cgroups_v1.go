@@ -85,7 +85,7 @@ func (c *cgroupV1) Join(pid int) error {
 func (c *cgroupV1) CloneFD() (*os.File, error) { return nil, nil }
 
 func (c *cgroupV1) Update(r *specs.LinuxResources) error {
-	return c.cg.Update(v1Resources(withDefaultDevices(r)))
+	return c.cg.Update(v1Resources(withDefaultDevices(r, nil)))
 }
 
 func (c *cgroupV1) Freeze() error { return c.cg.Freeze() }

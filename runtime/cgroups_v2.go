@@ -149,7 +149,7 @@ func (c *cgroupV2) CloneFD() (*os.File, error) {
 
 func (c *cgroupV2) Update(r *specs.LinuxResources) error {
 	c.enableControllers()
-	r = withDefaultDevices(r)
+	r = withDefaultDevices(r, nil)
 	if err := c.m.Update(v2Resources(r)); err != nil {
 		return err
 	}

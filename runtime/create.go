@@ -52,7 +52,18 @@ type initConfig struct {
 	NumExtraFiles int  `json:"numExtraFiles"`
 	NewCgroupNS   bool `json:"newCgroupNS,omitempty"`
 	NewNetNS      bool `json:"newNetNS,omitempty"`
-	NewUTSNS      bool `json:"newUTSNS,omitempty"`
+	// OwnUTSNS: the container has a UTS namespace of its own (new or
+	// joined by path), so the hostname may be set.
+	OwnUTSNS bool `json:"ownUTSNS,omitempty"`
+	// JoinMntNsFd: the child's fd of a mount namespace given by path, which
+	// the init enters before building the rootfs; 0: none.
+	JoinMntNsFd int `json:"joinMntNsFd,omitempty"`
+	// SharedMountNS: the container has no mount namespace of its own;
+	// Rootfs is then the runtime's bind of it (sharedmount.go).
+	SharedMountNS bool `json:"sharedMountNS,omitempty"`
+	// ExecRoot (exec only): the directory the exec init chroots into after
+	// joining the mount namespace, when that is the caller's.
+	ExecRoot string `json:"execRoot,omitempty"`
 	// Exec only: the process to run and the fd of the container's mount
 	// namespace, which the exec init joins itself.
 	Process    *specs.Process `json:"process,omitempty"`
@@ -95,6 +106,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := checkSeccomp(spec); err != nil {
 		return nil, err
 	}
+	if err := checkHostSupport(spec); err != nil {
+		return nil, err
+	}
 	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
 		return nil, errors.New("process.terminal is true: give --console-socket to receive the pty (or set terminal to false)")
 	}
@@ -127,7 +141,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			}
 		}
 	}()
-	undo = append(undo, func() { os.RemoveAll(dir) })
+	undo = append(undo, func() {
+		// Never RemoveAll through a rootfs bind that could not be detached.
+		if releaseSharedRootfs(dir) == nil {
+			os.RemoveAll(dir)
+		}
+	})
 
 	st := &persistedState{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
@@ -158,7 +177,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if cgroupExists(cgPath) {
 		return nil, fmt.Errorf("cgroup %s already exists (another container, or a leftover): choose another cgroupsPath or remove it", cgPath)
 	}
-	cg, err := newCgroup(cgPath, res)
+	cg, err := newCgroup(cgPath, res, spec.Linux.Devices)
 	if err != nil {
 		return nil, err
 	}
@@ -188,11 +207,25 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot,
 		FifoFd: syncFd + 1, NumExtraFiles: len(o.ExtraFiles),
 		NewCgroupNS: plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
-		NewUTSNS: plan.cloneFlags&unix.CLONE_NEWUTS != 0,
+		OwnUTSNS: plan.ownUTS,
+	}
+	if plan.joinMnt != nil {
+		cfg.JoinMntNsFd = len(files)
+		files = append(files, plan.joinMnt)
+	}
+	if plan.sharedMount {
+		bind, err := bindSharedRootfs(dir, rootfs)
+		if err != nil {
+			child.Close()
+			return nil, err
+		}
+		undo = append(undo, func() { releaseSharedRootfs(dir) })
+		cfg.Rootfs, cfg.SharedMountNS = bind, true
 	}
 	so := spawnOpts{
 		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
 		newTimeNS: plan.newTimeNS, cgroupFD: cgFD, files: files, syncFd: syncFd, setsid: true,
+		callerMountNS: plan.sharedMount,
 	}
 	if plan.newTimeNS {
 		if so.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {

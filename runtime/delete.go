@@ -14,7 +14,8 @@ import (
 // process left in its cgroup, the cgroup, and the state directory. force
 // also deletes a running or paused one, killing it first. Mounts need no
 // cleanup: they live in the container's mount namespace, which goes away
-// with its last process.
+// with its last process (without one, they are below the runtime's bind
+// of the rootfs, detached here).
 func (c *Container) Delete(force bool) error {
 	op := OpDelete
 	if force {
@@ -45,6 +46,10 @@ func (c *Container) Delete(force bool) error {
 		if err := deleteCgroup(cg); err != nil {
 			return err
 		}
+	}
+	// Before RemoveAll: it must never descend into a bound rootfs.
+	if err := releaseSharedRootfs(c.dir); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("remove state: %w", err)

@@ -104,7 +104,12 @@ func (rc *rootfsCtx) createDevice(d specs.LinuxDevice, devDir *os.File) error {
 		if !errors.Is(err, unix.EPERM) {
 			return err
 		}
-		// No mknod (e.g. a nodev-less sandbox): bind the host's node.
+		// No mknod here (a device cgroup or sandbox above ours refuses
+		// it): bind the host's node, as runc does, if the host has this
+		// very device at the same path.
+		if herr := hostHasDevice(d, mode); herr != nil {
+			return fmt.Errorf("mknod: %v, and no host node to bind instead: %w", err, herr)
+		}
 		return rc.bindHostDevice(d, int(dir.Fd()), name)
 	}
 	uid, gid := -1, -1
@@ -118,6 +123,23 @@ func (rc *rootfsCtx) createDevice(d specs.LinuxDevice, devDir *os.File) error {
 		if err := unix.Fchownat(int(dir.Fd()), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// hostHasDevice says why the host's node at d.Path is not the device d
+// (nil when it is): binding another device, or a missing path, must fail
+// with a clear error.
+func hostHasDevice(d specs.LinuxDevice, mode uint32) error {
+	var st unix.Stat_t
+	if err := unix.Stat(d.Path, &st); err != nil {
+		return fmt.Errorf("host %s: %w", d.Path, err)
+	}
+	if st.Mode&unix.S_IFMT != mode {
+		return fmt.Errorf("host %s is not a %q device", d.Path, d.Type)
+	}
+	if mode != unix.S_IFIFO && (int64(unix.Major(st.Rdev)) != d.Major || int64(unix.Minor(st.Rdev)) != d.Minor) {
+		return fmt.Errorf("host %s is device %d:%d, not %d:%d", d.Path, unix.Major(st.Rdev), unix.Minor(st.Rdev), d.Major, d.Minor)
 	}
 	return nil
 }

@@ -20,11 +20,12 @@ import (
 // fails with EROFS, and the mount exists only in namespaces the container
 // cannot enter. It costs an unshare and two mounts, no copy.
 //
-// CORRAL_EXE_PROTECT=memfd instead executes a sealed memfd copy (runc's
-// classic fix; costs a copy of the binary per container, see the bench).
-// Called on T only.
-func protectExe() (path string, done func(), err error) {
-	if os.Getenv("CORRAL_EXE_PROTECT") == "memfd" {
+// CORRAL_EXE_PROTECT=memfd, or a child that must stay in the caller's
+// mount namespace (callerMountNS), instead executes a sealed memfd copy
+// (runc's classic fix; costs a copy of the binary per container, see the
+// bench). Called on T only.
+func protectExe(callerMountNS bool) (path string, done func(), err error) {
+	if os.Getenv("CORRAL_EXE_PROTECT") == "memfd" || callerMountNS {
 		return memfdExe()
 	}
 	nothing := func() {}

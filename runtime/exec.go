@@ -114,6 +114,10 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot,
 		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1, CgroupNsFd: -1,
 	}
+	if sharesMountNS(c.st.Spec) {
+		// The namespace's root is the caller's: enter the init's chroot.
+		cfg.ExecRoot = fmt.Sprintf("/proc/%d/root", pid)
+	}
 	if cgNS != nil {
 		cfg.CgroupNsFd = len(files)
 		files = append(files, cgNS)
@@ -241,7 +245,11 @@ func (c *Container) openNamespaces() (joins []nsFD, mnt, cg *os.File, timeNS boo
 		}
 	}
 	if mnt == nil {
-		return fail(errors.New("container has no mount namespace"))
+		// No mount namespace of its own: the init's is the caller's, which
+		// the exec init still joins (the spawning thread has a private one).
+		if mnt, err = open("mnt"); err != nil {
+			return fail(err)
+		}
 	}
 	return joins, mnt, cg, timeNS, nil
 }

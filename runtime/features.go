@@ -30,7 +30,10 @@ func Features() *features.Features {
 					"SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"},
 				Archs: []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"},
 			},
-			Apparmor: &features.Apparmor{Enabled: &no},
+			// An AppArmor profile is applied where the host has AppArmor
+			// (hostsupport.go) and refused where it has not; SELinux
+			// labels are always refused.
+			Apparmor: &features.Apparmor{Enabled: &yes},
 			Selinux:  &features.Selinux{Enabled: &no},
 			IntelRdt: &features.IntelRdt{Enabled: &no},
 			MountExtensions: &features.MountExtensions{

@@ -94,6 +94,11 @@ func initContainer(conn *syncConn) error {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}
 	unix.Umask(0) // device nodes and mount points get exactly their modes
+	if cfg.JoinMntNsFd > 0 {
+		if err := joinMountNS(cfg.JoinMntNsFd); err != nil {
+			return err
+		}
+	}
 	if cfg.NewCgroupNS {
 		// The parent has put us in the container's cgroup by now, so the new
 		// namespace is rooted there: /proc/self/cgroup reads "/" inside.
@@ -106,7 +111,7 @@ func initContainer(conn *syncConn) error {
 			return err
 		}
 	}
-	if err := setHostname(spec, cfg.NewUTSNS); err != nil {
+	if err := setHostname(spec, cfg.OwnUTSNS); err != nil {
 		return err
 	}
 	rc := &rootfsCtx{cfg: cfg, spec: spec, rootfs: cfg.Rootfs, conn: conn}
@@ -148,14 +153,27 @@ func initContainer(conn *syncConn) error {
 	return ps.exec()
 }
 
-// setHostname applies hostname and domainname. They need the container's
-// own UTS namespace: without one they would rename the host.
-func setHostname(spec *specs.Spec, newUTS bool) error {
+// joinMountNS enters the mount namespace given by path in the spec. setns
+// into a mount namespace needs an fs_struct not shared with other threads.
+func joinMountNS(fd int) error {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare(CLONE_FS): %w", err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mount namespace: %w", err)
+	}
+	return unix.Close(fd)
+}
+
+// setHostname applies hostname and domainname. They need a UTS namespace
+// of the container's own (new, or joined by path as runc allows): without
+// one they would rename the host.
+func setHostname(spec *specs.Spec, ownUTS bool) error {
 	if spec.Hostname == "" && spec.Domainname == "" {
 		return nil
 	}
-	if !newUTS {
-		return errors.New("config: hostname/domainname set without a new uts namespace (it would rename the host)")
+	if !ownUTS {
+		return errors.New("config: hostname/domainname set without a uts namespace of the container's own (it would rename the host)")
 	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {

@@ -29,15 +29,17 @@ func initExec(conn *syncConn) error {
 		}
 		unix.Close(cfg.CgroupNsFd)
 	}
-	// setns into a mount namespace needs an fs_struct of our own; Go's
-	// threads share one.
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return fmt.Errorf("unshare(CLONE_FS): %w", err)
+	if err := joinMountNS(cfg.MntNsFd); err != nil {
+		return err
 	}
-	if err := unix.Setns(cfg.MntNsFd, unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("join mount namespace: %w", err)
+	if cfg.ExecRoot != "" {
+		if err := unix.Chroot(cfg.ExecRoot); err != nil {
+			return fmt.Errorf("enter the container's root: %w", err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return err
+		}
 	}
-	unix.Close(cfg.MntNsFd)
 	// setns put us at the namespace's root: the container's "/".
 	var seccomp = cfg.Spec.Linux.Seccomp
 	ps := &processSetup{p: cfg.Process, conn: conn, seccomp: seccomp}

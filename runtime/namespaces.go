@@ -24,6 +24,16 @@ type nsPlan struct {
 	// join: namespaces given by path (e.g. a CNI network namespace),
 	// entered by the spawning thread before the fork.
 	join []nsFD
+	// joinMnt: a mount namespace given by path. The init enters it itself
+	// (setns into a mount namespace needs an fs_struct of its own, which a
+	// thread of a Go process never has) and builds the rootfs there.
+	joinMnt *os.File
+	// ownUTS: a UTS namespace of the container's own, new or joined, where
+	// setting the hostname does not rename the host.
+	ownUTS bool
+	// sharedMount: no mount namespace in the spec: the container lives in
+	// the caller's (runc accepts this; see sharedmount.go).
+	sharedMount bool
 }
 
 func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
@@ -41,11 +51,9 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 			}
 			continue
 		}
-		switch ns.Type {
-		case specs.MountNamespace, specs.TimeNamespace:
-			// setns into a mount namespace would make pivot_root act on
-			// someone else's mounts; a time namespace can only be joined by
-			// a single-threaded process, which a Go program never is.
+		if ns.Type == specs.TimeNamespace {
+			// A time namespace can only be joined by a single-threaded
+			// process, which a Go program never is.
 			p.close()
 			return nil, fmt.Errorf("config: joining an existing %s namespace (%s) is not supported", ns.Type, ns.Path)
 		}
@@ -54,7 +62,15 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 			p.close()
 			return nil, fmt.Errorf("config: %s namespace %s: %w", ns.Type, ns.Path, err)
 		}
+		if ns.Type == specs.MountNamespace {
+			p.joinMnt = f
+			continue
+		}
 		p.join = append(p.join, nsFD{flag: flag, f: f})
+	}
+	p.sharedMount = sharesMountNS(spec)
+	for _, ns := range spec.Linux.Namespaces {
+		p.ownUTS = p.ownUTS || ns.Type == specs.UTSNamespace
 	}
 	return p, nil
 }
@@ -62,5 +78,8 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 func (p *nsPlan) close() {
 	for _, ns := range p.join {
 		ns.f.Close()
+	}
+	if p.joinMnt != nil {
+		p.joinMnt.Close()
 	}
 }

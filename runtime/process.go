@@ -109,8 +109,14 @@ func (ps *processSetup) prepare() error {
 // leaks into the container.
 func (ps *processSetup) finish(conn *syncConn, numExtra int) error {
 	ps.conn = conn
-	if err := unix.CloseRange(uint(3+numExtra), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
+	if err := closeExecFrom(3 + numExtra); err != nil {
+		return err
+	}
+	if err := checkProcessLSM(ps.p); err != nil {
+		return err
+	}
+	if err := applyApparmor(ps.p.ApparmorProfile); err != nil {
+		return err
 	}
 	// Last: after this only the sync messages, the fifo and execve remain.
 	if ps.seccomp != nil && !ps.seccompDone {

@@ -83,12 +83,18 @@ func (rc *rootfsCtx) warn(format string, args ...any) {
 }
 
 func (rc *rootfsCtx) makePrivate() error {
+	if rc.cfg.SharedMountNS {
+		return nil // the caller's namespace: its propagation is not ours to change
+	}
 	return unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
 }
 
 func (rc *rootfsCtx) bindRootfs() error {
-	if err := unix.Mount(rc.rootfs, rc.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind %s: %w", rc.rootfs, err)
+	// In the caller's mount namespace the runtime has bound it already.
+	if !rc.cfg.SharedMountNS {
+		if err := unix.Mount(rc.rootfs, rc.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", rc.rootfs, err)
+		}
 	}
 	root, err := os.OpenFile(rc.rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -99,6 +105,14 @@ func (rc *rootfsCtx) bindRootfs() error {
 }
 
 func (rc *rootfsCtx) pivotRoot() error {
+	if rc.cfg.SharedMountNS {
+		// pivot_root or a move over "/" would act on the caller's root:
+		// chroot, as runc does without a mount namespace.
+		if err := unix.Chroot(rc.rootfs); err != nil {
+			return err
+		}
+		return unix.Chdir("/")
+	}
 	if rc.cfg.NoPivot {
 		return rc.moveRoot()
 	}

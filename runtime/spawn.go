@@ -37,6 +37,10 @@ type spawnOpts struct {
 	files  []*os.File
 	syncFd int // index of the child's end of the sync socket in files
 	setsid bool
+	// callerMountNS: the child must stay in the caller's mount namespace
+	// (a spec without one), so the binary is protected without the
+	// private mount namespace (protectExe).
+	callerMountNS bool
 }
 
 // nsFD is an open namespace file to join.
@@ -70,7 +74,7 @@ func spawn(o spawnOpts) (*os.Process, error) {
 var rawForkForced = os.Getenv("CORRAL_RAWFORK") == "1"
 
 func spawnOnThread(o spawnOpts) (*os.Process, error) {
-	exe, done, err := protectExe()
+	exe, done, err := protectExe(o.callerMountNS)
 	if err != nil {
 		return nil, err
 	}

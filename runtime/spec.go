@@ -108,9 +108,6 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 		}
 		seen[ns.Type] = true
 	}
-	if !seen[specs.MountNamespace] {
-		return "", errors.New("config: a mount namespace is required")
-	}
 	if spec.Linux.TimeOffsets != nil && !seen[specs.TimeNamespace] {
 		return "", errors.New("config: linux.timeOffsets needs a time namespace")
 	}

@@ -117,3 +117,38 @@ func TestRuntimeSeccompListener(t *testing.T) {
 		t.Errorf("notify without listenerPath: %v", r)
 	}
 }
+
+// TestRuntimeSeccompBlocksCloseRange: a profile that refuses close_range
+// (older default profiles; podman --security-opt seccomp=PROFILE) with EPERM
+// or ENOSYS still starts, with no_new_privs off so the filter is in place
+// before the runtime marks its fds close-on-exec; the fallback walk of
+// /proc/self/fd must still keep every runtime fd out of the program, for
+// the init and for an exec.
+func TestRuntimeSeccompBlocksCloseRange(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.EPERM, unix.ENOSYS} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			e := rtNewEnv(t)
+			id := rtID("closerange")
+			s := rtSpec(id, "sh", "-c", "echo fds=$(ls /proc/self/fd | tr '\\n' ' '); sleep 1000")
+			s.Process.NoNewPrivileges = false
+			ret := uint(errno)
+			s.Linux.Seccomp = &specs.LinuxSeccomp{
+				DefaultAction: specs.ActAllow,
+				Architectures: []specs.Arch{specs.ArchX86_64},
+				Syscalls:      []specs.LinuxSyscall{{Names: []string{"close_range"}, Action: specs.ActErrno, ErrnoRet: &ret}},
+			}
+			out := e.create(id, e.bundle(id, s))
+			e.must("start", id)
+			rtWaitFile(t, out, "fds=")
+			// ls lists its own directory fd as 3: nothing else may be open.
+			if got := rtLines(rtRead(t, out))["fds"]; strings.TrimSpace(got) != "0 1 2 3" {
+				t.Errorf("fds open in the container's process: %q, want 0 1 2 3", got)
+			}
+			r := e.corral("exec", id, "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '")
+			if r.code != 0 || strings.TrimSpace(r.stdout) != "0 1 2 3" {
+				t.Errorf("exec under the profile: %v, want fds 0 1 2 3", r)
+			}
+			e.must("delete", "--force", id)
+		})
+	}
+}

@@ -28,6 +28,7 @@ const (
 )
 
 const runUsage = `Usage: corral run [flags] [--] COMMAND [ARG...]
+       corral run [--bundle DIR] [--detach] [--pid-file F] [--keep] ... ID    (runc's form)
 
 Run COMMAND in a new container and wait for it: namespaces, cgroups and
 a pivoted root, as 'corral create' + 'start' do, from a spec built out of
@@ -45,6 +46,14 @@ When a corralfs serves /var/lib/corralfs, its views are bound over
 /proc/pressure/* and /sys/devices/system/cpu, so free, top, nproc and the
 JVM see the container's limits instead of the host's.
 
+runc's form runs a bundle's config.json as it is, under the container id
+ID, with this terminal's stdio, and deletes the container when it exits
+(unless --keep), as 'runc run' does. It is chosen when there is exactly one
+argument, not after '--', and --bundle or one of runc's flags (--pid-file,
+--console-socket, --keep, --no-pivot, --preserve-fds) is given, or the
+current directory holds a config.json and the argument is not a command on
+PATH. To run a one-word command on a bundle: corral run --bundle DIR -- CMD
+
 Flags:
 `
 
@@ -59,6 +68,7 @@ type runFlags struct {
 	bundle      string
 	views       string
 	sysinfo     string
+	runc        runcFlags
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -74,7 +84,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin connected (otherwise it reads /dev/null)")
 	fs.BoolVarP(&o.Terminal, "tty", "t", false, "give the container a terminal (with -i: an interactive shell, resized with yours)")
 	fs.StringVar(&f.rootfs, "rootfs", "", "root filesystem directory (default: the host's /usr read-only and a minimal /etc)")
-	fs.StringVar(&f.bundle, "bundle", "", "OCI bundle directory: its config.json, with the command and flags given here on top")
+	fs.StringVarP(&f.bundle, "bundle", "b", "", "OCI bundle directory: its config.json, with the command and flags given here on top (with a single ID and no command: runc's form, see above)")
 	fs.StringVarP(&o.Memory, "memory", "m", "", "memory limit: bytes or with a unit, e.g. 256m, 1g")
 	fs.StringVar(&o.MemorySwap, "memory-swap", "", "memory+swap limit: equal to --memory for no swap, -1 for unlimited swap (default: twice --memory)")
 	fs.StringVar(&o.CPUs, "cpus", "", "CPU quota in CPUs, e.g. 0.5 (50ms of CPU time per 100ms)")
@@ -89,6 +99,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
+	addRuncFlags(fs, &f.runc)
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that
 	// the help lists run's own flags first and the global ones apart.
@@ -137,6 +148,22 @@ func runMain(args []string) error {
 	if err := setupLogging(); err != nil {
 		return withExitCode(exitRuntimeError, err)
 	}
+	if id, ok := runcFormID(fs, &f); ok {
+		if err := checkRuncForm(fs, true); err != nil {
+			return withExitCode(exitRuntimeError, fmt.Errorf("run: %w", err))
+		}
+		code, err := runRuncForm(newRuntime(), &f, id)
+		if err != nil {
+			return withExitCode(code, fmt.Errorf("run: %w", err))
+		}
+		if code != 0 {
+			return ExitStatus(code)
+		}
+		return nil
+	}
+	if err := checkRuncForm(fs, false); err != nil {
+		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w (see 'corral run --help')", err))
+	}
 	f.opts.Args = fs.Args()
 	if err := checkRunFlags(&f); err != nil {
 		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w (see 'corral run --help')", err))
@@ -156,7 +183,7 @@ func runMain(args []string) error {
 func checkRunFlags(f *runFlags) error {
 	switch {
 	case len(f.opts.Args) == 0 && f.bundle == "":
-		return errors.New("no command given: corral run [flags] [--] COMMAND [ARG...]")
+		return errNoCommand
 	case f.rootfs != "" && f.bundle != "":
 		return errors.New("--rootfs and --bundle exclude each other (a bundle names its root)")
 	case f.detach && f.opts.Terminal:
@@ -209,23 +236,36 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 	if err != nil {
 		return execErrorCode(err), err
 	}
+	var master *os.File
+	if rs.spec.Process.Terminal {
+		if master = c.Console(); master == nil {
+			if f.rm {
+				c.Delete(true)
+			}
+			return exitRuntimeError, errors.New("the runtime gave no terminal for --tty")
+		}
+	}
+	var in io.Reader
+	if f.interactive {
+		in = os.Stdin
+	}
+	return runForeground(c, master, in, f.rm)
+}
+
+// runForeground starts a container created in the foreground, joins its
+// pty master (if any) to stdin (in, may be nil) and stdout, relays signals,
+// waits and, with remove, deletes it (also when something fails). It
+// returns the container's exit status.
+func runForeground(c *runtime.Container, master *os.File, in io.Reader, remove bool) (int, error) {
 	cleanup := func() error {
-		if f.rm {
+		if remove {
 			return c.Delete(true)
 		}
 		return nil
 	}
 	var tty *ttyProxy
-	if rs.spec.Process.Terminal {
-		master := c.Console()
-		if master == nil {
-			cleanup()
-			return exitRuntimeError, errors.New("the runtime gave no terminal for --tty")
-		}
-		var in io.Reader
-		if f.interactive {
-			in = os.Stdin
-		}
+	if master != nil {
+		var err error
 		if tty, err = startTTYProxy(master, in, os.Stdout); err != nil {
 			cleanup()
 			return exitRuntimeError, fmt.Errorf("tty: %w", err)
@@ -250,7 +290,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return exitRuntimeError, err
 	}
 	if err := cleanup(); err != nil {
-		return code, fmt.Errorf("--rm: %w", err)
+		return code, fmt.Errorf("remove the container: %w", err)
 	}
 	return code, nil
 }
