@@ -2,6 +2,8 @@
 // runs it when started under the name "viewreader").
 //
 //	viewreader -for 10s -loops 2 -dir /proc -mem-kb N -cpus C
+//	viewreader watch ...   (watch.go: same-fd re-reads must be live)
+//	viewreader load ...    (watch.go: a command run under CPU and memory load)
 //
 // Each loop opens, reads to EOF and closes meminfo, stat, cpuinfo and
 // loadavg in turn until the time is up, and checks each answer is a
@@ -36,6 +38,14 @@ type Report struct {
 var files = []string{"meminfo", "stat", "cpuinfo", "loadavg"}
 
 func Main(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "watch":
+			return Watch(args[1:])
+		case "load":
+			return Load(args[1:])
+		}
+	}
 	fl := flag.NewFlagSet("viewreader", flag.ContinueOnError)
 	dur := fl.Duration("for", 10*time.Second, "how long to read")
 	loops := fl.Int("loops", 2, "concurrent reader loops")
