@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/corral-dev/corral/cgroupreader"
 )
 
 // content computes what node n says to process pid. It is the whole
@@ -16,7 +18,7 @@ func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 	fs.Stats.Renders.Add(1)
 	switch n.kind {
 	case kindView:
-		return fs.viewContent(n, pid), 0
+		return fs.viewContent(n, pid)
 	case kindHostFile:
 		b, err := os.ReadFile(n.hostPath)
 		if err != nil {
@@ -54,16 +56,23 @@ func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 
 // viewContent renders a view for the caller, or serves the host's file
 // when that is impossible (unknown caller, cgroup vanished, render error),
-// logging once per container and view.
-func (fs *FS) viewContent(n *node, pid int) []byte {
+// logging once per container and view. The one exception is pressure: a
+// container whose cgroup has no PSI of its own (cgroup v1 and hybrid
+// hosts, where PSI is per cgroup2 group and containers sit at its root)
+// gets ENOENT, the answer of a kernel without PSI, never the host's
+// pressure presented as its own. The host itself gets the host's file.
+func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 	v := n.view
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {
-		return fs.fallback(v, ContainerKey{}, fmt.Errorf("caller %d: %w", pid, err))
+		return fs.fallback(v, ContainerKey{}, fmt.Errorf("caller %d: %w", pid, err)), 0
 	}
 	ib, err := fs.input(&c, v.Needs, v.Snap, v.Load, v.HostPath)
 	if err != nil {
-		return fs.fallback(v, c.Key, err)
+		if noOwnPSI(err) && !c.HostNamespace {
+			return nil, syscall.ENOENT
+		}
+		return fs.fallback(v, c.Key, err), 0
 	}
 	out, err := v.Render(&ib.in)
 	if err == nil && ib.aliases(out) {
@@ -72,10 +81,19 @@ func (fs *FS) viewContent(n *node, pid int) []byte {
 		out = append([]byte(nil), out...)
 	}
 	fs.putInput(ib)
-	if err != nil {
-		return fs.fallback(v, c.Key, err)
+	if noOwnPSI(err) && !c.HostNamespace {
+		return nil, syscall.ENOENT
 	}
-	return out
+	if err != nil {
+		return fs.fallback(v, c.Key, err), 0
+	}
+	return out, 0
+}
+
+// noOwnPSI: the caller's cgroup has no pressure of its own (the cgroup2
+// root, whose pressure is the host's, or no pressure files at all).
+func noOwnPSI(err error) bool {
+	return errors.Is(err, errNoPSI) || errors.Is(err, cgroupreader.ErrRootPSI)
 }
 
 func (fs *FS) fallback(v *View, key ContainerKey, why error) []byte {
