@@ -96,6 +96,47 @@ func TestSamplerCountsContainerTasks(t *testing.T) {
 	}
 }
 
+// Issue 12: loadavg's running/total are of the time of the read (at most
+// Fresh old), not of the last 5 s step; the averages still wait for it.
+func TestSamplerCountsAreFreshAtRead(t *testing.T) {
+	testutil.RequireRoot(t)
+	cg := testutil.NewCgroup(t, "fusefs-sampler-fresh", testutil.CgroupLimits{})
+	dir := t.TempDir()
+	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c",
+		"until [ -e "+dir+"/go ]; do sleep 0.01; done; sleep 60 & sleep 60 & sleep 60 & wait")
+	reader := realReader(t)
+	res, err := NewResolver("", reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	c, err := res.Resolve(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No periodic step during the test.
+	s := NewSampler(reader, SamplerConfig{Interval: time.Hour}, quietLog())
+	first := s.Load(&c)
+	if first.Total > 2 {
+		t.Fatalf("before go: %+v, want the init (and a transient sleep)", first)
+	}
+	if err := os.WriteFile(dir+"/go", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var l LoadAvg
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if l = s.Load(&c); l.Total == 4 {
+			break
+		}
+	}
+	if l.Total != 4 {
+		t.Errorf("total %d after three sleeps started, want 4 without waiting for a sampling step (first %+v)", l.Total, first)
+	}
+	if l.Avg != first.Avg {
+		t.Errorf("averages moved from %v to %v without a step", first.Avg, l.Avg)
+	}
+}
+
 func TestSamplerBounds(t *testing.T) {
 	testutil.RequireRoot(t)
 	reader := realReader(t)
