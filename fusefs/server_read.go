@@ -1,0 +1,116 @@
+package fusefs
+
+import (
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// READ: the seq_file regeneration rule (docs/design.md decision 7).
+
+// reuseOpenContent is how old the content OPEN computed may be for the
+// first READ at 0 to serve it rather than compute a new generation: the
+// age the caches (DefaultSnapshotTTL) already allow any content to have.
+// A reader that opens and reads at once (nearly all) costs one computation;
+// one that opens and reads later gets numbers of the time it reads.
+const reuseOpenContent = DefaultSnapshotTTL
+
+// Read follows the kernel's seq_file: a READ at offset 0 starts a new
+// generation, the content computed afresh for the reader; a READ at offset
+// > 0 goes on with the generation that the last READ at 0 (or the OPEN)
+// produced, so one read(2) loop that spans several READs never mixes two
+// generations, and a tool that keeps the file open and re-reads it from
+// the start (top, free -s, vmstat, the JVM, monitoring agents) sees live
+// numbers. The latest generation is copied to the shared HandleStore, so a
+// successor worker (after a kill or an upgrade) goes on with it the same way.
+func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	fs.Stats.Reads.Add(1)
+	if pageCacheRead(in) {
+		return nil, fuse.EINVAL
+	}
+	var data []byte
+	var st fuse.Status
+	if in.Offset == 0 {
+		data, st = fs.readFromStart(in)
+	} else {
+		data, st = fs.readOn(in)
+	}
+	if !st.Ok() {
+		return nil, st
+	}
+	off := in.Offset
+	if off >= uint64(len(data)) {
+		return fuse.ReadResultData(nil), fuse.OK
+	}
+	end := min(off+uint64(in.Size), uint64(len(data)))
+	return fuse.ReadResultData(data[off:end]), fuse.OK
+}
+
+// requestID is a request's unique id without the flag the kernel sets on
+// a request it queues again after FUSE_NOTIFY_RESEND: the same request.
+func requestID(unique uint64) uint64 { return unique &^ (1 << 63) }
+
+// readFromStart is a READ at offset 0: the OPEN's content when it is
+// unread and recent, else a new generation.
+func (fs *FS) readFromStart(in *fuse.ReadIn) ([]byte, fuse.Status) {
+	h, known, reuse := fs.handles.startRead(in.Fh, requestID(in.Unique), time.Since(fs.started), reuseOpenContent)
+	if reuse {
+		return h.data, fuse.OK
+	}
+	if !known {
+		// Opened by an earlier worker. If that worker computed a
+		// generation for this very request (answered, or not, before it
+		// died), the reader may hold it: give the same bytes again.
+		if content, _, unique, _ := fs.cfg.HandleStore.Get(in.Fh); content != nil && unique == requestID(in.Unique) {
+			fs.handles.set(in.Fh, handle{data: content, unique: unique})
+			return content, fuse.OK
+		}
+	}
+	n := fs.tree.node(in.NodeId)
+	if n == nil {
+		return nil, fuse.ENOENT
+	}
+	data, errno := fs.content(n, int(in.Pid))
+	if errno != 0 {
+		return nil, fuse.Status(errno)
+	}
+	// The store first: a successor must never serve an older
+	// generation than the one this READ answers with.
+	fs.cfg.HandleStore.Put(in.Fh, requestID(in.Unique), data)
+	fs.handles.set(in.Fh, handle{data: data, unique: requestID(in.Unique)})
+	return data, fuse.OK
+}
+
+// readOn is a READ at offset > 0: the latest generation. A handle this
+// worker does not know (opened before a restart) continues from the shared
+// store; when the store has lost its content but still knows its length,
+// at or past that length it is end of file, and before it the content
+// afresh, cut to that length (the best left; kept from then on, so the
+// rest of the read at least agrees with itself).
+func (fs *FS) readOn(in *fuse.ReadIn) ([]byte, fuse.Status) {
+	if h, ok := fs.handles.get(in.Fh); ok {
+		return h.data, fuse.OK
+	}
+	content, oldLen, unique, known := fs.cfg.HandleStore.Get(in.Fh)
+	switch {
+	case content != nil:
+		fs.handles.set(in.Fh, handle{data: content, unique: unique})
+		return content, fuse.OK
+	case known && in.Offset >= uint64(oldLen):
+		return nil, fuse.OK
+	}
+	n := fs.tree.node(in.NodeId)
+	if n == nil {
+		return nil, fuse.ENOENT
+	}
+	data, errno := fs.content(n, int(in.Pid))
+	if errno != 0 {
+		return nil, fuse.Status(errno)
+	}
+	if known && len(data) > oldLen {
+		data = data[:oldLen]
+	}
+	fs.cfg.HandleStore.Put(in.Fh, requestID(in.Unique), data)
+	fs.handles.set(in.Fh, handle{data: data, unique: requestID(in.Unique)})
+	return data, fuse.OK
+}
