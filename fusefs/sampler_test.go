@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -48,26 +49,34 @@ func TestCalcLoadIsTheKernels(t *testing.T) {
 	}
 }
 
+// startSamplerContainer starts an init in its own pid namespace in cg that
+// runs script once goFile exists (so that on v1 its children start inside
+// the cgroup: StartInPidNS moves the init there after it started), and
+// resolves it as a caller.
+func startSamplerContainer(t *testing.T, cg *testutil.Cgroup, script string) (reader cgroupreader.Reader, c Caller, goFile string) {
+	t.Helper()
+	goFile = t.TempDir() + "/go"
+	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c", "until [ -e "+goFile+" ]; do sleep 0.01; done; "+script)
+	reader = realReader(t)
+	res, err := NewResolver("", reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.Close)
+	if c, err = res.Resolve(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	return reader, c, goFile
+}
+
 func TestSamplerCountsContainerTasks(t *testing.T) {
 	testutil.RequireRoot(t)
 	cg := testutil.NewCgroup(t, "fusefs-sampler", testutil.CgroupLimits{})
 	// Two busy loops (always R), a sleeper and the init itself, forked
 	// only once the init is in its cgroup (on v1 StartInPidNS moves it
 	// there after it started).
-	dir := t.TempDir()
-	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c",
-		"until [ -e "+dir+"/go ]; do sleep 0.01; done; while :; do :; done & while :; do :; done & sleep 60 & wait")
-	if err := os.WriteFile(dir+"/go", nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reader := realReader(t)
-	res, err := NewResolver("", reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	c, err := res.Resolve(cmd.Process.Pid)
-	if err != nil {
+	reader, c, goFile := startSamplerContainer(t, cg, "while :; do :; done & while :; do :; done & sleep 60 & wait")
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s := NewSampler(reader, SamplerConfig{Interval: 20 * time.Millisecond}, quietLog())
@@ -101,26 +110,14 @@ func TestSamplerCountsContainerTasks(t *testing.T) {
 func TestSamplerCountsAreFreshAtRead(t *testing.T) {
 	testutil.RequireRoot(t)
 	cg := testutil.NewCgroup(t, "fusefs-sampler-fresh", testutil.CgroupLimits{})
-	dir := t.TempDir()
-	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c",
-		"until [ -e "+dir+"/go ]; do sleep 0.01; done; sleep 60 & sleep 60 & sleep 60 & wait")
-	reader := realReader(t)
-	res, err := NewResolver("", reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	c, err := res.Resolve(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader, c, goFile := startSamplerContainer(t, cg, "sleep 60 & sleep 60 & sleep 60 & wait")
 	// No periodic step during the test.
 	s := NewSampler(reader, SamplerConfig{Interval: time.Hour}, quietLog())
 	first := s.Load(&c)
 	if first.Total > 2 {
 		t.Fatalf("before go: %+v, want the init (and a transient sleep)", first)
 	}
-	if err := os.WriteFile(dir+"/go", nil, 0o644); err != nil {
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var l LoadAvg

@@ -42,13 +42,7 @@ func (t *handleTable) shard(fh uint64) *handleShard { return &t.shards[fh%handle
 // add stores h and returns its number (never 0: 0 means "no handle").
 func (t *handleTable) add(h handle) uint64 {
 	fh := t.next.Add(1)
-	s := t.shard(fh)
-	s.mu.Lock()
-	if s.m == nil {
-		s.m = map[uint64]handle{}
-	}
-	s.m[fh] = h
-	s.mu.Unlock()
+	t.set(fh, h)
 	return fh
 }
 

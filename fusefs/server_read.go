@@ -66,6 +66,13 @@ func (fs *FS) readFromStart(in *fuse.ReadIn) ([]byte, fuse.Status) {
 			return content, fuse.OK
 		}
 	}
+	return fs.newGeneration(in, -1)
+}
+
+// newGeneration computes the handle's content for the reader (cut to
+// maxLen bytes when maxLen >= 0) and makes it the handle's latest
+// generation, here and in the shared store.
+func (fs *FS) newGeneration(in *fuse.ReadIn, maxLen int) ([]byte, fuse.Status) {
 	n := fs.tree.node(in.NodeId)
 	if n == nil {
 		return nil, fuse.ENOENT
@@ -73,6 +80,9 @@ func (fs *FS) readFromStart(in *fuse.ReadIn) ([]byte, fuse.Status) {
 	data, errno := fs.content(n, int(in.Pid))
 	if errno != 0 {
 		return nil, fuse.Status(errno)
+	}
+	if maxLen >= 0 && len(data) > maxLen {
+		data = data[:maxLen]
 	}
 	// The store first: a successor must never serve an older
 	// generation than the one this READ answers with.
@@ -98,19 +108,8 @@ func (fs *FS) readOn(in *fuse.ReadIn) ([]byte, fuse.Status) {
 		return content, fuse.OK
 	case known && in.Offset >= uint64(oldLen):
 		return nil, fuse.OK
+	case known:
+		return fs.newGeneration(in, oldLen)
 	}
-	n := fs.tree.node(in.NodeId)
-	if n == nil {
-		return nil, fuse.ENOENT
-	}
-	data, errno := fs.content(n, int(in.Pid))
-	if errno != 0 {
-		return nil, fuse.Status(errno)
-	}
-	if known && len(data) > oldLen {
-		data = data[:oldLen]
-	}
-	fs.cfg.HandleStore.Put(in.Fh, requestID(in.Unique), data)
-	fs.handles.set(in.Fh, handle{data: data, unique: requestID(in.Unique)})
-	return data, fuse.OK
+	return fs.newGeneration(in, -1)
 }
