@@ -134,6 +134,32 @@ func (h *HandleStore) Get(fh uint64) (content []byte, length int, unique uint64,
 	return content, length, unique, true
 }
 
+// Latest returns the unique id of the request that computed fh's latest
+// generation, while the store still holds that generation. Two loads, no
+// copy: a worker checks it before serving its own copy of a handle, since
+// during an upgrade two workers answer the same connection, and the other
+// one may have started a newer generation since.
+func (h *HandleStore) Latest(fh uint64) (unique uint64, ok bool) {
+	if h == nil {
+		return 0, false
+	}
+	tag, ring := h.slot(fh)
+	t := tag.Load()
+	if t == 0 || t>>storeLenBits != storeTag(fh) {
+		return 0, false
+	}
+	at := ring.Load()
+	if at >= storeRing || int(at)+blockHdr+int(t&storeLenMax) > storeRing {
+		return 0, false
+	}
+	block := storeRingOff + int(at)
+	unique = h.word(block + 16).Load()
+	if h.word(block).Load() != fh || ring.Load() != at {
+		return 0, false
+	}
+	return unique, true
+}
+
 // Clear forgets a released handle (unless its slot holds another's now).
 func (h *HandleStore) Clear(fh uint64) {
 	if h == nil {

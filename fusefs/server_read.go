@@ -53,20 +53,31 @@ func requestID(unique uint64) uint64 { return unique &^ (1 << 63) }
 // readFromStart is a READ at offset 0: the OPEN's content when it is
 // unread and recent, else a new generation.
 func (fs *FS) readFromStart(in *fuse.ReadIn) ([]byte, fuse.Status) {
-	h, known, reuse := fs.handles.startRead(in.Fh, requestID(in.Unique), time.Since(fs.started), reuseOpenContent)
-	if reuse {
+	h, _, reuse := fs.handles.startRead(in.Fh, requestID(in.Unique), time.Since(fs.started), reuseOpenContent)
+	if reuse && fs.latestIs(in.Fh, h.unique) {
 		return h.data, fuse.OK
 	}
-	if !known {
-		// Opened by an earlier worker. If that worker computed a
-		// generation for this very request (answered, or not, before it
-		// died), the reader may hold it: give the same bytes again.
-		if content, _, unique, _ := fs.cfg.HandleStore.Get(in.Fh); content != nil && unique == requestID(in.Unique) {
+	// This very request's generation, computed by another worker that
+	// died before answering, or after answering but before the relay's
+	// journal let go of the request: the reader may hold those bytes, so
+	// they are the answer again.
+	if latest, ok := fs.cfg.HandleStore.Latest(in.Fh); ok && latest == requestID(in.Unique) {
+		if content, _, unique, _ := fs.cfg.HandleStore.Get(in.Fh); content != nil && unique == latest {
 			fs.handles.set(in.Fh, handle{data: content, unique: unique})
 			return content, fuse.OK
 		}
 	}
 	return fs.newGeneration(in, -1)
+}
+
+// latestIs says whether this worker's generation of fh (computed by
+// request unique) is the latest one, as far as the shared store knows.
+// During an upgrade the old and the new worker both answer the connection,
+// so a reader's READ at 0 may have gone to the other one: its generation
+// is then the one to continue.
+func (fs *FS) latestIs(fh, unique uint64) bool {
+	latest, ok := fs.cfg.HandleStore.Latest(fh)
+	return !ok || latest == unique
 }
 
 // newGeneration computes the handle's content for the reader (cut to
@@ -98,7 +109,7 @@ func (fs *FS) newGeneration(in *fuse.ReadIn, maxLen int) ([]byte, fuse.Status) {
 // afresh, cut to that length (the best left; kept from then on, so the
 // rest of the read at least agrees with itself).
 func (fs *FS) readOn(in *fuse.ReadIn) ([]byte, fuse.Status) {
-	if h, ok := fs.handles.get(in.Fh); ok {
+	if h, ok := fs.handles.get(in.Fh); ok && fs.latestIs(in.Fh, h.unique) {
 		return h.data, fuse.OK
 	}
 	content, oldLen, unique, known := fs.cfg.HandleStore.Get(in.Fh)

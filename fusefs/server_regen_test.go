@@ -180,3 +180,51 @@ func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 		t.Errorf("third worker at offset 1: %q, want the successor's generation %q", got, newer[1:])
 	}
 }
+
+// During an upgrade the old and the new worker answer the connection
+// together: whichever one a READ at 0 went to, the next READ at offset > 0
+// continues that generation, in either worker.
+func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
+	testutil.RequireRoot(t)
+	store, _ := newTestHandleStore(t)
+	a, b := newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})
+	node := nodeID("proc/uptime")
+	pid := uint32(os.Getpid())
+	var out fuse.OpenOut
+	if st := a.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 10, Caller: fuse.Caller{Pid: pid}}}, &out); !st.Ok() {
+		t.Fatal(st)
+	}
+	unique := uint64(10)
+	read := func(w *FS, off uint64) []byte {
+		t.Helper()
+		unique++
+		in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: node, Unique: unique, Caller: fuse.Caller{Pid: pid}},
+			Fh: out.Fh, Offset: off, Size: 4096, ReadFlags: fuse.READ_LOCKOWNER}
+		res, st := w.Read(nil, in, make([]byte, 4096))
+		if !st.Ok() {
+			t.Fatal(st)
+		}
+		got, _ := res.Bytes(make([]byte, 4096))
+		return append([]byte(nil), got...)
+	}
+	opened, _, _, _ := store.Get(out.Fh)
+	// The first READ at 0 goes to b, once uptime has moved on: a new
+	// generation, which a (holding the OPEN's, unread) must continue.
+	var genB []byte
+	waitFor(t, "uptime changes", 10*time.Second, func() bool {
+		genB = read(b, 0)
+		return !bytes.Equal(genB, opened)
+	})
+	if got := read(a, 2); !bytes.Equal(got, genB[2:]) {
+		t.Errorf("a at offset 2 after b's read at 0: %q, want b's generation %q (a opened %q)", got, genB[2:], opened)
+	}
+	// A READ at 0 in a, then b continues a's generation.
+	var genA []byte
+	waitFor(t, "uptime changes again", 10*time.Second, func() bool {
+		genA = read(a, 0)
+		return !bytes.Equal(genA, genB)
+	})
+	if got := read(b, 1); !bytes.Equal(got, genA[1:]) {
+		t.Errorf("b at offset 1 after a's read at 0: %q, want a's generation %q", got, genA[1:])
+	}
+}

@@ -108,7 +108,7 @@ func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surv
 		c := &surviveContainer{name: runName("survive"), dir: t.TempDir(), done: make(chan struct{})}
 		args := append([]string{"--root", e.root}, e.runFlags()...)
 		args = append(append(args, "--name", c.name, "-v", probeDir+":/probe:ro"), l.flags...)
-		args = append(args, "--", "/probe/viewreader", "-for", readFor.String(), "-loops", "2",
+		args = append(args, "--", "/probe/viewreader", "-for", readFor.String(), "-loops", "3", "-keep-open", "1",
 			"-mem-kb", strconv.Itoa(l.memKB), "-cpus", strconv.Itoa(l.cpus))
 		c.cmd = exec.Command(e.corral, args...)
 		var err error

@@ -12,6 +12,7 @@
 package reader
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -52,6 +53,7 @@ func Main(args []string) int {
 	dir := fl.String("dir", "/proc", "where meminfo, stat, cpuinfo and loadavg are")
 	memKB := fl.Uint64("mem-kb", 0, "MemTotal the container must see")
 	cpus := fl.Int("cpus", 0, "CPUs the container must see")
+	keepOpen := fl.Int("keep-open", 0, "of the loops, how many keep the files open and re-read them from offset 0 (as top does)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -67,13 +69,17 @@ func Main(args []string) int {
 	}
 	deadline := time.Now().Add(*dur)
 	for i := 0; i < *loops; i++ {
+		read := readFile
+		if i < *keepOpen {
+			read = newReopener().read
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := 0; time.Now().Before(deadline); n++ {
 				name := files[n%len(files)]
 				start := time.Now()
-				b, err := readFile(filepath.Join(*dir, name))
+				b, err := read(filepath.Join(*dir, name))
 				took := time.Since(start)
 				var bad error
 				if err == nil {
@@ -112,6 +118,38 @@ func readFile(path string) ([]byte, error) {
 		err = cerr
 	}
 	return b, err
+}
+
+// reopener keeps each file open (opened at its first read) and reads it
+// from offset 0 each time, in small preads (several READs, as a tool's
+// read loop), then reads the second half again: a READ at offset > 0 must
+// return the rest of the generation the last read from 0 produced, even
+// across a worker's death or an upgrade.
+type reopener struct{ open map[string]*os.File }
+
+func newReopener() *reopener { return &reopener{open: map[string]*os.File{}} }
+
+func (r *reopener) read(path string) ([]byte, error) {
+	f := r.open[path]
+	if f == nil {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		r.open[path] = f
+	}
+	b, err := preadAll(f, 0)
+	if err != nil || len(b) < 2 {
+		return b, err
+	}
+	rest, err := preadAll(f, int64(len(b)/2))
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(rest, b[len(b)/2:]) {
+		return nil, fmt.Errorf("mixed generations: pread(%d) gave %.40q, the generation read from 0 has %.40q there", len(b)/2, rest, b[len(b)/2:])
+	}
+	return b, nil
 }
 
 var (
