@@ -89,8 +89,10 @@ func (c *surviveContainer) output(name string) string {
 }
 
 // startSurviveReaders starts two containers with different limits (so a
-// view of the wrong container shows), each running two reader loops for
-// the given time.
+// view of the wrong container shows), each running three reader loops for
+// the given time: two open, read and close; one keeps the files open and
+// re-reads them from offset 0, as top does (issue 12's generation rule,
+// across kills and upgrades).
 func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surviveContainer {
 	t.Helper()
 	probeDir := filepath.Dir(viewReader(t))
