@@ -16,14 +16,14 @@ import (
 // A memfd the supervisor keeps and hands to every worker (and to systemd's
 // fd store). The worker copies each content into a ring (storeRing bytes)
 // at OPEN, and again whenever a READ at offset 0 computes a new generation
-// (server.go's Read), and notes where in an index slot chosen by handle
-// number; a
-// successor serves a handle it does not know from there. A content
-// overwritten since (the ring holds the last ~1 MiB of opens; index slots
-// are reused every storeSlots handles) is detected by the handle number
-// in its header; the successor then knows at most its length (end of file
-// stays exact) and recomputes the rest. Cost per OPEN: a copy of the
-// content and a few atomic stores, no system call.
+// (server_read.go), and notes where in an index slot chosen by handle
+// number, with the request that computed it; a successor (or, during an
+// upgrade, the other worker) serves the handle from there. A content
+// overwritten since (the ring holds the last ~1 MiB of generations; index
+// slots are reused every storeSlots handles) is detected by the handle
+// number in its header; the successor then knows at most its length (end
+// of file stays exact) and recomputes the rest. Cost per generation: a
+// copy of the content and a few atomic stores, no system call.
 type HandleStore struct {
 	mem []byte
 }
