@@ -30,28 +30,39 @@ func liveRun(t *testing.T, e *runEnv, load []string, argv ...string) string {
 	return e.exec(t, flags, append(args, argv...)...)
 }
 
-// TestRunTopShowsContainerCPU: `top -bn3 -d1` beside a busy thread in a
-// 1-CPU container; frames 2 and 3 (deltas over one second) show the
-// container's CPU in use. With /proc/stat frozen at OPEN they said
-// "0.0 us ... 100.0 id".
+// busyFramesWanted: of a tool's three one-second delta frames, how many
+// must show the busy thread. Not all: a cgroup v2 VM under TCG emulation
+// is at times starved by its loaded host for a whole second, and then the
+// container truly got no CPU in that frame (seen: vmstat "0 0 100" once,
+// then "97 3 0"). Views frozen at OPEN show no CPU use in any frame.
+const busyFramesWanted = 2
+
+// TestRunTopShowsContainerCPU: `top -bn4 -d1` beside a busy thread in a
+// 1-CPU container; the frames after the first (deltas over one second)
+// show the container's CPU in use. With /proc/stat frozen at OPEN they
+// said "0.0 us ... 100.0 id".
 func TestRunTopShowsContainerCPU(t *testing.T) {
 	runNeedTool(t, "top")
 	e := runNewEnv(t, true)
-	out := liveRun(t, e, []string{"-burn", "1"}, "top", "-bn3", "-d1")
+	out := liveRun(t, e, []string{"-burn", "1"}, "top", "-bn4", "-d1")
 	re := regexp.MustCompile(`%Cpu\(s\):\s*([\d.]+) us,\s*([\d.]+) sy,\s*[\d.]+ ni,\s*([\d.]+) id`)
 	frames := re.FindAllStringSubmatch(out, -1)
-	if len(frames) != 3 {
-		t.Fatalf("want 3 %%Cpu(s) lines from top -bn3:\n%s", out)
+	if len(frames) != 4 {
+		t.Fatalf("want 4 %%Cpu(s) lines from top -bn4:\n%s", out)
 	}
-	for i, f := range frames[1:] {
+	busy := 0
+	for _, f := range frames[1:] {
 		us, _ := strconv.ParseFloat(f[1], 64)
 		sy, _ := strconv.ParseFloat(f[2], 64)
 		id, _ := strconv.ParseFloat(f[3], 64)
 		// The busy thread has the container's one CPU, less what other
 		// load on the machine takes from it: generous bounds.
-		if us+sy < 10 || id > 90 {
-			t.Errorf("frame %d: %s: want the busy thread's CPU use (us+sy >= 10, id <= 90)\n%s", i+2, f[0], out)
+		if us+sy >= 10 && id <= 90 {
+			busy++
 		}
+	}
+	if busy < busyFramesWanted {
+		t.Errorf("%d of frames 2-4 show the busy thread's CPU use (us+sy >= 10, id <= 90), want %d:\n%s", busy, busyFramesWanted, out)
 	}
 }
 
@@ -79,31 +90,35 @@ func TestRunFreeSecondsShowsGrowth(t *testing.T) {
 	}
 }
 
-// TestRunVmstatIsLive: `vmstat 1 3` beside a busy thread; its second and
-// third lines (one-second deltas of /proc/stat) show CPU in use.
+// TestRunVmstatIsLive: `vmstat 1 4` beside a busy thread; its samples
+// after the first (one-second deltas of /proc/stat) show CPU in use.
 func TestRunVmstatIsLive(t *testing.T) {
 	runNeedTool(t, "vmstat")
 	e := runNewEnv(t, true)
-	out := liveRun(t, e, []string{"-burn", "1"}, "vmstat", "1", "3")
+	out := liveRun(t, e, []string{"-burn", "1"}, "vmstat", "1", "4")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("want 2 header lines and 3 samples from vmstat 1 3:\n%s", out)
+	if len(lines) != 6 {
+		t.Fatalf("want 2 header lines and 4 samples from vmstat 1 4:\n%s", out)
 	}
 	cols := strings.Fields(lines[1])
 	us, id := index(cols, "us"), index(cols, "id")
 	if us < 0 || id < 0 {
 		t.Fatalf("no us/id columns in %q", lines[1])
 	}
-	for i, line := range lines[3:] {
+	busy := 0
+	for _, line := range lines[3:] {
 		f := strings.Fields(line)
 		if len(f) != len(cols) {
 			t.Fatalf("sample %q does not match the header %q", line, lines[1])
 		}
 		u, _ := strconv.Atoi(f[us])
 		idle, _ := strconv.Atoi(f[id])
-		if u < 10 || idle > 90 {
-			t.Errorf("sample %d: us %d id %d, want the busy thread's CPU use (us >= 10, id <= 90)\n%s", i+2, u, idle, out)
+		if u >= 10 && idle <= 90 {
+			busy++
 		}
+	}
+	if busy < busyFramesWanted {
+		t.Errorf("%d of samples 2-4 show the busy thread's CPU use (us >= 10, id <= 90), want %d:\n%s", busy, busyFramesWanted, out)
 	}
 }
 
