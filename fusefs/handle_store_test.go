@@ -107,14 +107,7 @@ func TestReadOfPredecessorsHandle(t *testing.T) {
 	unique := uint64(1)
 	read := func(off uint64) []byte {
 		unique++
-		in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: node, Unique: unique, Caller: fuse.Caller{Pid: uint32(os.Getpid())}},
-			Fh: out.Fh, Offset: off, Size: 4096, ReadFlags: fuse.READ_LOCKOWNER}
-		res, st := successor.Read(nil, in, make([]byte, 4096))
-		if !st.Ok() {
-			t.Fatal(st)
-		}
-		b, _ := res.Bytes(make([]byte, 4096))
-		return append([]byte(nil), b...)
+		return readAs(t, successor, node, out.Fh, unique, off)
 	}
 	opened, _, _, _ := store.Get(out.Fh)
 	if got := read(10); !bytes.Equal(got, opened[10:]) {

@@ -28,6 +28,20 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// readAs is one READ of handle fh on node by this test process, through
+// w's Read, as request unique.
+func readAs(t *testing.T, w *FS, node, fh, unique, off uint64) []byte {
+	t.Helper()
+	in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: node, Unique: unique, Caller: fuse.Caller{Pid: uint32(os.Getpid())}},
+		Fh: fh, Offset: off, Size: 4096, ReadFlags: fuse.READ_LOCKOWNER}
+	res, st := w.Read(nil, in, make([]byte, 4096))
+	if !st.Ok() {
+		t.Fatal(st)
+	}
+	b, _ := res.Bytes(make([]byte, 4096))
+	return append([]byte(nil), b...)
+}
+
 func pread(t *testing.T, f *os.File, off int64) []byte {
 	t.Helper()
 	buf := make([]byte, 1<<16)
@@ -141,17 +155,7 @@ func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 	if st := workers[0].Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 100, Caller: fuse.Caller{Pid: pid}}}, &out); !st.Ok() {
 		t.Fatal(st)
 	}
-	read := func(w *FS, unique, off uint64) []byte {
-		t.Helper()
-		in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: node, Unique: unique, Caller: fuse.Caller{Pid: pid}},
-			Fh: out.Fh, Offset: off, Size: 4096, ReadFlags: fuse.READ_LOCKOWNER}
-		res, st := w.Read(nil, in, make([]byte, 4096))
-		if !st.Ok() {
-			t.Fatal(st)
-		}
-		b, _ := res.Bytes(make([]byte, 4096))
-		return append([]byte(nil), b...)
-	}
+	read := func(w *FS, unique, off uint64) []byte { return readAs(t, w, node, out.Fh, unique, off) }
 	opened := read(workers[0], 101, 0)
 	// A new generation in the first worker, once uptime has moved.
 	var gen []byte
@@ -196,16 +200,8 @@ func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
 	}
 	unique := uint64(10)
 	read := func(w *FS, off uint64) []byte {
-		t.Helper()
 		unique++
-		in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: node, Unique: unique, Caller: fuse.Caller{Pid: pid}},
-			Fh: out.Fh, Offset: off, Size: 4096, ReadFlags: fuse.READ_LOCKOWNER}
-		res, st := w.Read(nil, in, make([]byte, 4096))
-		if !st.Ok() {
-			t.Fatal(st)
-		}
-		got, _ := res.Bytes(make([]byte, 4096))
-		return append([]byte(nil), got...)
+		return readAs(t, w, node, out.Fh, unique, off)
 	}
 	opened, _, _, _ := store.Get(out.Fh)
 	// The first READ at 0 goes to b, once uptime has moved on: a new
