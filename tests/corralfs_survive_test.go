@@ -397,7 +397,7 @@ func TestSurviveWorkerKill9Sysinfo(t *testing.T) {
 			if r.Errno != 0 || took > time.Second {
 				t.Fatalf("%s: sysinfo errno %d after %v", what, r.Errno, took)
 			}
-			if r.TotalBytes == sysinfoMemLimit {
+			if r.TotalBytes == sysinfoTotalRAM {
 				return
 			}
 			if time.Now().After(deadline) {
