@@ -53,19 +53,25 @@ func requestID(unique uint64) uint64 { return unique &^ (1 << 63) }
 // readFromStart is a READ at offset 0: the OPEN's content when it is
 // unread and recent, else a new generation.
 func (fs *FS) readFromStart(in *fuse.ReadIn) ([]byte, fuse.Status) {
-	h, _, reuse := fs.handles.startRead(in.Fh, requestID(in.Unique), time.Since(fs.started), reuseOpenContent)
+	h, known, reuse := fs.handles.startRead(in.Fh, requestID(in.Unique), time.Since(fs.started), reuseOpenContent)
 	if reuse && fs.latestIs(in.Fh, h.unique) {
 		return h.data, fuse.OK
 	}
-	// This very request's generation, computed by another worker that
-	// died before answering, or after answering but before the relay's
-	// journal let go of the request: the reader may hold those bytes, so
-	// they are the answer again.
-	if latest, ok := fs.cfg.HandleStore.Latest(in.Fh); ok && latest == requestID(in.Unique) {
+	// A READ at 0 no newer than the latest generation's is this very
+	// request again (re-sent after its worker died having computed it)
+	// or an older one replayed after the reader moved on (the relay keeps
+	// an answered request until its worker frees the slot): the reader
+	// may hold those bytes, or the answer goes nowhere. Either way a new
+	// generation would replace the one the reader is on. Request ids only
+	// grow on a connection.
+	id := requestID(in.Unique)
+	if latest, ok := fs.cfg.HandleStore.Latest(in.Fh); ok && latest >= id {
 		if content, _, unique, _ := fs.cfg.HandleStore.Get(in.Fh); content != nil && unique == latest {
 			fs.handles.set(in.Fh, handle{data: content, unique: unique})
 			return content, fuse.OK
 		}
+	} else if !ok && known && h.unique >= id {
+		return h.data, fuse.OK
 	}
 	return fs.newGeneration(in, -1)
 }

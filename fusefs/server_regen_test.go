@@ -224,3 +224,35 @@ func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
 		t.Errorf("b at offset 1 after a's read at 0: %q, want a's generation %q", got, genA[1:])
 	}
 }
+
+// An older READ at 0 replayed after the reader moved on (the relay keeps
+// an answered request until its worker frees its journal slot) must not
+// start a generation: the reader is reading the newer one.
+func TestReplayedOlderReadAtZeroKeepsTheGeneration(t *testing.T) {
+	testutil.RequireRoot(t)
+	store, _ := newTestHandleStore(t)
+	a, b := newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})
+	node := nodeID("proc/uptime")
+	var out fuse.OpenOut
+	if st := a.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 10, Caller: fuse.Caller{Pid: uint32(os.Getpid())}}}, &out); !st.Ok() {
+		t.Fatal(st)
+	}
+	first := readAs(t, a, node, out.Fh, 12, 0)
+	var gen []byte
+	unique := uint64(12)
+	waitFor(t, "uptime changes", 10*time.Second, func() bool {
+		unique += 2
+		gen = readAs(t, a, node, out.Fh, unique, 0)
+		return !bytes.Equal(gen, first)
+	})
+	// a dies; b is handed READ 12 (answered long ago) again, once a new
+	// generation would differ, then the reader's next READ on.
+	waitFor(t, "uptime moves on", 10*time.Second, func() bool {
+		now, _ := os.ReadFile("/proc/uptime")
+		return !bytes.Equal(bytes.Fields(now)[0], bytes.Fields(gen)[0])
+	})
+	readAs(t, b, node, out.Fh, 12, 0)
+	if got := readAs(t, b, node, out.Fh, unique+2, 3); !bytes.Equal(got, gen[3:]) {
+		t.Errorf("after a replayed older READ at 0: %q at offset 3, want the reader's generation %q", got, gen[3:])
+	}
+}

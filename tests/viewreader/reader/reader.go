@@ -146,8 +146,13 @@ func (r *reopener) read(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(rest, b[len(b)/2:]) {
-		return nil, fmt.Errorf("mixed generations: pread(%d) gave %.40q, the generation read from 0 has %.40q there", len(b)/2, rest, b[len(b)/2:])
+	if want := b[len(b)/2:]; !bytes.Equal(rest, want) {
+		d := 0
+		for d < len(rest) && d < len(want) && rest[d] == want[d] {
+			d++
+		}
+		return nil, fmt.Errorf("mixed generations: pread(%d) gave %d bytes, the generation read from 0 (%d bytes) has %d there; from byte %d: %.60q, want %.60q",
+			len(b)/2, len(rest), len(b), len(want), len(b)/2+d, rest[d:], want[d:])
 	}
 	return b, nil
 }
