@@ -185,19 +185,25 @@ func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 	}
 }
 
+// twoWorkersOpenUptime: two workers sharing a handle store; the first has
+// opened proc/uptime for this process (request 10).
+func twoWorkersOpenUptime(t *testing.T) (a, b *FS, store *HandleStore, node uint64, out fuse.OpenOut) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	store, _ = newTestHandleStore(t)
+	a, b = newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})
+	node = nodeID("proc/uptime")
+	if st := a.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 10, Caller: fuse.Caller{Pid: uint32(os.Getpid())}}}, &out); !st.Ok() {
+		t.Fatal(st)
+	}
+	return a, b, store, node, out
+}
+
 // During an upgrade the old and the new worker answer the connection
 // together: whichever one a READ at 0 went to, the next READ at offset > 0
 // continues that generation, in either worker.
 func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
-	testutil.RequireRoot(t)
-	store, _ := newTestHandleStore(t)
-	a, b := newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})
-	node := nodeID("proc/uptime")
-	pid := uint32(os.Getpid())
-	var out fuse.OpenOut
-	if st := a.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 10, Caller: fuse.Caller{Pid: pid}}}, &out); !st.Ok() {
-		t.Fatal(st)
-	}
+	a, b, store, node, out := twoWorkersOpenUptime(t)
 	unique := uint64(10)
 	read := func(w *FS, off uint64) []byte {
 		unique++
@@ -229,14 +235,7 @@ func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
 // an answered request until its worker frees its journal slot) must not
 // start a generation: the reader is reading the newer one.
 func TestReplayedOlderReadAtZeroKeepsTheGeneration(t *testing.T) {
-	testutil.RequireRoot(t)
-	store, _ := newTestHandleStore(t)
-	a, b := newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})
-	node := nodeID("proc/uptime")
-	var out fuse.OpenOut
-	if st := a.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 10, Caller: fuse.Caller{Pid: uint32(os.Getpid())}}}, &out); !st.Ok() {
-		t.Fatal(st)
-	}
+	a, b, _, node, out := twoWorkersOpenUptime(t)
 	first := readAs(t, a, node, out.Fh, 12, 0)
 	var gen []byte
 	unique := uint64(12)
