@@ -218,7 +218,7 @@ func TestFallbackCases(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
-	// No PSI in the snapshot: the pressure files fall back.
+	// No PSI in the snapshot: errNoPSI (ENOENT for a container).
 	in = loadCase(t, "nolimit")
 	for _, p := range []string{"proc/pressure/cpu", "proc/pressure/memory", "proc/pressure/io"} {
 		v, _ := ViewByPath(p)

@@ -15,13 +15,15 @@ import (
 //
 // A memfd the supervisor keeps and hands to every worker (and to systemd's
 // fd store). The worker copies each content into a ring (storeRing bytes)
-// at OPEN and notes where in an index slot chosen by handle number; a
-// successor serves a handle it does not know from there. A content
-// overwritten since (the ring holds the last ~1 MiB of opens; index slots
-// are reused every storeSlots handles) is detected by the handle number
-// in its header; the successor then knows at most its length (end of file
-// stays exact) and recomputes the rest. Cost per OPEN: a copy of the
-// content and a few atomic stores, no system call.
+// at OPEN, and again whenever a READ at offset 0 computes a new generation
+// (server_read.go), and notes where in an index slot chosen by handle
+// number, with the request that computed it; a successor (or, during an
+// upgrade, the other worker) serves the handle from there. A content
+// overwritten since (the ring holds the last ~1 MiB of generations; index
+// slots are reused every storeSlots handles) is detected by the handle
+// number in its header; the successor then knows at most its length (end
+// of file stays exact) and recomputes the rest. Cost per generation: a
+// copy of the content and a few atomic stores, no system call.
 type HandleStore struct {
 	mem []byte
 }
@@ -37,7 +39,7 @@ const (
 	storeLenBits  = 24
 	storeLenMax   = 1<<storeLenBits - 1
 	storeTagBits  = 40
-	blockHdr      = 16 // handle number, length
+	blockHdr      = 24 // handle number, length, unique of the request that computed it
 )
 
 // NewHandleStoreFile makes the shared memory of a HandleStore.
@@ -63,8 +65,12 @@ func (h *HandleStore) slot(fh uint64) (tag, ring *atomic.Uint64) {
 
 func storeTag(fh uint64) uint64 { return (fh >> 14) & (1<<storeTagBits - 1) }
 
-// Put keeps the content of a handle being opened.
-func (h *HandleStore) Put(fh uint64, data []byte) {
+// Put keeps the content of a handle: the one computed at its OPEN, then
+// each new generation. unique is the FUSE request that computed it: a
+// successor given that very request again (answered, but its journal slot
+// not yet freed when the worker died) answers it with the same bytes
+// instead of a generation the reader never started on.
+func (h *HandleStore) Put(fh, unique uint64, data []byte) {
 	if h == nil || len(data) > storeLenMax {
 		return
 	}
@@ -74,6 +80,7 @@ func (h *HandleStore) Put(fh uint64, data []byte) {
 		at := h.reserve(n)
 		h.word(storeRingOff + at).Store(0) // invalid while written
 		h.word(storeRingOff + at + 8).Store(uint64(len(data)))
+		h.word(storeRingOff + at + 16).Store(unique)
 		copy(h.mem[storeRingOff+at+blockHdr:], data)
 		h.word(storeRingOff + at).Store(fh)
 		ring.Store(uint64(at))
@@ -98,31 +105,59 @@ func (h *HandleStore) reserve(n int) int {
 	}
 }
 
-// Get returns what is known of a handle: its content (a copy) when still
-// in the ring, else its length when the index still holds it.
-func (h *HandleStore) Get(fh uint64) (content []byte, length int, known bool) {
+// Get returns what is known of a handle's latest generation: its content
+// (a copy) and the request that computed it when still in the ring, else
+// its length when the index still holds it.
+func (h *HandleStore) Get(fh uint64) (content []byte, length int, unique uint64, known bool) {
 	if h == nil {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	tag, ring := h.slot(fh)
 	t := tag.Load()
 	if t == 0 || t>>storeLenBits != storeTag(fh) {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	length = int(t & storeLenMax)
 	at := ring.Load()
 	if at >= storeRing || int(at)+blockHdr+length > storeRing {
-		return nil, length, true
+		return nil, length, 0, true
 	}
 	block := storeRingOff + int(at)
 	if h.word(block).Load() != fh || h.word(block+8).Load() != uint64(length) {
-		return nil, length, true // overwritten
+		return nil, length, 0, true // overwritten
 	}
+	unique = h.word(block + 16).Load()
 	content = append([]byte(nil), h.mem[block+blockHdr:block+blockHdr+length]...)
-	if h.word(block).Load() != fh || tag.Load() != t {
-		return nil, length, true // overwritten while we copied
+	if h.word(block).Load() != fh || tag.Load() != t || ring.Load() != at {
+		return nil, length, 0, true // overwritten (or regenerated) while we copied
 	}
-	return content, length, true
+	return content, length, unique, true
+}
+
+// Latest returns the unique id of the request that computed fh's latest
+// generation, while the store still holds that generation. Two loads, no
+// copy: a worker checks it before serving its own copy of a handle, since
+// during an upgrade two workers answer the same connection, and the other
+// one may have started a newer generation since.
+func (h *HandleStore) Latest(fh uint64) (unique uint64, ok bool) {
+	if h == nil {
+		return 0, false
+	}
+	tag, ring := h.slot(fh)
+	t := tag.Load()
+	if t == 0 || t>>storeLenBits != storeTag(fh) {
+		return 0, false
+	}
+	at := ring.Load()
+	if at >= storeRing || int(at)+blockHdr+int(t&storeLenMax) > storeRing {
+		return 0, false
+	}
+	block := storeRingOff + int(at)
+	unique = h.word(block + 16).Load()
+	if h.word(block).Load() != fh || ring.Load() != at {
+		return 0, false
+	}
+	return unique, true
 }
 
 // Clear forgets a released handle (unless its slot holds another's now).

@@ -36,31 +36,31 @@ func TestHandleStoreKeepsContentAcrossMappings(t *testing.T) {
 		t.Fatal(err)
 	}
 	fh := uint64(1_700_000_000_000) << 20
-	a.Put(fh, []byte("0.08 0.02 0.01 1/6 9\n"))
-	if c, n, ok := b.Get(fh); !ok || n != 21 || string(c) != "0.08 0.02 0.01 1/6 9\n" {
+	a.Put(fh, 0, []byte("0.08 0.02 0.01 1/6 9\n"))
+	if c, n, _, ok := b.Get(fh); !ok || n != 21 || string(c) != "0.08 0.02 0.01 1/6 9\n" {
 		t.Errorf("successor: %q, %d, %v", c, n, ok)
 	}
-	if _, _, ok := b.Get(fh + 1); ok {
+	if _, _, _, ok := b.Get(fh + 1); ok {
 		t.Error("an unknown handle is known")
 	}
 	b.Clear(fh)
-	if _, _, ok := a.Get(fh); ok {
+	if _, _, _, ok := a.Get(fh); ok {
 		t.Error("a released handle is still known")
 	}
 	// A later handle on the same index slot takes it over; clearing the
 	// old one then leaves it alone.
-	a.Put(fh, []byte("x"))
-	a.Put(fh+storeSlots, []byte("yy"))
-	if _, _, ok := b.Get(fh); ok {
+	a.Put(fh, 0, []byte("x"))
+	a.Put(fh+storeSlots, 0, []byte("yy"))
+	if _, _, _, ok := b.Get(fh); ok {
 		t.Error("an overwritten slot still answers for its old handle")
 	}
 	b.Clear(fh)
-	if c, _, ok := b.Get(fh + storeSlots); !ok || string(c) != "yy" {
+	if c, _, _, ok := b.Get(fh + storeSlots); !ok || string(c) != "yy" {
 		t.Errorf("the slot's new handle: %q, %v", c, ok)
 	}
 	var none *HandleStore // a worker without one behaves as before
-	none.Put(fh, []byte("z"))
-	if _, _, ok := none.Get(fh); ok {
+	none.Put(fh, 0, []byte("z"))
+	if _, _, _, ok := none.Get(fh); ok {
 		t.Error("a nil store knows something")
 	}
 }
@@ -70,21 +70,21 @@ func TestHandleStoreKeepsContentAcrossMappings(t *testing.T) {
 func TestHandleStoreRingOverwrite(t *testing.T) {
 	s, _ := newTestHandleStore(t)
 	fh := uint64(1_700_000_000_000) << 20
-	s.Put(fh, bytes.Repeat([]byte("a"), 100))
+	s.Put(fh, 0, bytes.Repeat([]byte("a"), 100))
 	big := bytes.Repeat([]byte("b"), 4000)
 	for i := uint64(1); i <= storeRing/4000+2; i++ {
-		s.Put(fh+i, big)
+		s.Put(fh+i, 0, big)
 	}
-	c, n, ok := s.Get(fh)
+	c, n, _, ok := s.Get(fh)
 	if c != nil || n != 100 || !ok {
 		t.Errorf("overwritten content: %d bytes, length %d, %v; want no content, length 100", len(c), n, ok)
 	}
-	if c, _, _ := s.Get(fh + storeRing/4000 + 2); !bytes.Equal(c, big) {
+	if c, _, _, _ := s.Get(fh + storeRing/4000 + 2); !bytes.Equal(c, big) {
 		t.Errorf("the latest content: %d bytes", len(c))
 	}
 	huge := bytes.Repeat([]byte("c"), storeRing/2)
-	s.Put(fh+5000, huge)
-	if c, n, ok := s.Get(fh + 5000); c != nil || n != len(huge) || !ok {
+	s.Put(fh+5000, 0, huge)
+	if c, n, _, ok := s.Get(fh + 5000); c != nil || n != len(huge) || !ok {
 		t.Errorf("content too big for the ring: %d bytes, length %d, %v; want its length only", len(c), n, ok)
 	}
 }
@@ -92,44 +92,48 @@ func TestHandleStoreRingOverwrite(t *testing.T) {
 // A handle opened by an earlier worker: its successor goes on with the
 // very bytes the reader started on; without them (overwritten), reads at
 // or past the old length are end of file and earlier ones never run past
-// it (loadavg's "1/6 9" may have become "1/6 10").
+// it (loadavg's "1/6 9" may have become "1/6 10"); a read from 0 starts a
+// new generation, as on a handle the worker opened itself.
 func TestReadOfPredecessorsHandle(t *testing.T) {
 	testutil.RequireRoot(t)
 	store, _ := newTestHandleStore(t)
 	old := newTestFS(t, Config{HandleStore: store})
 	node := nodeID("proc/meminfo")
 	var out fuse.OpenOut
-	if st := old.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Caller: fuse.Caller{Pid: uint32(os.Getpid())}}}, &out); !st.Ok() {
+	if st := old.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 1, Caller: fuse.Caller{Pid: uint32(os.Getpid())}}}, &out); !st.Ok() {
 		t.Fatal(st)
 	}
 	successor := newTestFS(t, Config{HandleStore: store})
+	unique := uint64(1)
 	read := func(off uint64) []byte {
-		in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: node, Caller: fuse.Caller{Pid: uint32(os.Getpid())}},
-			Fh: out.Fh, Offset: off, Size: 4096, ReadFlags: fuse.READ_LOCKOWNER}
-		res, st := successor.Read(nil, in, make([]byte, 4096))
-		if !st.Ok() {
-			t.Fatal(st)
-		}
-		b, _ := res.Bytes(make([]byte, 4096))
-		return append([]byte(nil), b...)
+		unique++
+		return readAs(t, successor, node, out.Fh, unique, off)
 	}
-	opened, _, _ := store.Get(out.Fh)
+	opened, _, _, _ := store.Get(out.Fh)
 	if got := read(10); !bytes.Equal(got, opened[10:]) {
 		t.Errorf("successor's read at 10: %q, want the opened content's %q", got, opened[10:])
 	}
-	// The content overwritten: only its length is left.
+	// The content overwritten: only its length is left, for a worker
+	// that has not read the handle yet.
+	successor = newTestFS(t, Config{HandleStore: store})
 	const oldLen = 100
-	store.Put(out.Fh, bytes.Repeat([]byte("x"), storeRing/2)) // too big for the ring
+	store.Put(out.Fh, 0, bytes.Repeat([]byte("x"), storeRing/2)) // too big for the ring
 	tag, _ := store.slot(out.Fh)
 	tag.Store(storeTag(out.Fh)<<storeLenBits | oldLen)
 	if b := read(oldLen); len(b) != 0 {
 		t.Errorf("read at the old end of file: %q, want nothing", b)
 	}
-	if b := read(0); len(b) != oldLen || !bytes.HasPrefix(b, []byte("MemTotal:")) {
-		t.Errorf("read from 0: %d bytes %q, want the first %d of a fresh meminfo", len(b), b, oldLen)
+	// A read from 0 starts a new generation, whole, and the store
+	// follows it.
+	fresh := read(0)
+	if len(fresh) <= oldLen || !bytes.HasPrefix(fresh, []byte("MemTotal:")) {
+		t.Errorf("read from 0: %d bytes %q, want a whole fresh meminfo", len(fresh), fresh)
+	}
+	if kept, _, _, _ := store.Get(out.Fh); !bytes.Equal(kept, fresh) {
+		t.Errorf("the store keeps %q, want the new generation", kept)
 	}
 	successor.Release(nil, &fuse.ReleaseIn{Fh: out.Fh})
-	if _, _, ok := store.Get(out.Fh); ok {
+	if _, _, _, ok := store.Get(out.Fh); ok {
 		t.Error("a released handle is still known")
 	}
 }

@@ -14,6 +14,7 @@ import (
 // sysinfo) always agree.
 type MemoryView struct {
 	Total     uint64 // MemTotal: effective limit, capped at host RAM
+	Limited   bool   // Total is a limit below the host's RAM
 	Free      uint64 // MemFree: Total - usage, never below 0
 	Available uint64 // MemAvailable: Free + reclaimable file cache + SReclaimable, <= Total
 	Shared    uint64 // Shmem (sysinfo sharedram)
@@ -68,6 +69,7 @@ func ComputeMemory(in *Input) (MemoryView, error) {
 	st := m.Stat
 	var v MemoryView
 	v.Total = m.Limit.Cap(host.Total)
+	v.Limited = v.Total < host.Total
 	// Usage above the limit happens (limit lowered below usage, kernel
 	// memory on v1 charged past it): Free is then 0, never an underflow.
 	v.Free = v.Total - min(m.Usage, v.Total)

@@ -144,7 +144,7 @@ func TestMemoryNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := MemoryView{Total: 256 * mib, Free: 156 * mib, Available: (156 + 10 + 15 + 2) * mib, Shared: 5 * mib,
+	want := MemoryView{Total: 256 * mib, Limited: true, Free: 156 * mib, Available: (156 + 10 + 15 + 2) * mib, Shared: 5 * mib,
 		Cached: 30 * mib, SwapTotal: 64 * mib, SwapFree: 48 * mib, ActiveFile: 10 * mib, InactiveFile: 15 * mib,
 		Active: 10 * mib, Inactive: 15 * mib, Slab: 3 * mib, SReclaimable: 2 * mib, SUnreclaim: 1 * mib,
 		KReclaimable: 2 * mib, HasKernel: true}

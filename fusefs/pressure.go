@@ -2,9 +2,10 @@ package fusefs
 
 import "errors"
 
-// errNoPSI: the cgroup has no pressure files (kernel without PSI, cgroup v1
-// without psi=1, or the reader skipped them). The FUSE layer then serves the
-// host file or hides the entry.
+// errNoPSI: the cgroup has no pressure files of its own (kernel without
+// PSI, the cgroup2 root on a v1/hybrid host, or the reader skipped them).
+// The FUSE layer then answers ENOENT, as a kernel without PSI does (the
+// host's own callers get the host's file: that is their pressure).
 var errNoPSI = errors.New("cgroup has no pressure information")
 
 // PressureCPU renders proc/pressure/cpu from the cgroup's cpu.pressure,

@@ -59,6 +59,11 @@ type SamplerConfig struct {
 	Idle     time.Duration // default 10 minutes without a read
 	Max      int           // default 1024 containers
 	ProcRoot string        // default /proc
+	// Fresh is how old the task counts (loadavg's running/total and last
+	// pid, which the kernel shows as of the read) may be when a read
+	// asks: older ones are counted again, without advancing the
+	// averages. Default DefaultSnapshotTTL.
+	Fresh time.Duration
 }
 
 type loadEntry struct {
@@ -70,6 +75,7 @@ type loadEntry struct {
 	load     LoadAvg
 	nsTids   map[int]int // host tid -> tid in the container's pid namespace
 	lastStep time.Time   // when the averages last advanced
+	counted  time.Time   // when the tasks were last counted
 	sampling sync.Mutex  // one sample of this entry at a time
 }
 
@@ -101,13 +107,17 @@ func NewSampler(reader cgroupreader.Reader, cfg SamplerConfig, log *slog.Logger)
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
+	if cfg.Fresh <= 0 {
+		cfg.Fresh = DefaultSnapshotTTL
+	}
 	return &Sampler{cfg: cfg, reader: reader, log: log, entries: map[string]*loadEntry{}}
 }
 
 // Load returns the container's current load and registers it for
 // sampling. The first call for a container counts its tasks at once, so
 // running/total are right from the first read; the averages start at 0
-// like a freshly booted kernel's.
+// like a freshly booted kernel's. Task counts older than Fresh are counted
+// again (the averages still advance only every Interval, as the kernel's).
 func (s *Sampler) Load(c *Caller) LoadAvg {
 	now := time.Now()
 	key := pathsKey(c.Paths)
@@ -117,6 +127,14 @@ func (s *Sampler) Load(c *Caller) LoadAvg {
 		e.lastRead = now
 		e.paths = c.Paths
 		l := e.load
+		stale := now.Sub(e.counted) > s.cfg.Fresh
+		s.mu.Unlock()
+		if !stale {
+			return l
+		}
+		s.count(e, now)
+		s.mu.Lock()
+		l = e.load
 		s.mu.Unlock()
 		return l
 	}
@@ -131,7 +149,7 @@ func (s *Sampler) Load(c *Caller) LoadAvg {
 	s.entries[key] = e
 	s.mu.Unlock()
 
-	s.sample(e)
+	s.sample(e, true)
 	s.mu.Lock()
 	l := e.load
 	s.mu.Unlock()
@@ -172,7 +190,7 @@ func (s *Sampler) SampleAll() {
 	}
 	s.mu.Unlock()
 	for _, e := range list {
-		s.sample(e)
+		s.sample(e, true)
 	}
 }
 
@@ -183,10 +201,28 @@ func (s *Sampler) Len() int {
 	return len(s.entries)
 }
 
-// sample counts e's tasks and advances its averages by one step.
-func (s *Sampler) sample(e *loadEntry) {
+// count counts e's tasks again, unless another read did since asked.
+func (s *Sampler) count(e *loadEntry, asked time.Time) {
 	e.sampling.Lock()
 	defer e.sampling.Unlock()
+	s.mu.Lock()
+	done := !e.counted.Before(asked)
+	s.mu.Unlock()
+	if !done {
+		s.sampleLocked(e, false)
+	}
+}
+
+// sample counts e's tasks and, when step is set, advances its averages by
+// one step.
+func (s *Sampler) sample(e *loadEntry, step bool) {
+	e.sampling.Lock()
+	defer e.sampling.Unlock()
+	s.sampleLocked(e, step)
+}
+
+// sampleLocked is sample with e.sampling held.
+func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 	s.mu.Lock()
 	paths, prevTids := e.paths, e.nsTids
 	s.mu.Unlock()
@@ -194,12 +230,14 @@ func (s *Sampler) sample(e *loadEntry) {
 	snap, err := s.reader.Snapshot(paths, cgroupreader.Options{Tasks: true})
 	if err != nil {
 		// The cgroup vanished: nothing to count; the entry ages out,
-		// or is evicted first when a newcomer needs its slot.
+		// or is evicted first when a newcomer needs its slot. Noted as
+		// counted, so reads do not retry before Fresh.
+		s.mu.Lock()
 		if errors.Is(err, fs.ErrNotExist) {
-			s.mu.Lock()
 			e.gone = true
-			s.mu.Unlock()
 		}
+		e.counted = time.Now()
+		s.mu.Unlock()
 		return
 	}
 	c := s.countTasks(snap.Tasks, prevTids)
@@ -208,7 +246,9 @@ func (s *Sampler) sample(e *loadEntry) {
 	defer s.mu.Unlock()
 	// The averages advance once per interval: a container's first read
 	// racing a periodic pass must not count as two steps.
-	if now := time.Now(); now.Sub(e.lastStep) >= s.cfg.Interval/2 {
+	now := time.Now()
+	e.counted = now
+	if step && now.Sub(e.lastStep) >= s.cfg.Interval/2 {
 		e.lastStep = now
 		active := uint64(c.running+c.blocked) * fixed1
 		for i := range e.avenrun {

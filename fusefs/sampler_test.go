@@ -50,26 +50,34 @@ func TestCalcLoadIsTheKernels(t *testing.T) {
 	}
 }
 
+// startSamplerContainer starts an init in its own pid namespace in cg that
+// runs script once goFile exists (so that on v1 its children start inside
+// the cgroup: StartInPidNS moves the init there after it started), and
+// resolves it as a caller.
+func startSamplerContainer(t *testing.T, cg *testutil.Cgroup, script string) (reader cgroupreader.Reader, c Caller, goFile string) {
+	t.Helper()
+	goFile = t.TempDir() + "/go"
+	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c", "until [ -e "+goFile+" ]; do sleep 0.01; done; "+script)
+	reader = realReader(t)
+	res, err := NewResolver("", reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.Close)
+	if c, err = res.Resolve(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	return reader, c, goFile
+}
+
 func TestSamplerCountsContainerTasks(t *testing.T) {
 	testutil.RequireRoot(t)
 	cg := testutil.NewCgroup(t, "fusefs-sampler", testutil.CgroupLimits{})
 	// Two busy loops (always R), a sleeper and the init itself, forked
 	// only once the init is in its cgroup (on v1 StartInPidNS moves it
 	// there after it started).
-	dir := t.TempDir()
-	cmd := testutil.StartInPidNS(t, cg, "/bin/sh", "-c",
-		"until [ -e "+dir+"/go ]; do sleep 0.01; done; while :; do :; done & while :; do :; done & sleep 60 & wait")
-	if err := os.WriteFile(dir+"/go", nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reader := realReader(t)
-	res, err := NewResolver("", reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	c, err := res.Resolve(cmd.Process.Pid)
-	if err != nil {
+	reader, c, goFile := startSamplerContainer(t, cg, "while :; do :; done & while :; do :; done & sleep 60 & wait")
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s := NewSampler(reader, SamplerConfig{Interval: 20 * time.Millisecond}, quietLog())
@@ -95,6 +103,35 @@ func TestSamplerCountsContainerTasks(t *testing.T) {
 	l = s.Load(&c)
 	if !(l.Avg[0] > l.Avg[1] && l.Avg[1] > l.Avg[2] && l.Avg[2] > 0) || l.Avg[0] < 1 || l.Avg[0] > 3 {
 		t.Errorf("averages %v after a minute's worth of steps with 2 busy tasks", l.Avg)
+	}
+}
+
+// Issue 12: loadavg's running/total are of the time of the read (at most
+// Fresh old), not of the last 5 s step; the averages still wait for it.
+func TestSamplerCountsAreFreshAtRead(t *testing.T) {
+	testutil.RequireRoot(t)
+	cg := testutil.NewCgroup(t, "fusefs-sampler-fresh", testutil.CgroupLimits{})
+	reader, c, goFile := startSamplerContainer(t, cg, "sleep 60 & sleep 60 & sleep 60 & wait")
+	// No periodic step during the test.
+	s := NewSampler(reader, SamplerConfig{Interval: time.Hour}, quietLog())
+	first := s.Load(&c)
+	if first.Total > 2 {
+		t.Fatalf("before go: %+v, want the init (and a transient sleep)", first)
+	}
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var l LoadAvg
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if l = s.Load(&c); l.Total == 4 {
+			break
+		}
+	}
+	if l.Total != 4 {
+		t.Errorf("total %d after three sleeps started, want 4 without waiting for a sampling step (first %+v)", l.Total, first)
+	}
+	if l.Avg != first.Avg {
+		t.Errorf("averages moved from %v to %v without a step", first.Avg, l.Avg)
 	}
 }
 

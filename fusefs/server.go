@@ -126,6 +126,9 @@ type Stats struct {
 	Fallbacks atomic.Uint64
 	Exhausted atomic.Uint64 // opens refused for want of descriptors or memory
 	Refused   atomic.Uint64 // opens refused by the handle quota
+	// Renders counts contents computed (an OPEN, or a READ at 0 that
+	// starts a new generation).
+	Renders atomic.Uint64
 }
 
 // New builds the tree and the caller resolver.
@@ -260,7 +263,11 @@ func (fs *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
 	return fuse.OK
 }
 
-// Open computes the file's content for the caller, once; reads slice it.
+// Open computes the file's content for the caller. The first READ at
+// offset 0 serves it (see Read), so an open+read+close computes it once.
+// Computing it here rather than at that READ keeps OPEN the place where a
+// file that does not exist for this caller (a cpuN beyond its CPUs, the
+// pressure of a container without PSI) fails, as open(2) does in procfs.
 func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	n := fs.tree.node(in.NodeId)
 	if n == nil {
@@ -282,54 +289,11 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 		fs.quota.untake(key)
 		return fuse.Status(errno)
 	}
-	out.Fh = fs.handles.add(handle{data: data})
+	out.Fh = fs.handles.add(handle{data: data, unique: requestID(in.Unique), unread: max(time.Since(fs.started), 1)})
 	fs.quota.bind(out.Fh, key)
-	fs.cfg.HandleStore.Put(out.Fh, data)
+	fs.cfg.HandleStore.Put(out.Fh, requestID(in.Unique), data)
 	out.OpenFlags = openFlags
 	return fuse.OK
-}
-
-// Read slices the content computed at open. A handle this process does not
-// know (it was opened before a restart) is answered by computing the
-// content afresh for the reader.
-func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	fs.Stats.Reads.Add(1)
-	if pageCacheRead(in) {
-		return nil, fuse.EINVAL
-	}
-	h, ok := fs.handles.get(in.Fh)
-	data := h.data
-	if !ok {
-		// Opened by an earlier worker: go on with its content when the
-		// shared store still has it; else at or past its old length it
-		// is end of file, and before it the content afresh, never longer
-		// than the old one.
-		content, oldLen, known := fs.cfg.HandleStore.Get(in.Fh)
-		switch {
-		case content != nil:
-			data = content
-		case known && in.Offset >= uint64(oldLen):
-			return fuse.ReadResultData(nil), fuse.OK
-		default:
-			n := fs.tree.node(in.NodeId)
-			if n == nil {
-				return nil, fuse.ENOENT
-			}
-			var errno syscall.Errno
-			if data, errno = fs.content(n, int(in.Pid)); errno != 0 {
-				return nil, fuse.Status(errno)
-			}
-			if known && len(data) > oldLen {
-				data = data[:oldLen]
-			}
-		}
-	}
-	off := in.Offset
-	if off >= uint64(len(data)) {
-		return fuse.ReadResultData(nil), fuse.OK
-	}
-	end := min(off+uint64(in.Size), uint64(len(data)))
-	return fuse.ReadResultData(data[off:end]), fuse.OK
 }
 
 // pageCacheRead tells a READ that would fill the inode's page cache (splice,

@@ -6,13 +6,16 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/corral-dev/corral/cgroupreader"
 )
 
 // content computes what node n says to process pid. It is the whole
-// per-open work: identify the caller, gather the Input, render. It needs
+// per-generation work (at OPEN, and at each READ at offset 0 after the first): identify the caller, gather the Input, render. It needs
 // nothing but the node and the pid, so any process serving the connection
 // can answer (ARCHITECTURE decision 5).
 func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
+	fs.Stats.Renders.Add(1)
 	switch n.kind {
 	case kindView:
 		return fs.viewContent(n, pid)
@@ -56,6 +59,11 @@ func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 // logging once per container and view. When the daemon itself ran out of
 // descriptors or memory the open fails instead (EMFILE): the host's
 // numbers, or a view missing what could not be read, would be wrong.
+// The one exception to the fallback is pressure: a container whose cgroup
+// has no PSI of its own (cgroup v1 and hybrid hosts, where PSI is per
+// cgroup2 group and containers sit at its root) gets ENOENT, the answer of
+// a kernel without PSI, never the host's pressure presented as its own.
+// The host itself gets the host's file.
 func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 	v := n.view
 	c, err := fs.resolver.Resolve(pid)
@@ -64,6 +72,9 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 	}
 	ib, err := fs.input(&c, v.Needs, v.Snap, v.Load, v.HostPath)
 	if err != nil {
+		if noOwnPSI(err) && !c.HostNamespace {
+			return nil, syscall.ENOENT
+		}
 		return fs.fallback(v, c.Key, fallbackCgroupUnreadable, err)
 	}
 	out, err := v.Render(&ib.in)
@@ -73,10 +84,19 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 		out = append([]byte(nil), out...)
 	}
 	fs.putInput(ib)
+	if noOwnPSI(err) && !c.HostNamespace {
+		return nil, syscall.ENOENT
+	}
 	if err != nil {
 		return fs.fallback(v, c.Key, fallbackRenderError, err)
 	}
 	return out, 0
+}
+
+// noOwnPSI: the caller's cgroup has no pressure of its own (the cgroup2
+// root, whose pressure is the host's, or no pressure files at all).
+func noOwnPSI(err error) bool {
+	return errors.Is(err, errNoPSI) || errors.Is(err, cgroupreader.ErrRootPSI)
 }
 
 // Why a view was served from the host's file: indexes into

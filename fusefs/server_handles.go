@@ -8,10 +8,11 @@ import (
 	"github.com/corral-dev/corral/cgroupreader"
 )
 
-// handleTable holds the content computed at open, per file handle, so that
-// every read of one open file sees the same bytes whatever its offset and
-// size (a 1-byte read loop and one big read agree). Sharded: opens and
-// releases from many readers do not queue on one lock.
+// handleTable holds, per file handle, the content of its latest generation
+// (computed at OPEN, then again by each READ at offset 0), so that every
+// read of one generation sees the same bytes whatever its offset and size
+// (a 1-byte read loop and one big read agree). Sharded: opens and releases
+// from many readers do not queue on one lock.
 type handleTable struct {
 	next   atomic.Uint64
 	shards [handleShards]handleShard
@@ -24,9 +25,16 @@ type handleShard struct {
 	m  map[uint64]handle
 }
 
-// handle is one open file: the content rendered for its opener.
+// handle is one open file: the content of its latest generation.
 type handle struct {
 	data []byte
+	// unique is the FUSE request that computed data (its OPEN or a READ
+	// at 0): that READ seen again gets these bytes, not a new generation.
+	unique uint64
+	// unread is when OPEN computed data (time since the FS started),
+	// while no READ at 0 has used it yet; 0 after. The first READ at 0
+	// serves it instead of computing the same thing again.
+	unread time.Duration
 }
 
 func (t *handleTable) shard(fh uint64) *handleShard { return &t.shards[fh%handleShards] }
@@ -34,6 +42,13 @@ func (t *handleTable) shard(fh uint64) *handleShard { return &t.shards[fh%handle
 // add stores h and returns its number (never 0: 0 means "no handle").
 func (t *handleTable) add(h handle) uint64 {
 	fh := t.next.Add(1)
+	t.set(fh, h)
+	return fh
+}
+
+// set stores (or replaces) the handle fh: a new generation, or a handle
+// opened by an earlier worker that this one now answers.
+func (t *handleTable) set(fh uint64, h handle) {
 	s := t.shard(fh)
 	s.mu.Lock()
 	if s.m == nil {
@@ -41,7 +56,27 @@ func (t *handleTable) add(h handle) uint64 {
 	}
 	s.m[fh] = h
 	s.mu.Unlock()
-	return fh
+}
+
+// startRead is a READ at offset 0 on fh: the handle, and whether its
+// content may be served as is, because that very request computed it or
+// because OPEN computed it less than reuseFor ago and no read used it yet
+// (which it then marks used).
+func (t *handleTable) startRead(fh, unique uint64, now, reuseFor time.Duration) (h handle, known, reuse bool) {
+	s := t.shard(fh)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, known = s.m[fh]
+	switch {
+	case !known:
+	case h.unique == unique:
+		reuse = true
+	case h.unread != 0 && now-h.unread <= reuseFor:
+		h.unread = 0
+		s.m[fh] = h
+		reuse = true
+	}
+	return h, known, reuse
 }
 
 func (t *handleTable) get(fh uint64) (handle, bool) {

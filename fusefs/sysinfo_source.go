@@ -36,8 +36,9 @@ func (fs *FS) Sysinfo(pid int) (unix.Sysinfo_t, error) {
 // render functions):
 //
 //   - totalram, freeram, sharedram, bufferram: MemTotal, MemFree, Shmem and
-//     Buffers of the container's /proc/meminfo (ComputeMemory); totalswap
-//     and freeswap: its SwapTotal and SwapFree (= /proc/swaps);
+//     Buffers of the container's /proc/meminfo (ComputeMemory), except that
+//     totalram is one page more than a memory limit (see LimitedTotalRAM);
+//     totalswap and freeswap: its SwapTotal and SwapFree (= /proc/swaps);
 //   - mem_unit 1, values in bytes: what the kernel itself does on 64-bit
 //     whenever the byte counts fit, i.e. always;
 //   - uptime: the age of the container's init in seconds, rounded up as
@@ -56,6 +57,9 @@ func SysinfoOf(in *Input) (unix.Sysinfo_t, error) {
 		return si, err
 	}
 	si.Totalram = v.Total
+	if v.Limited {
+		si.Totalram = LimitedTotalRAM(v.Total)
+	}
 	si.Freeram = v.Free
 	si.Sharedram = v.Shared
 	si.Bufferram = v.Buffers
@@ -76,6 +80,20 @@ func SysinfoOf(in *Input) (unix.Sysinfo_t, error) {
 	si.Procs = uint16(min(procs, 0xffff))
 	return si, nil
 }
+
+// LimitedTotalRAM is sysinfo's totalram for a container whose memory limit
+// is below the host's RAM: the limit plus one page. The JDK (the VM's
+// os::physical_memory and the launcher's CgroupMetrics) takes the
+// machine's memory from sysinfo, through glibc's _SC_PHYS_PAGES, and
+// treats a cgroup limit at or above it as no limit: with totalram = limit,
+// `java -XshowSettings:system` said "Memory Limit: Unlimited" and sized
+// its heap from "physical" memory. Physical memory must stay above the
+// limit, as on a real machine; one page is the least that does, and every
+// size derived from it (busybox free -m, an unaware JVM's heap: a quarter,
+// then aligned) stays the limit's. /proc/meminfo's MemTotal stays the
+// limit itself: that is the number people and tools compare with the
+// limit they set. docs/design.md decision 29.
+func LimitedTotalRAM(limit uint64) uint64 { return limit + uint64(unix.Getpagesize()) }
 
 // LoadFixed converts a load average to sysinfo's fixed point (1<<16 =
 // 1.0): the smallest value not below LoadCentis(avg)/100. Truncating to

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,8 +54,17 @@ func TestSysinfoAgreesWithViews(t *testing.T) {
 			t.Fatal(err)
 		}
 		kb := parseMeminfoLines(t, mi)
+		v, _ := ComputeMemory(in)
+		total := si.Totalram
+		if v.Limited {
+			// One page above a limit (LimitedTotalRAM).
+			if total != v.Total+uint64(os.Getpagesize()) {
+				t.Fatalf("case %d: totalram %d for a limit of %d, want one page more", i, total, v.Total)
+			}
+			total = v.Total
+		}
 		for name, got := range map[string]uint64{
-			"MemTotal": si.Totalram, "MemFree": si.Freeram, "Shmem": si.Sharedram, "Buffers": si.Bufferram,
+			"MemTotal": total, "MemFree": si.Freeram, "Shmem": si.Sharedram, "Buffers": si.Bufferram,
 			"SwapTotal": si.Totalswap, "SwapFree": si.Freeswap,
 		} {
 			if got/1024 != kb[name] {

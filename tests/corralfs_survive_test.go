@@ -89,8 +89,10 @@ func (c *surviveContainer) output(name string) string {
 }
 
 // startSurviveReaders starts two containers with different limits (so a
-// view of the wrong container shows), each running two reader loops for
-// the given time.
+// view of the wrong container shows), each running three reader loops for
+// the given time: two open, read and close; one keeps the files open and
+// re-reads them from offset 0, as top does (issue 12's generation rule,
+// across kills and upgrades).
 func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surviveContainer {
 	t.Helper()
 	probeDir := filepath.Dir(viewReader(t))
@@ -107,7 +109,7 @@ func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surv
 	for _, l := range limits {
 		c := &surviveContainer{name: runName("survive"), dir: t.TempDir(), done: make(chan struct{})}
 		args := append([]string{"-v", probeDir + ":/probe:ro"}, l.flags...)
-		args = append(args, "--", "/probe/viewreader", "-for", readFor.String(), "-loops", "2",
+		args = append(args, "--", "/probe/viewreader", "-for", readFor.String(), "-loops", "3", "-keep-open", "1",
 			"-mem-kb", strconv.Itoa(l.memKB), "-cpus", strconv.Itoa(l.cpus))
 		startContainer(t, e, c, args...)
 		cs = append(cs, c)
@@ -404,7 +406,7 @@ func TestSurviveWorkerKill9Sysinfo(t *testing.T) {
 			if r.Errno != 0 || took > time.Second {
 				t.Fatalf("%s: sysinfo errno %d after %v", what, r.Errno, took)
 			}
-			if r.TotalBytes == sysinfoMemLimit {
+			if r.TotalBytes == sysinfoTotalRAM {
 				return
 			}
 			if time.Now().After(deadline) {

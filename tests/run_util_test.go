@@ -55,8 +55,10 @@ func runStartCorralfs(t *testing.T) string {
 	}
 	pidfile := filepath.Join(t.TempDir(), "corralfs.pid")
 	var log bytes.Buffer
-	// No control socket: the default path belongs to a real daemon.
-	cmd := exec.Command(testutil.Binary(t, "corralfs"), "--pidfile", pidfile, "--control-socket", "", mnt)
+	// No control socket and no sysinfo agent: their default paths belong
+	// to a real daemon (and to TestSysinfoCorralRun, which skips or fails
+	// while a keeper serves the default socket).
+	cmd := exec.Command(testutil.Binary(t, "corralfs"), "--pidfile", pidfile, "--control-socket", "", "--seccomp-socket=", mnt)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

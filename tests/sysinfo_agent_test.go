@@ -36,8 +36,8 @@ kill $busy`, d.mp, probe)
 	var good int
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		r := parseProbe[probeResult](t, line)
-		if r.Errno != 0 || r.TotalBytes != sysinfoMemLimit {
-			t.Fatalf("sysinfo in a 256 MiB container: errno %d, totalram*mem_unit %d, want %d (%+v)", r.Errno, r.TotalBytes, sysinfoMemLimit, r)
+		if r.Errno != 0 || r.TotalBytes != sysinfoTotalRAM {
+			t.Fatalf("sysinfo in a 256 MiB container: errno %d, totalram*mem_unit %d, want %d (%+v)", r.Errno, r.TotalBytes, sysinfoTotalRAM, r)
 		}
 		if r.Freeram > r.Totalram || r.MemUnit != 1 {
 			t.Errorf("freeram %d > totalram %d, or mem_unit %d != 1", r.Freeram, r.Totalram, r.MemUnit)
@@ -88,8 +88,8 @@ func TestSysinfoBusyboxFree(t *testing.T) {
 	bb := testutil.StaticBusybox(t)
 	out := runSysinfoContainer(t, sock, cg, fmt.Sprintf("%[1]s mount --make-rprivate / && %[1]s mount --bind %[2]s/proc/meminfo /proc/meminfo && %[1]s free", bb, d.mp))
 	m := regexp.MustCompile(`(?m)^Mem:\s+(\d+)`).FindStringSubmatch(out)
-	if m == nil || m[1] != "262144" {
-		t.Fatalf("busybox free in a 256 MiB container:\n%s\nwant total 262144", out)
+	if m == nil || m[1] != sysinfoTotalKiB {
+		t.Fatalf("busybox free in a 256 MiB container:\n%s\nwant total %s", out, sysinfoTotalKiB)
 	}
 }
 
@@ -131,7 +131,7 @@ func TestSysinfoSurvivesCorralfs(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			r, _ := p.ask(2 * time.Second)
-			if r.Errno == 0 && r.TotalBytes == sysinfoMemLimit {
+			if r.Errno == 0 && r.TotalBytes == sysinfoTotalRAM {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -171,7 +171,7 @@ func TestSysinfoManyCalls(t *testing.T) {
 	d := startSysinfoCorralfs(t, sock)
 	cg := testutil.NewCgroup(t, cgroupName(t), testutil.CgroupLimits{MemoryBytes: sysinfoMemLimit})
 	run := func(n int) probeSummary {
-		out := runSysinfoContainer(t, sock, cg, fmt.Sprintf("%s -n %d -threads 4 -expect-total %d", sysinfoProbe(t), n, sysinfoMemLimit))
+		out := runSysinfoContainer(t, sock, cg, fmt.Sprintf("%s -n %d -threads 4 -expect-total %d", sysinfoProbe(t), n, sysinfoTotalRAM))
 		s := parseProbe[probeSummary](t, out)
 		if s.Bad != 0 || s.Errors != 0 || s.Calls != 4*n {
 			t.Fatalf("%d calls: %d wrong answers, %d errors; first wrong: %+v", s.Calls, s.Bad, s.Errors, s.FirstBd)

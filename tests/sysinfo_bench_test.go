@@ -25,7 +25,7 @@ func BenchmarkSysinfoAgent(b *testing.B) {
 	for _, threads := range []int{1, 4} {
 		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
 			n := max(b.N/threads, 1)
-			out := runSysinfoContainer(b, sock, cg, fmt.Sprintf("%s -n %d -threads %d -expect-total %d", sysinfoProbe(b), n, threads, sysinfoMemLimit))
+			out := runSysinfoContainer(b, sock, cg, fmt.Sprintf("%s -n %d -threads %d -expect-total %d", sysinfoProbe(b), n, threads, sysinfoTotalRAM))
 			s := parseProbe[probeSummary](b, out)
 			if s.Bad != 0 || s.Errors != 0 {
 				b.Fatalf("%d wrong answers, %d errors: %+v", s.Bad, s.Errors, s.FirstBd)

@@ -73,7 +73,7 @@ func TestSysinfoCorralRun(t *testing.T) {
 			t.Fatalf("corral run: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		p := parseProbe[probeResult](t, r.stdout)
-		if p.Errno != 0 || p.TotalBytes != sysinfoMemLimit {
+		if p.Errno != 0 || p.TotalBytes != sysinfoTotalRAM {
 			t.Fatalf("sysinfo in corral run --memory 256m: %+v", p)
 		}
 		up, err := strconv.ParseFloat(strings.Fields(p.ProcUptime)[0], 64)
@@ -92,7 +92,7 @@ func TestSysinfoCorralRun(t *testing.T) {
 	t.Run("busybox-free", func(t *testing.T) {
 		rootfs := testutil.BusyboxRootfs(t)
 		r := e.run(t, "run", "--rm", "--memory", "256m", "--views", e.views, "--rootfs", rootfs, "--", "free")
-		if m := regexp.MustCompile(`(?m)^Mem:\s+(\d+)`).FindStringSubmatch(r.stdout); r.code != 0 || m == nil || m[1] != "262144" {
+		if m := regexp.MustCompile(`(?m)^Mem:\s+(\d+)`).FindStringSubmatch(r.stdout); r.code != 0 || m == nil || m[1] != sysinfoTotalKiB {
 			t.Fatalf("busybox free in corral run --memory 256m (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
@@ -108,6 +108,18 @@ func TestSysinfoCorralRun(t *testing.T) {
 		}
 		if heap, _ := strconv.ParseUint(m[1], 10, 64); heap > sysinfoMemLimit/2 {
 			t.Errorf("MaxHeapSize %d MiB in a 256 MiB container", heap>>20)
+		}
+	})
+	// Issue 12: the JDK compares the cgroup limit with the "physical"
+	// memory it gets from sysinfo(2); equal counted as no limit.
+	t.Run("java-memory-limit", func(t *testing.T) {
+		if testutil.InVM() {
+			t.Skip("the VM has no java")
+		}
+		testutil.RequireCommand(t, "java")
+		r := e.run(t, "run", "--rm", "--memory", "256m", "--views", e.views, "--", "java", "-XshowSettings:system", "-version")
+		if r.code != 0 || !strings.Contains(r.stderr, "Memory Limit: 256.00M") {
+			t.Errorf("java -XshowSettings:system in corral run --memory 256m (exit %d), want \"Memory Limit: 256.00M\":\n%s", r.code, r.stderr)
 		}
 	})
 }

@@ -30,6 +30,14 @@ import (
 
 const sysinfoMemLimit = 256 << 20
 
+// sysinfoTotalRAM is what sysinfo(2) says in a container limited to
+// sysinfoMemLimit: one page more, so that the JDK, which takes a limit at
+// or above "physical" memory for none, honours it (docs/design.md 22).
+var sysinfoTotalRAM = uint64(sysinfoMemLimit + os.Getpagesize())
+
+// sysinfoTotalKiB is busybox free's total (KiB) for sysinfoTotalRAM.
+var sysinfoTotalKiB = strconv.FormatUint(sysinfoTotalRAM/1024, 10)
+
 // probeResult mirrors sysinfoprobe's JSON.
 type probeResult struct {
 	Errno         int       `json:"errno"`

@@ -94,8 +94,8 @@ func TestSysinfoRunc(t *testing.T) {
 		t.Fatalf("want two probe results, got:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
 	r := parseProbe[probeResult](t, lines[1])
-	if r.Errno != 0 || r.TotalBytes != sysinfoMemLimit {
-		t.Fatalf("sysinfo in runc's 256 MiB container: %+v, want totalram*mem_unit %d", r, sysinfoMemLimit)
+	if r.Errno != 0 || r.TotalBytes != sysinfoTotalRAM {
+		t.Fatalf("sysinfo in runc's 256 MiB container: %+v, want totalram*mem_unit %d", r, sysinfoTotalRAM)
 	}
 	// sh is waiting for the probe: its threads plus the shell.
 	if int(r.Procs) < r.ThreadsBefore || int(r.Procs) > r.ThreadsBefore+1 {

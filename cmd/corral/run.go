@@ -42,9 +42,12 @@ host's own /usr, /bin, /sbin and /lib* bound read-only plus a minimal /etc
   corral run --rm --memory 256m -- free -m
 
 When a corralfs serves /var/lib/corralfs, its views are bound over
-/proc/meminfo, cpuinfo, stat, uptime, loadavg, swaps, diskstats,
-/proc/pressure/* and /sys/devices/system/cpu, so free, top, nproc and the
-JVM see the container's limits instead of the host's.
+/proc/meminfo, cpuinfo, stat, uptime, loadavg, swaps, diskstats and
+/sys/devices/system/cpu, so free, top, vmstat, lscpu, getconf and the JVM
+see the container's limits and its live usage instead of the host's (nproc
+counts the CPUs of --cpuset-cpus, the process's affinity, not --cpus).
+/proc/pressure/* is bound where the container has pressure of its own
+(cgroup v2); elsewhere /proc/pressure is masked, as on a kernel without PSI.
 
 runc's form runs a bundle's config.json as it is, under the container id
 ID, with this terminal's stdio, and deletes the container when it exits

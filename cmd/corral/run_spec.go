@@ -155,6 +155,12 @@ func addViews(s *specs.Spec, mode string, warn io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--views: %w", err)
 	}
+	// Where the container cannot have pressure of its own (cgroup v1 and
+	// hybrid), no pressure view is bound and the kernel's, the host's,
+	// is masked: the container sees what a kernel without PSI shows.
+	if views.PressureMask(views.Present(dir)) && s.Linux != nil && !slices.Contains(s.Linux.MaskedPaths, views.PressureDir) {
+		s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, views.PressureDir)
+	}
 	// A view bound twice (a bundle that already binds it) would only
 	// stack mounts: skip destinations the spec already has.
 	for _, m := range ms {

@@ -56,7 +56,11 @@ corralfs mounts a read-only FUSE file system at MOUNTPOINT (default
 %s) whose files are the host's /proc and /sys files as the READING
 container should see them: meminfo from its memory limit, cpuinfo, stat and
 sys/devices/system/cpu from its cpuset and CPU quota, uptime from the age of
-its init, loadavg from its own tasks. Bind-mount them over a container's
+its init, loadavg from its own tasks, swaps, diskstats and pressure/* from
+its own swap, I/O and PSI (pressure/* does not exist for a container without
+PSI of its own, as on cgroup v1 and hybrid hosts). A read from the start of
+a file computes it afresh, as the kernel does, so tools that keep it open
+(top, free -s, vmstat) see live numbers. Bind-mount them over a container's
 /proc/meminfo etc. (the layout is LXCFS's: MOUNTPOINT/proc/meminfo, ...).
 
 It runs in the foreground (systemd Type=notify: READY=1 is sent once the

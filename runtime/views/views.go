@@ -35,6 +35,9 @@ type View struct {
 	// be bound: binding /proc/pressure/* into a container on a kernel
 	// without PSI would create files the kernel itself does not have.
 	HostGate string
+	// OwnPSI marks the pressure views: bound only where a container's
+	// cgroup has pressure files of its own (see ContainersHavePSI).
+	OwnPSI bool
 }
 
 // List is every view a container can get, in mount order. The directory
@@ -48,9 +51,9 @@ var List = []View{
 	{Rel: "proc/loadavg", Dest: "/proc/loadavg"},
 	{Rel: "proc/swaps", Dest: "/proc/swaps"},
 	{Rel: "proc/diskstats", Dest: "/proc/diskstats"},
-	{Rel: "proc/pressure/cpu", Dest: "/proc/pressure/cpu", HostGate: "/proc/pressure/cpu"},
-	{Rel: "proc/pressure/memory", Dest: "/proc/pressure/memory", HostGate: "/proc/pressure/memory"},
-	{Rel: "proc/pressure/io", Dest: "/proc/pressure/io", HostGate: "/proc/pressure/io"},
+	{Rel: "proc/pressure/cpu", Dest: "/proc/pressure/cpu", HostGate: "/proc/pressure/cpu", OwnPSI: true},
+	{Rel: "proc/pressure/memory", Dest: "/proc/pressure/memory", HostGate: "/proc/pressure/memory", OwnPSI: true},
+	{Rel: "proc/pressure/io", Dest: "/proc/pressure/io", HostGate: "/proc/pressure/io", OwnPSI: true},
 	{Rel: "sys/devices/system/cpu", Dest: "/sys/devices/system/cpu"},
 }
 
@@ -59,11 +62,30 @@ var List = []View{
 // no setuid through it.
 var MountOptions = []string{"bind", "ro", "nosuid", "nodev", "noexec"}
 
+// PressureDir is the kernel's PSI directory, which `corral run` masks in
+// a container that cannot have pressure of its own (PressureMask).
+const PressureDir = "/proc/pressure"
+
+// ContainersHavePSI says whether a container's cgroup can have pressure
+// files of its own: on a pure cgroup v2 host. PSI is accounted per cgroup2
+// group; on cgroup v1 and hybrid hosts runtimes leave containers at the
+// root of the (controller-less) cgroup2 tree, whose pressure is the
+// host's. A variable so tests can take either branch.
+var ContainersHavePSI = func() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
 // Present returns the views of List that exist below dir (and whose host
-// gate exists), with Source set to their absolute path under dir.
+// gate exists, and for pressure, that can be the container's own), with
+// Source set to their absolute path under dir.
 func Present(dir string) []Bound {
 	var out []Bound
+	psi := ContainersHavePSI()
 	for _, v := range List {
+		if v.OwnPSI && !psi {
+			continue
+		}
 		if v.HostGate != "" {
 			if _, err := os.Stat(v.HostGate); err != nil {
 				continue
@@ -77,6 +99,23 @@ func Present(dir string) []Bound {
 		out = append(out, Bound{View: v, Source: src, Dir: fi.IsDir()})
 	}
 	return out
+}
+
+// PressureMask says whether a container given these views must have the
+// kernel's /proc/pressure masked: the host has PSI, but the pressure views
+// were not bound because the container cannot have its own. The kernel's
+// files would show the host's pressure as the container's; an empty
+// directory is what a container of a kernel without PSI sees.
+func PressureMask(bound []Bound) bool {
+	if _, err := os.Stat(PressureDir); err != nil {
+		return false
+	}
+	for _, b := range bound {
+		if b.OwnPSI {
+			return false
+		}
+	}
+	return true
 }
 
 // Bound is a view found in a view mount.

@@ -59,6 +59,29 @@ func TestMountsOfPartialTree(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "sys/devices/system/cpu"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	hostPSI := false
+	if _, err := os.Stat("/proc/pressure/cpu"); err == nil {
+		hostPSI = true
+	}
+	defer func(f func() bool) { ContainersHavePSI = f }(ContainersHavePSI)
+	for _, own := range []bool{true, false} {
+		ContainersHavePSI = func() bool { return own }
+		want := []string{"/proc/meminfo", "/proc/uptime"}
+		if hostPSI && own {
+			want = append(want, "/proc/pressure/cpu")
+		}
+		want = append(want, "/sys/devices/system/cpu")
+		checkMounts(t, dir, want)
+		// Pressure that cannot be the container's is masked, never
+		// the host's left in place.
+		if got := PressureMask(Present(dir)); got != (hostPSI && !own) {
+			t.Errorf("containers have PSI %v, host %v: PressureMask = %v", own, hostPSI, got)
+		}
+	}
+}
+
+func checkMounts(t *testing.T, dir string, want []string) {
+	t.Helper()
 	ms, err := Mounts(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -74,11 +97,6 @@ func TestMountsOfPartialTree(t *testing.T) {
 			t.Errorf("mount %+v: source outside %s", m, dir)
 		}
 	}
-	want := []string{"/proc/meminfo", "/proc/uptime"}
-	if _, err := os.Stat("/proc/pressure/cpu"); err == nil {
-		want = append(want, "/proc/pressure/cpu")
-	}
-	want = append(want, "/sys/devices/system/cpu")
 	if !slices.Equal(dests, want) {
 		t.Fatalf("destinations %v, want %v", dests, want)
 	}

@@ -2,6 +2,8 @@
 // runs it when started under the name "viewreader").
 //
 //	viewreader -for 10s -loops 2 -dir /proc -mem-kb N -cpus C
+//	viewreader watch ...   (watch.go: same-fd re-reads must be live)
+//	viewreader load ...    (watch.go: a command run under CPU and memory load)
 //
 // Each loop opens, reads to EOF and closes meminfo, stat, cpuinfo and
 // loadavg in turn until the time is up, and checks each answer is a
@@ -12,6 +14,7 @@
 package reader
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -38,6 +41,14 @@ type Report struct {
 var files = []string{"meminfo", "stat", "cpuinfo", "loadavg"}
 
 func Main(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "watch":
+			return Watch(args[1:])
+		case "load":
+			return Load(args[1:])
+		}
+	}
 	fl := flag.NewFlagSet("viewreader", flag.ContinueOnError)
 	dur := fl.Duration("for", 10*time.Second, "how long to read")
 	loops := fl.Int("loops", 2, "concurrent reader loops")
@@ -47,6 +58,7 @@ func Main(args []string) int {
 	count := fl.Int("count", 0, "reads per loop (0: until -for is up)")
 	hold := fl.Int("hold", 0, "open meminfo this many times, keep the files open for -for, report (hold.go)")
 	until := fl.String("until", "", "with -hold: let go once this file exists")
+	keepOpen := fl.Int("keep-open", 0, "of the loops, how many keep the files open and re-read them from offset 0 (as top does)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -65,13 +77,17 @@ func Main(args []string) int {
 	}
 	deadline := time.Now().Add(*dur)
 	for i := 0; i < *loops; i++ {
+		read := readFile
+		if i < *keepOpen {
+			read = newReopener().read
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := 0; time.Now().Before(deadline) && (*count == 0 || n < *count); n++ {
 				name := files[n%len(files)]
 				start := time.Now()
-				b, err := readFile(filepath.Join(*dir, name))
+				b, err := read(filepath.Join(*dir, name))
 				took := time.Since(start)
 				var bad error
 				if err == nil {
@@ -110,6 +126,43 @@ func readFile(path string) ([]byte, error) {
 		err = cerr
 	}
 	return b, err
+}
+
+// reopener keeps each file open (opened at its first read) and reads it
+// from offset 0 each time, in small preads (several READs, as a tool's
+// read loop), then reads the second half again: a READ at offset > 0 must
+// return the rest of the generation the last read from 0 produced, even
+// across a worker's death or an upgrade.
+type reopener struct{ open map[string]*os.File }
+
+func newReopener() *reopener { return &reopener{open: map[string]*os.File{}} }
+
+func (r *reopener) read(path string) ([]byte, error) {
+	f := r.open[path]
+	if f == nil {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		r.open[path] = f
+	}
+	b, err := preadAll(f, 0)
+	if err != nil || len(b) < 2 {
+		return b, err
+	}
+	rest, err := preadAll(f, int64(len(b)/2))
+	if err != nil {
+		return nil, err
+	}
+	if want := b[len(b)/2:]; !bytes.Equal(rest, want) {
+		d := 0
+		for d < len(rest) && d < len(want) && rest[d] == want[d] {
+			d++
+		}
+		return nil, fmt.Errorf("mixed generations: pread(%d) gave %d bytes, the generation read from 0 (%d bytes) has %d there; from byte %d: %.60q, want %.60q",
+			len(b)/2, len(rest), len(b), len(want), len(b)/2+d, rest[d:], want[d:])
+	}
+	return b, nil
 }
 
 var (
