@@ -45,6 +45,14 @@ When a corralfs serves /var/lib/corralfs, its views are bound over
 /proc/pressure/* and /sys/devices/system/cpu, so free, top, nproc and the
 JVM see the container's limits instead of the host's.
 
+Every container gets Docker's default seccomp profile, resolved for its
+capabilities: creating user namespaces (unshare -U, clone with namespace
+flags; clone3 answers ENOSYS), mount, keyctl/add_key/request_key,
+io_uring, bpf, kernel modules and the rest of Docker's list are refused
+with EPERM. --security-opt seccomp=unconfined turns it off,
+--security-opt seccomp=FILE replaces it (a --bundle keeps its own
+linux.seccomp unless this flag is given).
+
 Flags:
 `
 
@@ -59,6 +67,7 @@ type runFlags struct {
 	bundle      string
 	views       string
 	sysinfo     string
+	securityOpt []string
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -89,6 +98,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
+	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that
 	// the help lists run's own flags first and the global ones apart.
