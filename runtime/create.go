@@ -37,6 +37,9 @@ type CreateOpts struct {
 	Foreground bool
 	// NoPivot uses MS_MOVE+chroot instead of pivot_root (runc --no-pivot).
 	NoPivot bool
+	// NoNewKeyring keeps the caller's session keyring instead of a fresh
+	// _ses.<id> one (runc --no-new-keyring); exec follows the same choice.
+	NoNewKeyring bool
 }
 
 // initConfig is what the parent tells the child init in msgConfig.
@@ -46,6 +49,8 @@ type initConfig struct {
 	Rootfs  string      `json:"rootfs"`
 	Bundle  string      `json:"bundle"`
 	NoPivot bool        `json:"noPivot,omitempty"`
+	// NoNewKeyring: keep the caller's session keyring (keyring.go).
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 	// FifoFd is the child's fd of the exec fifo (O_PATH); -1 for exec.
 	FifoFd int `json:"fifoFd"`
 	// NumExtraFiles preserved fds sit at 3..3+N-1 and survive the exec.
@@ -131,7 +136,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 
 	st := &persistedState{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
-		CgroupPath: cgPath, NoPivot: o.NoPivot, Spec: spec,
+		CgroupPath: cgPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Spec: spec,
 	}
 	if err := writeState(dir, st); err != nil {
 		return nil, err
@@ -185,7 +190,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	syncFd := len(files)
 	files = append(files, child.f, fifo)
 	cfg := &initConfig{
-		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot,
+		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		FifoFd: syncFd + 1, NumExtraFiles: len(o.ExtraFiles),
 		NewCgroupNS: plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
 		NewUTSNS: plan.cloneFlags&unix.CLONE_NEWUTS != 0,

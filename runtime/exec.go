@@ -111,7 +111,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	so.syncFd = len(files)
 	files = append(files, child.f, mntNS)
 	cfg := &initConfig{
-		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot,
+		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot, NoNewKeyring: c.st.NoNewKeyring,
 		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1, CgroupNsFd: -1,
 	}
 	if cgNS != nil {

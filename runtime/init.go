@@ -87,6 +87,13 @@ func initContainer(conn *syncConn) error {
 	}
 	cfg := m.Config
 	spec := cfg.Spec
+	// First, before the seccomp filter (which refuses keyctl) and before
+	// any container process can exist: our own session keyring.
+	if !cfg.NoNewKeyring {
+		if err := newSessionKeyring(cfg.ID, spec); err != nil {
+			return err
+		}
+	}
 	// Stop container processes (once there are any) from ptracing or
 	// reading /proc/1/* of the init while it still runs our binary; execve
 	// restores dumpability for the user's program.

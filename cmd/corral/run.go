@@ -58,16 +58,17 @@ Flags:
 
 // runFlags are the parsed flags of `corral run`.
 type runFlags struct {
-	opts        runspec.Options
-	name        string
-	rm          bool
-	detach      bool
-	interactive bool
-	rootfs      string
-	bundle      string
-	views       string
-	sysinfo     string
-	securityOpt []string
+	opts         runspec.Options
+	name         string
+	rm           bool
+	detach       bool
+	interactive  bool
+	rootfs       string
+	bundle       string
+	views        string
+	sysinfo      string
+	securityOpt  []string
+	noNewKeyring bool
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -99,6 +100,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
+	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that
 	// the help lists run's own flags first and the global ones apart.
@@ -211,7 +213,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return runDetached(rt, f, id, rs)
 	}
 
-	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr}
+	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}
