@@ -163,7 +163,14 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if cgroupExists(cgPath) {
 		return nil, fmt.Errorf("cgroup %s already exists (another container, or a leftover): choose another cgroupsPath or remove it", cgPath)
 	}
-	cg, err := newCgroup(cgPath, res)
+	// The pids limit is set once the init is ready, as runc does: the
+	// init is a Go program that needs a few threads, and a limit of 1-3
+	// tasks used to kill it with the Go runtime's "failed to create new
+	// OS thread" crash dump. Lowering pids.max below pids.current is
+	// allowed; it only stops new tasks, and the init's threads end at its
+	// execve.
+	early, pids := splitPidsLimit(res)
+	cg, err := newCgroup(cgPath, early)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +239,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	c = &Container{rt: r, dir: dir, st: st, cg: cg}
 	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
 		return nil, err
+	}
+	if pids != nil {
+		if err := cg.Update(&specs.LinuxResources{Pids: pids}); err != nil {
+			return nil, fmt.Errorf("pids limit: %w", err)
+		}
 	}
 	st.Status = Created
 	if err := writeState(dir, st); err != nil {
@@ -311,6 +323,25 @@ func (c *Container) initDied(err error) error {
 		return errors.New("exited during setup without reporting an error")
 	}
 	return err
+}
+
+// hasPidsLimit reports whether the spec limits the container's tasks.
+func hasPidsLimit(s *specs.Spec) bool {
+	if s.Linux == nil || s.Linux.Resources == nil || s.Linux.Resources.Pids == nil {
+		return false
+	}
+	l := s.Linux.Resources.Pids.Limit
+	return l != nil && *l > 0
+}
+
+// splitPidsLimit returns res without its pids limit, and the limit.
+func splitPidsLimit(res *specs.LinuxResources) (*specs.LinuxResources, *specs.LinuxPids) {
+	if res == nil || res.Pids == nil {
+		return res, nil
+	}
+	cp := *res
+	cp.Pids = nil
+	return &cp, res.Pids
 }
 
 // killAndReap kills a child we started and waits for it, so nothing is left.

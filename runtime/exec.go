@@ -93,9 +93,18 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	if err != nil {
 		return -1, err
 	}
-	cgFD, err := cg.CloneFD()
-	if err != nil {
-		return -1, err
+	// Under a pids limit the exec init (a Go program with a few threads)
+	// joins the cgroup only once ready, just before its execve: moving a
+	// process in is allowed past pids.max, while the threads it would
+	// start inside the cgroup could be refused (the Go runtime's crash
+	// dump "failed to create new OS thread"). Create does the same by
+	// setting the limit late.
+	joinLate := hasPidsLimit(c.st.Spec)
+	var cgFD *os.File
+	if !joinLate {
+		if cgFD, err = cg.CloneFD(); err != nil {
+			return -1, err
+		}
 	}
 	if cgFD != nil {
 		defer cgFD.Close()
@@ -130,7 +139,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 			killAndReap(proc)
 		}
 	}()
-	if cgFD == nil {
+	if cgFD == nil && !joinLate {
 		if err := cg.Join(proc.Pid); err != nil {
 			return -1, err
 		}
@@ -140,6 +149,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	}
 	if err := c.execHandshake(parent, o); err != nil {
 		return -1, fmt.Errorf("exec: %w", err)
+	}
+	if joinLate {
+		if err := cg.Join(proc.Pid); err != nil {
+			return -1, err
+		}
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
