@@ -194,6 +194,11 @@ func TestRuntimeSpecAndFeatures(t *testing.T) {
 	if len(s.Process.Capabilities.Bounding) != 14 || !strings.Contains(string(data), "/proc/kcore") || !strings.Contains(string(data), `"time"`) {
 		t.Errorf("spec: %s", data)
 	}
+	// Docker's default seccomp profile (issue 11): the user-namespace
+	// escape needs unshare, which no rule allows without CAP_SYS_ADMIN.
+	if sc := s.Linux.Seccomp; sc == nil || sc.DefaultAction != specs.ActErrno || len(sc.Syscalls) < 10 || strings.Contains(string(data), `"unshare"`) {
+		t.Errorf("spec: no default seccomp profile, or one that allows unshare: %+v", sc)
+	}
 	if r := e.corral("spec", "--bundle", dir); r.code == 0 {
 		t.Errorf("spec over an existing config.json succeeded")
 	}
