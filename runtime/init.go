@@ -146,7 +146,12 @@ func initContainer(conn *syncConn) error {
 	if _, err := unix.Write(fifo, []byte("0")); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	unix.Close(fifo)
+	// The fifo stays open (O_CLOEXEC): execve closes it once it is past
+	// the point of no return, and `start` waits for that EOF, so that
+	// when start returns our threads are gone and the user's process
+	// runs. A pause in between used to freeze the Go threads execve was
+	// waiting for (cgroup v1's freezer does not let a frozen task die),
+	// leaving the container FREEZING for ever.
 	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
 		if err := runHooks("startContainer", h.StartContainer, goMsg.State); err != nil {
 			return err
