@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -152,14 +153,28 @@ func TestRunSessionKeyring(t *testing.T) {
 func TestExecJoinsSessionKeyring(t *testing.T) {
 	e := runNewEnv(t, false)
 	probe := secProbeDir(t)
-	name := runName("keyexec")
-	args := append(e.runFlags(), "-d", "--name", name, "--security-opt", "seccomp=unconfined", "-v", probe+":/probe:ro", "--", "sleep", "1000")
-	if r := e.run(t, args...); r.code != 0 {
-		t.Fatalf("run -d: %d %s", r.code, r.stderr)
-	}
-	defer e.run(t, "delete", "-f", name)
+	name := e.detached(t, "keyexec", "--security-opt", "seccomp=unconfined", "-v", probe+":/probe:ro", "--", "sleep", "1000")
 	r := e.run(t, "exec", name, "/probe/secprobe", "keyring")
 	if want := ";_ses." + name; r.code != 0 || !strings.Contains(r.stdout, want) {
 		t.Fatalf("exec: the session keyring is %q (exit %d, %s), want one ending %s", r.stdout, r.code, r.stderr, want)
 	}
+}
+
+// detached starts `corral run -d` (no --rm: the test deletes it, and a
+// reaper would race that) and deletes the container and its log when the
+// test ends. It returns the container's name.
+func (e *runEnv) detached(t *testing.T, what string, args ...string) string {
+	t.Helper()
+	name := runName(what)
+	r := e.run(t, append([]string{"run", "-d", "--views", "none", "--sysinfo", "off", "--name", name}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("run -d: %d %s", r.code, r.stderr)
+	}
+	t.Cleanup(func() {
+		if r := e.run(t, "delete", "--force", name); r.code != 0 {
+			t.Errorf("delete --force %s: %d %s", name, r.code, r.stderr)
+		}
+		os.Remove(filepath.Join(e.root, name+".log"))
+	})
+	return name
 }

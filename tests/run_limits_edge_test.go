@@ -27,11 +27,7 @@ func TestRunTinyPidsLimit(t *testing.T) {
 	}
 	// exec into a container at its limit: the exec init joins the cgroup
 	// only just before its execve.
-	name := runName("pidsexec")
-	if r := e.run(t, append(e.runFlags(), "-d", "--name", name, "--pids-limit", "2", "--", "sleep", "1000")...); r.code != 0 {
-		t.Fatalf("run -d: %d %s", r.code, r.stderr)
-	}
-	defer e.run(t, "delete", "-f", name)
+	name := e.detached(t, "pidsexec", "--pids-limit", "2", "--", "sleep", "1000")
 	r := e.run(t, "exec", name, "echo", "exec-ok")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "exec-ok" || strings.Contains(r.stderr, "fatal error") {
 		t.Fatalf("exec into a --pids-limit 2 container: exit %d\nstdout: %s\nstderr: %.600s", r.code, r.stdout, r.stderr)
