@@ -240,11 +240,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
 		return nil, err
 	}
-	if pids != nil {
-		if err := cg.Update(&specs.LinuxResources{Pids: pids}); err != nil {
-			return nil, fmt.Errorf("pids limit: %w", err)
-		}
-	}
 	st.Status = Created
 	if err := writeState(dir, st); err != nil {
 		return nil, err
@@ -258,6 +253,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	// know its host pid).
 	if err := parent.send(&syncMsg{Type: msgGo, State: c.hookState(specs.StateCreated)}); err != nil {
 		return nil, err
+	}
+	// Now the init only waits on the fifo, in a raw syscall with its GC
+	// off: it needs no new thread until its execve (init.go).
+	if pids != nil {
+		if err := cg.Update(&specs.LinuxResources{Pids: pids}); err != nil {
+			return nil, fmt.Errorf("pids limit: %w", err)
+		}
 	}
 	if o.Foreground {
 		c.proc = proc

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -128,6 +130,11 @@ func initContainer(conn *syncConn) error {
 	if err := ps.finish(conn, cfg.NumExtraFiles); err != nil {
 		return err
 	}
+	// From here on the container's pids limit may apply (create.go sets
+	// it after msgGo): no garbage collection, which could want a thread
+	// for a worker, and the fifo wait below is a raw syscall, so the Go
+	// scheduler never hands our P to a new thread while we block.
+	debug.SetGCPercent(-1)
 	if err := conn.send(&syncMsg{Type: msgReady, Warnings: append(rc.warnings, ps.warnings...)}); err != nil {
 		return err
 	}
@@ -139,7 +146,7 @@ func initContainer(conn *syncConn) error {
 	// Block until `corral start` opens the fifo for reading. Opened via our
 	// own fd (O_PATH, passed in) because the state directory is no longer
 	// reachable after pivot_root.
-	fifo, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fifo, err := rawOpenWrite("/proc/self/fd/" + strconv.Itoa(cfg.FifoFd))
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
@@ -202,4 +209,27 @@ func loopbackUp() error {
 		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
+}
+
+// rawOpenWrite opens path O_WRONLY|O_CLOEXEC with a raw syscall (restarted
+// on EINTR): blocking on the exec fifo for as long as the container stays
+// created must not make the Go scheduler start a thread, which a pids
+// limit of 1-3 would refuse (the runtime then dies with a crash dump).
+func rawOpenWrite(path string) (int, error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return -1, err
+	}
+	dirfd := unix.AT_FDCWD // a variable: the constant is negative
+	for {
+		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unix.O_WRONLY|unix.O_CLOEXEC), 0, 0, 0)
+		switch e {
+		case 0:
+			return int(fd), nil
+		case unix.EINTR:
+			continue
+		default:
+			return -1, e
+		}
+	}
 }

@@ -91,7 +91,7 @@ func TestRunSeccompDefaultRefusals(t *testing.T) {
 
 // TestRunSecurityOpt: a profile FILE replaces the default (an OCI-format
 // one that refuses uname with a chosen errno, and a Docker-format one
-// whose rule depends on a capability), and bad values fail clearly before
+// whose rules depend on a capability), and bad values fail clearly before
 // anything is created.
 func TestRunSecurityOpt(t *testing.T) {
 	e := runNewEnv(t, false)
@@ -103,18 +103,19 @@ func TestRunSecurityOpt(t *testing.T) {
 		}
 		return p
 	}
-	oci := write("oci.json", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["uname"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
-	out := e.sh(t, []string{"--security-opt", "seccomp=" + oci}, "uname 2>&1; grep '^Seccomp:' /proc/self/status")
+	// mkdir is refused in a way every mkdir (coreutils, busybox) reports.
+	oci := write("oci.json", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
+	out := e.sh(t, []string{"--security-opt", "seccomp=" + oci}, "mkdir /tmp/d 2>&1; grep '^Seccomp:' /proc/self/status")
 	if !strings.Contains(out, "Permission denied") || !strings.Contains(out, "Seccomp:\t2") {
-		t.Errorf("OCI profile refusing uname with EACCES: got %q", out)
+		t.Errorf("OCI profile refusing mkdir with EACCES: got %q", out)
 	}
-	// Docker format: uname refused unless the process has CAP_SYS_BOOT,
-	// which the default capability set lacks: so it is refused.
+	// Docker format: mkdir refused unless the process has CAP_SYS_BOOT,
+	// which the default capability set lacks; getcwd refused only with it.
 	docker := write("docker.json", `{"defaultAction":"SCMP_ACT_ALLOW","archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]}],
-"syscalls":[{"names":["uname"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"excludes":{"caps":["CAP_SYS_BOOT"]}},
+"syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"excludes":{"caps":["CAP_SYS_BOOT"]}},
 {"names":["getcwd"],"action":"SCMP_ACT_ERRNO","includes":{"caps":["CAP_SYS_BOOT"]}}]}`)
-	out = e.sh(t, []string{"--security-opt", "seccomp=" + docker}, "uname 2>&1; pwd")
-	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "/") {
+	out = e.sh(t, []string{"--security-opt", "seccomp=" + docker}, "mkdir /tmp/d 2>&1; cd /tmp && /bin/pwd")
+	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "\n/tmp") {
 		t.Errorf("Docker-format profile with capability conditions: got %q", out)
 	}
 	for _, c := range []struct{ opt, want string }{
