@@ -37,6 +37,9 @@ type CreateOpts struct {
 	Foreground bool
 	// NoPivot uses MS_MOVE+chroot instead of pivot_root (runc --no-pivot).
 	NoPivot bool
+	// NoNewKeyring keeps the caller's session keyring instead of a fresh
+	// _ses.<id> one (runc --no-new-keyring); exec follows the same choice.
+	NoNewKeyring bool
 }
 
 // initConfig is what the parent tells the child init in msgConfig.
@@ -46,6 +49,8 @@ type initConfig struct {
 	Rootfs  string      `json:"rootfs"`
 	Bundle  string      `json:"bundle"`
 	NoPivot bool        `json:"noPivot,omitempty"`
+	// NoNewKeyring: keep the caller's session keyring (keyring.go).
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 	// FifoFd is the child's fd of the exec fifo (O_PATH); -1 for exec.
 	FifoFd int `json:"fifoFd"`
 	// NumExtraFiles preserved fds sit at 3..3+N-1 and survive the exec.
@@ -150,7 +155,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 
 	st := &persistedState{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
-		CgroupPath: cgPath, NoPivot: o.NoPivot, Spec: spec,
+		CgroupPath: cgPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Spec: spec,
 	}
 	if err := writeState(dir, st); err != nil {
 		return nil, err
@@ -177,7 +182,14 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if cgroupExists(cgPath) {
 		return nil, fmt.Errorf("cgroup %s already exists (another container, or a leftover): choose another cgroupsPath or remove it", cgPath)
 	}
-	cg, err := newCgroup(cgPath, res, spec.Linux.Devices)
+	// The pids limit is set once the init is ready, as runc does: the
+	// init is a Go program that needs a few threads, and a limit of 1-3
+	// tasks used to kill it with the Go runtime's "failed to create new
+	// OS thread" crash dump. Lowering pids.max below pids.current is
+	// allowed; it only stops new tasks, and the init's threads end at its
+	// execve.
+	early, pids := splitPidsLimit(res)
+	cg, err := newCgroup(cgPath, early, spec.Linux.Devices)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +216,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	syncFd := len(files)
 	files = append(files, child.f, fifo)
 	cfg := &initConfig{
-		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot,
+		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		FifoFd: syncFd + 1, NumExtraFiles: len(o.ExtraFiles),
 		NewCgroupNS: plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
 		OwnUTSNS: plan.ownUTS,
@@ -275,6 +287,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := parent.send(&syncMsg{Type: msgGo, State: c.hookState(specs.StateCreated)}); err != nil {
 		return nil, err
 	}
+	// Now the init only waits on the fifo, in a raw syscall with its GC
+	// off: it needs no new thread until its execve (init.go).
+	if pids != nil {
+		if err := cg.Update(&specs.LinuxResources{Pids: pids}); err != nil {
+			return nil, fmt.Errorf("pids limit: %w", err)
+		}
+	}
 	if o.Foreground {
 		c.proc = proc
 	} else {
@@ -339,6 +358,25 @@ func (c *Container) initDied(err error) error {
 		return errors.New("exited during setup without reporting an error")
 	}
 	return err
+}
+
+// hasPidsLimit reports whether the spec limits the container's tasks.
+func hasPidsLimit(s *specs.Spec) bool {
+	if s.Linux == nil || s.Linux.Resources == nil || s.Linux.Resources.Pids == nil {
+		return false
+	}
+	l := s.Linux.Resources.Pids.Limit
+	return l != nil && *l > 0
+}
+
+// splitPidsLimit returns res without its pids limit, and the limit.
+func splitPidsLimit(res *specs.LinuxResources) (*specs.LinuxResources, *specs.LinuxPids) {
+	if res == nil || res.Pids == nil {
+		return res, nil
+	}
+	cp := *res
+	cp.Pids = nil
+	return &cp, res.Pids
 }
 
 // killAndReap kills a child we started and waits for it, so nothing is left.

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/corral-dev/corral/runtime/seccomp"
 )
 
 // DockerDefaultCaps is Docker's default capability set: what a container
@@ -58,8 +60,10 @@ func DefaultNamespaces() []specs.LinuxNamespace {
 }
 
 // DefaultSpec is what `corral spec` writes: runc's example configuration
-// with Docker's default capabilities and a time namespace. `corral run`
-// starts from it too.
+// with Docker's default capabilities, Docker's default seccomp profile
+// resolved for them (issue 11: without it a container with CAP_SETFCAP can
+// create a user namespace, mount cgroup v1 and lift its own limits) and a
+// time namespace. `corral run` starts from it too.
 func DefaultSpec() *specs.Spec {
 	caps := append([]string(nil), DockerDefaultCaps...)
 	return &specs.Spec{
@@ -88,6 +92,7 @@ func DefaultSpec() *specs.Spec {
 			Namespaces:    DefaultNamespaces(),
 			MaskedPaths:   append([]string(nil), DefaultMaskedPaths...),
 			ReadonlyPaths: append([]string(nil), DefaultReadonlyPaths...),
+			Seccomp:       seccomp.DefaultPolicy(caps),
 		},
 	}
 }

@@ -62,6 +62,29 @@ func (c *Container) Delete(force bool) error {
 	return nil
 }
 
+// RemoveStale is `delete --force` for an id whose state directory exists
+// but holds no readable state: what a create killed between the mkdir that
+// claims the id and the first state write leaves (issue 11: the name then
+// stayed taken). Nothing else can exist yet at that point: the state is
+// written before any cgroup or process is made, so the directory is all
+// there is. It reports whether there was such a directory.
+func (r *Runtime) RemoveStale(id string) (bool, error) {
+	if err := checkID(id); err != nil {
+		return false, err
+	}
+	dir := r.stateDir(id)
+	if _, err := os.Lstat(dir); err != nil {
+		return false, nil
+	}
+	if _, err := readState(dir); err == nil {
+		return false, nil // a real container: Load + Delete handle it
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return true, fmt.Errorf("remove stale state of %q: %w", id, err)
+	}
+	return true, nil
+}
+
 // waitPidfd waits (bounded) for the process to exit.
 func waitPidfd(pidfd int) {
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}

@@ -93,9 +93,18 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	if err != nil {
 		return -1, err
 	}
-	cgFD, err := cg.CloneFD()
-	if err != nil {
-		return -1, err
+	// Under a pids limit the exec init (a Go program with a few threads)
+	// joins the cgroup only once ready, just before its execve: moving a
+	// process in is allowed past pids.max, while the threads it would
+	// start inside the cgroup could be refused (the Go runtime's crash
+	// dump "failed to create new OS thread"). Create does the same by
+	// setting the limit late.
+	joinLate := hasPidsLimit(c.st.Spec)
+	var cgFD *os.File
+	if !joinLate {
+		if cgFD, err = cg.CloneFD(); err != nil {
+			return -1, err
+		}
 	}
 	if cgFD != nil {
 		defer cgFD.Close()
@@ -111,7 +120,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	so.syncFd = len(files)
 	files = append(files, child.f, mntNS)
 	cfg := &initConfig{
-		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot,
+		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot, NoNewKeyring: c.st.NoNewKeyring,
 		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1, CgroupNsFd: -1,
 	}
 	if sharesMountNS(c.st.Spec) {
@@ -134,7 +143,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 			killAndReap(proc)
 		}
 	}()
-	if cgFD == nil {
+	if cgFD == nil && !joinLate {
 		if err := cg.Join(proc.Pid); err != nil {
 			return -1, err
 		}
@@ -144,6 +153,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	}
 	if err := c.execHandshake(parent, o); err != nil {
 		return -1, fmt.Errorf("exec: %w", err)
+	}
+	if joinLate {
+		if err := cg.Join(proc.Pid); err != nil {
+			return -1, err
+		}
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, proc.Pid); err != nil {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -87,6 +89,13 @@ func initContainer(conn *syncConn) error {
 	}
 	cfg := m.Config
 	spec := cfg.Spec
+	// First, before the seccomp filter (which refuses keyctl) and before
+	// any container process can exist: our own session keyring.
+	if !cfg.NoNewKeyring {
+		if err := newSessionKeyring(cfg.ID, spec); err != nil {
+			return err
+		}
+	}
 	// Stop container processes (once there are any) from ptracing or
 	// reading /proc/1/* of the init while it still runs our binary; execve
 	// restores dumpability for the user's program.
@@ -126,6 +135,11 @@ func initContainer(conn *syncConn) error {
 	if err := ps.finish(conn, cfg.NumExtraFiles); err != nil {
 		return err
 	}
+	// From here on the container's pids limit may apply (create.go sets
+	// it after msgGo): no garbage collection, which could want a thread
+	// for a worker, and the fifo wait below is a raw syscall, so the Go
+	// scheduler never hands our P to a new thread while we block.
+	debug.SetGCPercent(-1)
 	if err := conn.send(&syncMsg{Type: msgReady, Warnings: append(rc.warnings, ps.warnings...)}); err != nil {
 		return err
 	}
@@ -137,14 +151,19 @@ func initContainer(conn *syncConn) error {
 	// Block until `corral start` opens the fifo for reading. Opened via our
 	// own fd (O_PATH, passed in) because the state directory is no longer
 	// reachable after pivot_root.
-	fifo, err := unix.Open("/proc/self/fd/"+strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fifo, err := rawOpenWrite("/proc/self/fd/" + strconv.Itoa(cfg.FifoFd))
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
 	if _, err := unix.Write(fifo, []byte("0")); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	unix.Close(fifo)
+	// The fifo stays open (O_CLOEXEC): execve closes it once it is past
+	// the point of no return, and `start` waits for that EOF, so that
+	// when start returns our threads are gone and the user's process
+	// runs. A pause in between used to freeze the Go threads execve was
+	// waiting for (cgroup v1's freezer does not let a frozen task die),
+	// leaving the container FREEZING for ever.
 	if h := spec.Hooks; h != nil && len(h.StartContainer) > 0 {
 		if err := runHooks("startContainer", h.StartContainer, goMsg.State); err != nil {
 			return err
@@ -208,4 +227,27 @@ func loopbackUp() error {
 		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
+}
+
+// rawOpenWrite opens path O_WRONLY|O_CLOEXEC with a raw syscall (restarted
+// on EINTR): blocking on the exec fifo for as long as the container stays
+// created must not make the Go scheduler start a thread, which a pids
+// limit of 1-3 would refuse (the runtime then dies with a crash dump).
+func rawOpenWrite(path string) (int, error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return -1, err
+	}
+	dirfd := unix.AT_FDCWD // a variable: the constant is negative
+	for {
+		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unix.O_WRONLY|unix.O_CLOEXEC), 0, 0, 0)
+		switch e {
+		case 0:
+			return int(fd), nil
+		case unix.EINTR:
+			continue
+		default:
+			return -1, e
+		}
+	}
 }

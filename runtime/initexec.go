@@ -19,6 +19,13 @@ func initExec(conn *syncConn) error {
 	if cfg.Process == nil {
 		return fmt.Errorf("exec: no process in config")
 	}
+	// The container's session keyring, not the caller's (runc joins it by
+	// name too; the init made it searchable).
+	if !cfg.NoNewKeyring {
+		if _, err := joinSessionKeyring(sessionKeyringName(cfg.ID)); err != nil {
+			return err
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}

@@ -21,11 +21,18 @@ var ociVersionRe = regexp.MustCompile(`^1\.[0-3]\.\d+(-[0-9A-Za-z.+-]+)?$`)
 // LoadSpec reads BUNDLE/config.json with errors that say where it is broken.
 func LoadSpec(bundle string) (*specs.Spec, error) {
 	file := filepath.Join(bundle, "config.json")
-	data, err := os.ReadFile(file)
+	fi, err := os.Stat(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("bundle %s has no config.json (create one with `corral spec`)", bundle)
 		}
+		return nil, err
+	}
+	if err := checkConfigSize(file, fi.Size()); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
 		return nil, err
 	}
 	var spec specs.Spec
@@ -63,6 +70,12 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 	}
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return "", errors.New("config: process.args is empty: nothing to run")
+	}
+	if err := checkRlimits(spec.Process); err != nil {
+		return "", err
+	}
+	if err := checkSpecSize(spec); err != nil {
+		return "", err
 	}
 	if spec.Process.Cwd != "" && !filepath.IsAbs(spec.Process.Cwd) {
 		return "", fmt.Errorf("config: process.cwd %q must be absolute", spec.Process.Cwd)

@@ -56,6 +56,11 @@ func (c *Container) Start() error {
 	if err != nil || n != 1 || buf[0] != '0' {
 		return fmt.Errorf("container %q: init did not confirm start (read %d bytes: %v)", c.st.ID, n, err)
 	}
+	// Then for EOF: the init's end closes at its execve (or its death).
+	// Until then the container's tasks are our init's threads, and a
+	// pause issued right after start could freeze them mid-execve (see
+	// init.go).
+	waitFifoEOF(fd)
 	// Without the fifo the container counts as running.
 	if err := os.Remove(fifoPath); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", err)
@@ -67,4 +72,22 @@ func (c *Container) Start() error {
 		}
 	}
 	return nil
+}
+
+// waitFifoEOF reads the exec fifo (non-blocking) until its writer is gone.
+func waitFifoEOF(fd int) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	buf := make([]byte, 16)
+	for {
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return
+		}
+		n, err := unix.Read(fd, buf)
+		if n == 0 && err == nil {
+			return // EOF
+		}
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return
+		}
+	}
 }

@@ -30,6 +30,7 @@ type persistedState struct {
 	Created       time.Time         `json:"created"`
 	CgroupPath    string            `json:"cgroupPath"` // absolute from each hierarchy's root
 	NoPivot       bool              `json:"noPivot,omitempty"`
+	NoNewKeyring  bool              `json:"noNewKeyring,omitempty"`
 	Spec          *specs.Spec       `json:"config"`
 	NamespacePath map[string]string `json:"namespacePaths,omitempty"` // ns type -> /proc/PID/ns/X at create time
 }

@@ -40,6 +40,20 @@ func TestRuntimeBadInput(t *testing.T) {
 		{"systemd cgroupsPath", func(t *testing.T, b string, s *specs.Spec) {
 			s.Linux.CgroupsPath = "system.slice:corral:x"
 		}, "systemd"},
+		// Issue 11's low findings: refused up front, not late or with
+		// gigabytes spent and "broken pipe".
+		{"duplicate rlimits", func(t *testing.T, b string, s *specs.Spec) {
+			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: 10, Soft: 10})
+		}, "RLIMIT_NOFILE given more than once"},
+		{"rlimit soft above hard", func(t *testing.T, b string, s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_CORE", Hard: 1, Soft: 2}}
+		}, "above the hard limit"},
+		{"unknown rlimit", func(t *testing.T, b string, s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOPE", Hard: 1, Soft: 1}}
+		}, "unknown type"},
+		{"huge config.json", func(t *testing.T, b string, s *specs.Spec) {
+			s.Annotations = map[string]string{"padding": strings.Repeat("x", 17<<20)}
+		}, "refuses configurations over 16 MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := rtID("bad")
@@ -179,6 +193,11 @@ func TestRuntimeSpecAndFeatures(t *testing.T) {
 	}
 	if len(s.Process.Capabilities.Bounding) != 14 || !strings.Contains(string(data), "/proc/kcore") || !strings.Contains(string(data), `"time"`) {
 		t.Errorf("spec: %s", data)
+	}
+	// Docker's default seccomp profile (issue 11): the user-namespace
+	// escape needs unshare, which no rule allows without CAP_SYS_ADMIN.
+	if sc := s.Linux.Seccomp; sc == nil || sc.DefaultAction != specs.ActErrno || len(sc.Syscalls) < 10 || strings.Contains(string(data), `"unshare"`) {
+		t.Errorf("spec: no default seccomp profile, or one that allows unshare: %+v", sc)
 	}
 	if r := e.corral("spec", "--bundle", dir); r.code == 0 {
 		t.Errorf("spec over an existing config.json succeeded")

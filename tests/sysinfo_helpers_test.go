@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,61 +78,11 @@ func init() {
 	}
 }
 
-var (
-	probeOnce sync.Once
-	probeSrc  string
-	probeErr  error
-)
-
 // sysinfoProbe returns the path of a static sysinfoprobe in a directory of
-// the test's own (containers bind or copy it): this test binary when it is
-// static (make test, the VM), else one built from tests/sysinfoprobe (a
-// plain `go test` links libc, which a busybox rootfs does not have).
+// the test's own (containers bind or copy it); see staticProbe.
 func sysinfoProbe(t testing.TB) string {
 	t.Helper()
-	probeOnce.Do(func() {
-		self, err := os.Executable()
-		if err != nil {
-			probeErr = err
-			return
-		}
-		probeSrc = self
-		root := testutil.ModuleRoot()
-		if root == "" || isStatic(self) {
-			return
-		}
-		// One fixed place, rebuilt by every run: nothing piles up.
-		dir := filepath.Join(os.TempDir(), "corral-sysinfoprobe")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			probeErr = err
-			return
-		}
-		probeSrc = filepath.Join(dir, "sysinfoprobe")
-		tmp := fmt.Sprintf("%s.%d", probeSrc, os.Getpid())
-		cmd := exec.Command("go", "build", "-o", tmp, "./tests/sysinfoprobe")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			os.Remove(tmp)
-			probeErr = fmt.Errorf("building a static sysinfoprobe: %v\n%s", err, out)
-			return
-		}
-		probeErr = os.Rename(tmp, probeSrc)
-	})
-	if probeErr != nil {
-		t.Fatalf("sysinfoprobe: %v", probeErr)
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, "sysinfoprobe")
-	if err := os.Link(probeSrc, dst); err != nil {
-		if err := copyFile(probeSrc, dst, 0o755); err != nil {
-			t.Fatalf("sysinfoprobe: %v", err)
-		}
-	}
-	return dst
+	return staticProbe(t, "sysinfoprobe", "./tests/sysinfoprobe")
 }
 
 // isStatic reports whether an ELF executable has no program interpreter.

@@ -27,7 +27,7 @@ func init() {
 	f.StringVar(&o.ConsoleSocket, "console-socket", "", "unix socket that receives the pty master (terminal: true)")
 	f.BoolVar(&o.NoPivot, "no-pivot", false, "use MS_MOVE and chroot instead of pivot_root (rootfs on a ramdisk)")
 	f.IntVar(&preserveFDs, "preserve-fds", 0, "pass this many extra fds (3, 4, ...) into the container")
-	f.Bool("no-new-keyring", false, "ignored (corral never creates a session keyring)")
+	f.BoolVar(&o.NoNewKeyring, "no-new-keyring", false, "keep the caller's session keyring instead of a new _ses.ID one")
 	rootCmd.AddCommand(cmd)
 }
 

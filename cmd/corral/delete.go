@@ -19,6 +19,16 @@ func init() {
 			var errs []error
 			for _, id := range args {
 				c, err := rt.Load(id)
+				if err != nil && force {
+					// A create killed before it wrote any state left
+					// only its directory: remove it, so the id is free.
+					if removed, rerr := rt.RemoveStale(id); removed || rerr != nil {
+						if rerr != nil {
+							errs = append(errs, rerr)
+						}
+						continue
+					}
+				}
 				if err != nil {
 					// runc: deleting a missing container with --force is not an error.
 					if force && errors.Is(err, runtime.ErrNotExist) {

@@ -57,21 +57,31 @@ argument, not after '--', and --bundle or one of runc's flags (--pid-file,
 current directory holds a config.json and the argument is not a command on
 PATH. To run a one-word command on a bundle: corral run --bundle DIR -- CMD
 
+Every container gets Docker's default seccomp profile, resolved for its
+capabilities: creating user namespaces (unshare -U, clone with namespace
+flags; clone3 answers ENOSYS), mount, keyctl/add_key/request_key,
+io_uring, bpf, kernel modules and the rest of Docker's list are refused
+with EPERM. --security-opt seccomp=unconfined turns it off,
+--security-opt seccomp=FILE replaces it (a --bundle keeps its own
+linux.seccomp unless this flag is given).
+
 Flags:
 `
 
 // runFlags are the parsed flags of `corral run`.
 type runFlags struct {
-	opts        runspec.Options
-	name        string
-	rm          bool
-	detach      bool
-	interactive bool
-	rootfs      string
-	bundle      string
-	views       string
-	sysinfo     string
-	runc        runcFlags
+	opts         runspec.Options
+	name         string
+	rm           bool
+	detach       bool
+	interactive  bool
+	rootfs       string
+	bundle       string
+	views        string
+	sysinfo      string
+	securityOpt  []string
+	noNewKeyring bool
+	runc         runcFlags
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -103,6 +113,8 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
 	addRuncFlags(fs, &f.runc)
+	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
+	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that
 	// the help lists run's own flags first and the global ones apart.
@@ -231,7 +243,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return runDetached(rt, f, id, rs)
 	}
 
-	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr}
+	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}

@@ -30,7 +30,7 @@ func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runSpec) (int,
 		return exitRuntimeError, fmt.Errorf("detach log: %w", err)
 	}
 	defer logf.Close()
-	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Stdout: logf, Stderr: logf})
+	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Stdout: logf, Stderr: logf, NoNewKeyring: f.noNewKeyring})
 	if err != nil {
 		os.Remove(logPath)
 		return execErrorCode(err), err

@@ -26,11 +26,11 @@ type runcFlags struct {
 // command run on corral's generated spec).
 var runcOnlyFlags = map[string]bool{
 	"pid-file": true, "console-socket": true, "no-pivot": true, "preserve-fds": true,
-	"keep": true, "no-subreaper": true, "no-new-keyring": true,
+	"keep": true, "no-subreaper": true,
 }
 
 // runcFormFlags are the flags that make sense with runc's form.
-var runcFormFlags = map[string]bool{"bundle": true, "detach": true}
+var runcFormFlags = map[string]bool{"bundle": true, "detach": true, "no-new-keyring": true}
 
 func addRuncFlags(fs *pflag.FlagSet, r *runcFlags) {
 	fs.StringVar(&r.pidFile, "pid-file", "", "runc form: write the container's init pid to this file")
@@ -39,7 +39,6 @@ func addRuncFlags(fs *pflag.FlagSet, r *runcFlags) {
 	fs.IntVar(&r.preserveFDs, "preserve-fds", 0, "runc form: pass this many extra fds (3, 4, ...) into the container")
 	fs.BoolVar(&r.keep, "keep", false, "runc form: keep the container (state, cgroup) after it exits")
 	fs.Bool("no-subreaper", false, "runc form: accepted for runc compatibility (corral never becomes a subreaper)")
-	fs.Bool("no-new-keyring", false, "runc form: accepted for runc compatibility")
 }
 
 // runcFormID decides between corral's form (`run [flags] COMMAND...`) and
@@ -109,7 +108,7 @@ func runRuncForm(rt *runtime.Runtime, f *runFlags, id string) (int, error) {
 	o := runtime.CreateOpts{
 		Bundle: bundle, PidFile: f.runc.pidFile, ConsoleSocket: f.runc.consoleSocket, NoPivot: f.runc.noPivot,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: preservedFiles(f.runc.preserveFDs),
-		Foreground: !f.detach,
+		Foreground: !f.detach, NoNewKeyring: f.noNewKeyring,
 	}
 	c, err := rt.Create(id, o)
 	if err != nil {

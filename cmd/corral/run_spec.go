@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -80,6 +80,9 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 	if err := runspec.Apply(rs.spec, f.opts, rs.rootfs, os.LookupEnv); err != nil {
 		return nil, err
 	}
+	if err := applySecurityOpts(rs.spec, f.securityOpt); err != nil {
+		return nil, err
+	}
 	if err := addViews(rs.spec, f.views, warn); err != nil {
 		return nil, err
 	}
@@ -90,28 +93,35 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 }
 
 // defaultHostname is the --name, else the short id (-h overrides both in
-// runspec.Apply).
+// runspec.Apply). A name longer than the kernel's 64-byte hostname is cut
+// there (and of a trailing '-' or '.'), as the kubelet does with long pod
+// names: the user asked for a container name, not a hostname, so a long
+// one must not fail the run with "sethostname: invalid argument"; an
+// explicit --hostname over 64 characters is still refused.
 func defaultHostname(f *runFlags, id string) string {
-	if f.name != "" && len(f.name) <= 64 {
-		return f.name
+	if f.name == "" {
+		return shortID(id)
 	}
-	return shortID(id)
+	h := f.name
+	if len(h) > maxHostname {
+		h = strings.TrimRight(h[:maxHostname], "-.")
+	}
+	return h
 }
+
+// maxHostname is the kernel's limit (__NEW_UTS_LEN).
+const maxHostname = 64
 
 // loadBundleSpec reads DIR/config.json.
 func loadBundleSpec(dir string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	s, err := runtime.LoadSpec(dir) // size-checked, errors with line numbers
 	if err != nil {
 		return nil, fmt.Errorf("--bundle: %w", err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("--bundle %s: config.json: %w", dir, err)
 	}
 	if s.Root == nil || s.Root.Path == "" {
 		return nil, fmt.Errorf("--bundle %s: config.json has no root.path", dir)
 	}
-	return &s, nil
+	return s, nil
 }
 
 // rootInUse tells the default-root builder whether a container of this

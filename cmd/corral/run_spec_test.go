@@ -117,8 +117,9 @@ func runIsLive(dir string) bool {
 
 func TestAddSysinfoModes(t *testing.T) {
 	s := runspec.Default("/r", []string{"true"})
-	if err := addSysinfo(s, "off"); err != nil || s.Linux.Seccomp != nil {
-		t.Errorf("off: %v %+v", err, s.Linux.Seccomp)
+	before := s.Linux.Seccomp // the default profile
+	if err := addSysinfo(s, "off"); err != nil || s.Linux.Seccomp != before || s.Linux.Seccomp.ListenerPath != "" {
+		t.Errorf("off: %v, the policy changed", err)
 	}
 	if err := addSysinfo(s, "on"); err == nil {
 		t.Error("--sysinfo on: want an error (auto or off)")
@@ -143,6 +144,16 @@ func TestBuildRunSpecOnRootfs(t *testing.T) {
 	if rs.bundle != filepath.Dir(root) {
 		t.Errorf("bundle %q", rs.bundle)
 	}
+	// The default seccomp profile, resolved for the default capabilities:
+	// no rule opens mount or unshare.
+	if sc := s.Linux.Seccomp; sc == nil || sc.DefaultAction != specs.ActErrno || specAllows(sc, "unshare") || !specAllows(sc, "read") {
+		t.Errorf("default seccomp profile missing or wrong: %+v", sc)
+	}
+	f.securityOpt = []string{"seccomp=unconfined"}
+	if rs, err := buildRunSpec(rt, f, "web", os.Stderr); err != nil || rs.spec.Linux.Seccomp != nil {
+		t.Errorf("--security-opt seccomp=unconfined: %v, policy %v", err, rs.spec.Linux.Seccomp != nil)
+	}
+	f.securityOpt = nil
 	// A generated id: the hostname is the short id.
 	f.name = ""
 	id := strings.Repeat("0123456789abcdef", 4)
@@ -178,5 +189,28 @@ func TestBuildRunSpecBundle(t *testing.T) {
 	if rs.rootfs != filepath.Join(bundle, "rootfs") || rs.bundle != bundle || s.Hostname != "fromspec" ||
 		!slices.Equal(s.Process.Args, []string{"echo", "hi"}) || *s.Linux.Resources.CPU.Quota != 50000 {
 		t.Errorf("bundle spec: rootfs %q bundle %q host %q args %v", rs.rootfs, rs.bundle, s.Hostname, s.Process.Args)
+	}
+}
+
+// specAllows reports whether some unconditional rule allows name.
+func specAllows(sc *specs.LinuxSeccomp, name string) bool {
+	for _, r := range sc.Syscalls {
+		if r.Action == specs.ActAllow && len(r.Args) == 0 && slices.Contains(r.Names, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDefaultHostnameLongName(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"web", "web"},
+		{strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 70), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 62) + "-.xyz", strings.Repeat("a", 62)},
+	} {
+		if got := defaultHostname(&runFlags{name: c.name}, c.name); got != c.want {
+			t.Errorf("name of %d: hostname %q, want %q", len(c.name), got, c.want)
+		}
 	}
 }

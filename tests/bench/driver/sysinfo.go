@@ -43,7 +43,8 @@ func (e *env) benchSysinfo() error {
 		why := "corralfs has no seccomp agent socket flag (issue 4's agent not wired into cmd/corralfs yet)"
 		e.report.Sysinfo = append(e.report.Sysinfo,
 			SysinfoRow{Name: "sysinfo (agent)", Skipped: why},
-			SysinfoRow{Name: "getpid (filter)", Skipped: why})
+			SysinfoRow{Name: "getpid (filter)", Skipped: why},
+			SysinfoRow{Name: "getpid (default profile)", Skipped: why})
 		return nil
 	}
 	rootfs, err := e.readerRootfs()
@@ -71,6 +72,20 @@ func (e *env) benchSysinfo() error {
 	if err != nil {
 		return err
 	}
+	// What `corral run` installs by default (issue 11): Docker's profile
+	// resolved for the spec's capabilities, with the sysinfo rule merged.
+	var caps []string
+	if c := base.Process.Capabilities; c != nil {
+		caps = c.Bounding
+	}
+	profile, _, err := seccomp.AddSysinfoNotify(seccomp.DefaultPolicy(caps), e.agentSock)
+	if err != nil {
+		return err
+	}
+	withProfile, err := e.runtimeReader(base, rootfs, "profile", profile)
+	if err != nil {
+		return err
+	}
 	job := func(c *container, sc string, check bool) (proto.Result, error) {
 		j := proto.Job{Syscall: sc, Threads: 1, DurationMs: int(e.cfg.sysTime / time.Millisecond)}
 		if check {
@@ -88,6 +103,7 @@ func (e *env) benchSysinfo() error {
 		{"sysinfo (no filter, kernel)", plain, "sysinfo", false},
 		{"getpid (filter)", filtered, "getpid", false},
 		{"getpid (allow-all filter)", anyFilter, "getpid", false},
+		{"getpid (default profile)", withProfile, "getpid", false},
 		{"getpid (no filter)", plain, "getpid", false},
 	}
 	// Two interleaved rounds; the better round of each counts (getpid
