@@ -160,6 +160,31 @@ func (h *HandleStore) Latest(fh uint64) (unique uint64, ok bool) {
 	return unique, true
 }
 
+// Relabel makes the generation computed by request from, still fh's
+// latest in the store, the one of request to (the same bytes: the first
+// READ at 0 after an OPEN serves the OPEN's content). No copy: one
+// compare-and-swap of the block's request id. False when the store no
+// longer holds that generation.
+func (h *HandleStore) Relabel(fh, from, to uint64) bool {
+	if h == nil {
+		return false
+	}
+	tag, ring := h.slot(fh)
+	t := tag.Load()
+	if t == 0 || t>>storeLenBits != storeTag(fh) {
+		return false
+	}
+	at := ring.Load()
+	if at >= storeRing || int(at)+blockHdr+int(t&storeLenMax) > storeRing {
+		return false
+	}
+	block := storeRingOff + int(at)
+	if h.word(block).Load() != fh || !h.word(block+16).CompareAndSwap(from, to) {
+		return false
+	}
+	return ring.Load() == at
+}
+
 // Clear forgets a released handle (unless its slot holds another's now).
 func (h *HandleStore) Clear(fh uint64) {
 	if h == nil {

@@ -55,6 +55,15 @@ func requestID(unique uint64) uint64 { return unique &^ (1 << 63) }
 func (fs *FS) readFromStart(in *fuse.ReadIn) ([]byte, fuse.Status) {
 	h, known, reuse := fs.handles.startRead(in.Fh, requestID(in.Unique), time.Since(fs.started), reuseOpenContent)
 	if reuse && fs.latestIs(in.Fh, h.unique) {
+		if id := requestID(in.Unique); h.unique != id {
+			// The OPEN's content is now this READ's generation, in
+			// the store too: the relay hands a successor this READ
+			// again when the worker dies before freeing its slot, and
+			// it must get these bytes, which the reader may hold, not
+			// a new generation that its next READ on would continue.
+			fs.cfg.HandleStore.Relabel(in.Fh, h.unique, id)
+			fs.handles.set(in.Fh, handle{data: h.data, unique: id})
+		}
 		return h.data, fuse.OK
 	}
 	// A READ at 0 no newer than the latest generation's is this very

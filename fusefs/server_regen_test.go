@@ -255,3 +255,24 @@ func TestReplayedOlderReadAtZeroKeepsTheGeneration(t *testing.T) {
 		t.Errorf("after a replayed older READ at 0: %q at offset 3, want the reader's generation %q", got, gen[3:])
 	}
 }
+
+// The first READ at 0 after an OPEN serves the OPEN's content. If the
+// worker dies before the relay frees that READ's slot, a successor is
+// handed the READ again: it must answer the same bytes (its answer is
+// dropped, the reader holds the first), and the reader's next READ on must
+// continue them, not a generation the replay would otherwise start.
+func TestReplayOfFirstReadKeepsTheOpensContent(t *testing.T) {
+	a, b, _, node, out := twoWorkersOpenUptime(t)
+	first := readAs(t, a, node, out.Fh, 11, 0) // served from the OPEN's content
+	waitFor(t, "uptime moves on", 10*time.Second, func() bool {
+		now, _ := os.ReadFile("/proc/uptime")
+		return !bytes.Equal(bytes.Fields(now)[0], bytes.Fields(first)[0])
+	})
+	// a dies; the relay replays READ 11 to b, then the reader reads on.
+	if got := readAs(t, b, node, out.Fh, 11, 0); !bytes.Equal(got, first) {
+		t.Errorf("replayed first READ: %q, want the OPEN's %q", got, first)
+	}
+	if got := readAs(t, b, node, out.Fh, 12, 3); !bytes.Equal(got, first[3:]) {
+		t.Errorf("after the replay: %q at offset 3, want the reader's generation %q", got, first[3:])
+	}
+}
