@@ -13,7 +13,7 @@ import (
 // content computes what node n says to process pid. It is the whole
 // per-generation work (at OPEN, and at each READ at offset 0 after the first): identify the caller, gather the Input, render. It needs
 // nothing but the node and the pid, so any process serving the connection
-// can answer (ARCHITECTURE decision 5).
+// can answer (docs/design.md decision 6).
 func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 	fs.Stats.Renders.Add(1)
 	switch n.kind {

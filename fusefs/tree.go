@@ -16,7 +16,7 @@ import (
 // table and the host's /sys/devices/system/cpu, and never changes while the
 // daemon runs. Every node's id (and inode number) is a hash of its path, so
 // the same binary - or a newer one - started on the same kernel connection
-// answers the node ids the kernel already holds (ARCHITECTURE decision 5).
+// answers the node ids the kernel already holds (docs/design.md decision 6).
 // What a node SAYS depends on the caller; what nodes EXIST does not, except
 // that sys/devices/system/cpu/cpuN is only visible to callers with more
 // than N CPUs (see Lookup, which gives those entries no cache lifetime).

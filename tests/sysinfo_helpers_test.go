@@ -31,7 +31,7 @@ const sysinfoMemLimit = 256 << 20
 
 // sysinfoTotalRAM is what sysinfo(2) says in a container limited to
 // sysinfoMemLimit: one page more, so that the JDK, which takes a limit at
-// or above "physical" memory for none, honours it (docs/design.md 22).
+// or above "physical" memory for none, honours it (docs/design.md 29).
 var sysinfoTotalRAM = uint64(sysinfoMemLimit + os.Getpagesize())
 
 // sysinfoTotalKiB is busybox free's total (KiB) for sysinfoTotalRAM.
