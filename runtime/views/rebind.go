@@ -96,6 +96,14 @@ func findDeadBinds(proc string, dead []uint64) (map[string][]deadBind, error) {
 			continue
 		}
 		for _, m := range ms {
+			// Only views: binds of a file or directory below the file
+			// system's root. A mount of its root is a mount point of
+			// the daemon itself (another copy of the stale mount, e.g.
+			// propagated to a peer), never a container's view: replacing
+			// it would detach what the new daemon just mounted there.
+			if m.Root == "/" {
+				continue
+			}
 			out[nsPath] = append(out[nsPath], deadBind{target: m.Mountpoint, root: m.Root})
 		}
 	}
