@@ -47,16 +47,19 @@ func TestHandleStoreKeepsContentAcrossMappings(t *testing.T) {
 	if _, _, _, ok := a.Get(fh); ok {
 		t.Error("a released handle is still known")
 	}
-	// A later handle on the same index slot takes it over; clearing the
-	// old one then leaves it alone.
+	// A later handle with the same home slot takes the next free one:
+	// both stay known, and clearing one leaves the other alone.
 	a.Put(fh, 0, []byte("x"))
 	a.Put(fh+storeSlots, 0, []byte("yy"))
-	if _, _, _, ok := b.Get(fh); ok {
-		t.Error("an overwritten slot still answers for its old handle")
+	if c, _, _, ok := b.Get(fh); !ok || string(c) != "x" {
+		t.Errorf("the first handle of a home slot: %q, %v", c, ok)
 	}
 	b.Clear(fh)
 	if c, _, _, ok := b.Get(fh + storeSlots); !ok || string(c) != "yy" {
-		t.Errorf("the slot's new handle: %q, %v", c, ok)
+		t.Errorf("the second handle of a home slot: %q, %v", c, ok)
+	}
+	if _, _, _, ok := b.Get(fh); ok {
+		t.Error("a released handle is still known")
 	}
 	var none *HandleStore // a worker without one behaves as before
 	none.Put(fh, 0, []byte("z"))
@@ -118,7 +121,7 @@ func TestReadOfPredecessorsHandle(t *testing.T) {
 	successor = newTestFS(t, Config{HandleStore: store})
 	const oldLen = 100
 	store.Put(out.Fh, 0, bytes.Repeat([]byte("x"), storeRing/2)) // too big for the ring
-	tag, _ := store.slot(out.Fh)
+	tag, _, _ := store.slot(out.Fh)
 	tag.Store(storeTag(out.Fh)<<storeLenBits | oldLen)
 	if b := read(oldLen); len(b) != 0 {
 		t.Errorf("read at the old end of file: %q, want nothing", b)
@@ -134,6 +137,29 @@ func TestReadOfPredecessorsHandle(t *testing.T) {
 	}
 	successor.Release(nil, &fuse.ReleaseIn{Fh: out.Fh})
 	if _, _, _, ok := store.Get(out.Fh); ok {
+		t.Error("a released handle is still known")
+	}
+}
+
+// A handle held open keeps its index entry however many handles are opened
+// and released after it (the index used to give its slot to the 16,384th),
+// so a successor still continues its generation. (24,576 opens of small
+// contents: more than the index's slots, less than the ring's bytes.)
+func TestHandleStoreKeepsLongHeldHandles(t *testing.T) {
+	store, _ := newTestHandleStore(t)
+	held := uint64(1_700_000_000_000) << 20
+	store.Put(held, 7, []byte("held open\n"))
+	for fh := held + 1; fh <= held+storeSlots+storeSlots/2; fh++ {
+		store.Put(fh, fh, []byte("short-lived\n"))
+		if fh%5 != 0 { // most are released at once, some stay open
+			store.Clear(fh)
+		}
+	}
+	if c, _, unique, ok := store.Get(held); !ok || string(c) != "held open\n" || unique != 7 {
+		t.Fatalf("after %d more opens: %q (request %d, known %v), want the held handle's content", storeSlots+storeSlots/2, c, unique, ok)
+	}
+	store.Clear(held)
+	if _, _, _, ok := store.Get(held); ok {
 		t.Error("a released handle is still known")
 	}
 }
