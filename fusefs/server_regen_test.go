@@ -16,18 +16,6 @@ import (
 // rule), a READ at offset > 0 goes on with the generation the last READ at
 // 0 produced, in this worker and in its successors.
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // readAs is one READ of handle fh on node by this test process, through
 // w's Read, as request unique.
 func readAs(t *testing.T, w *FS, node, fh, unique, off uint64) []byte {
@@ -65,7 +53,7 @@ func TestSameFdReadsFromZeroAreLive(t *testing.T) {
 		}
 		first := pread(t, f, 0)
 		// The source changes: a fresh open says something else.
-		waitFor(t, p+" changes", 10*time.Second, func() bool {
+		testutil.WaitFor(t, 10*time.Second, p+" changes", func() bool {
 			b, err := os.ReadFile(f.Name())
 			return err == nil && !bytes.Equal(b, first)
 		})
@@ -160,7 +148,7 @@ func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 	// A new generation in the first worker, once uptime has moved.
 	var gen []byte
 	unique := uint64(200)
-	waitFor(t, "uptime changes", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime changes", func() bool {
 		unique++
 		gen = read(workers[0], unique, 0)
 		return !bytes.Equal(gen, opened)
@@ -169,7 +157,7 @@ func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 		t.Errorf("successor at offset 2: %q, want the latest generation's %q (opened: %q)", got, gen[2:], opened)
 	}
 	// The READ that computed gen, given again (with the RESEND flag).
-	waitFor(t, "uptime moves on", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime moves on", func() bool {
 		b, _ := os.ReadFile("/proc/uptime")
 		return !bytes.HasPrefix(b, gen[:4])
 	})
@@ -213,7 +201,7 @@ func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
 	// The first READ at 0 goes to b, once uptime has moved on: a new
 	// generation, which a (holding the OPEN's, unread) must continue.
 	var genB []byte
-	waitFor(t, "uptime changes", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime changes", func() bool {
 		genB = read(b, 0)
 		return !bytes.Equal(genB, opened)
 	})
@@ -222,7 +210,7 @@ func TestWorkersAnsweringTogetherShareGenerations(t *testing.T) {
 	}
 	// A READ at 0 in a, then b continues a's generation.
 	var genA []byte
-	waitFor(t, "uptime changes again", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime changes again", func() bool {
 		genA = read(a, 0)
 		return !bytes.Equal(genA, genB)
 	})
@@ -239,14 +227,14 @@ func TestReplayedOlderReadAtZeroKeepsTheGeneration(t *testing.T) {
 	first := readAs(t, a, node, out.Fh, 12, 0)
 	var gen []byte
 	unique := uint64(12)
-	waitFor(t, "uptime changes", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime changes", func() bool {
 		unique += 2
 		gen = readAs(t, a, node, out.Fh, unique, 0)
 		return !bytes.Equal(gen, first)
 	})
 	// a dies; b is handed READ 12 (answered long ago) again, once a new
 	// generation would differ, then the reader's next READ on.
-	waitFor(t, "uptime moves on", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime moves on", func() bool {
 		now, _ := os.ReadFile("/proc/uptime")
 		return !bytes.Equal(bytes.Fields(now)[0], bytes.Fields(gen)[0])
 	})
@@ -264,7 +252,7 @@ func TestReplayedOlderReadAtZeroKeepsTheGeneration(t *testing.T) {
 func TestReplayOfFirstReadKeepsTheOpensContent(t *testing.T) {
 	a, b, _, node, out := twoWorkersOpenUptime(t)
 	first := readAs(t, a, node, out.Fh, 11, 0) // served from the OPEN's content
-	waitFor(t, "uptime moves on", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "uptime moves on", func() bool {
 		now, _ := os.ReadFile("/proc/uptime")
 		return !bytes.Equal(bytes.Fields(now)[0], bytes.Fields(first)[0])
 	})

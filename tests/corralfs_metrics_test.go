@@ -109,17 +109,17 @@ func TestCorralfsMetricsSurviveWorkerKill(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 
 	meminfoOpens := `corralfs_requests_total{file=proc/meminfo,op=open}`
-	waitFor(t, 10*time.Second, "meminfo opens counted", func() bool { return scrape(t, client, url)[meminfoOpens] > 100 })
+	testutil.WaitFor(t, 10*time.Second, "meminfo opens counted", func() bool { return scrape(t, client, url)[meminfoOpens] > 100 })
 	before := scrape(t, client, url)
 	worker := d.status().WorkerPid
 	if err := syscall.Kill(worker, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "a new worker", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a new worker", func() bool {
 		st := d.status()
 		return st.WorkerPid != worker && st.Restarts == 1
 	})
-	waitFor(t, 10*time.Second, "reads counted by the new worker", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "reads counted by the new worker", func() bool {
 		return scrape(t, client, url)[meminfoOpens] > before[meminfoOpens]+100
 	})
 	after := scrape(t, client, url)
@@ -173,18 +173,6 @@ func TestCorralfsMetricsSurviveWorkerKill(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // A client of an older build connects and only reads: it still gets the
 // JSON status.
 func TestCorralfsControlSocketOldClients(t *testing.T) {
@@ -210,7 +198,7 @@ func TestCorralfsStatusListsContainers(t *testing.T) {
 	e.views = d.mp
 	c := &surviveContainer{name: runName("listed"), dir: t.TempDir(), done: make(chan struct{})}
 	startContainer(t, e, c, "--memory", "256m", "--", "sh", "-c", `while :; do head -n1 /proc/meminfo; sleep 0.1; done`)
-	waitFor(t, 30*time.Second, "the container reading its views", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the container reading its views", func() bool {
 		return strings.Contains(c.output("stdout"), "MemTotal:         262144 kB")
 	})
 	out, err := exec.Command(testutil.Binary(t, "corralfs"), "status", "--containers", "--control-socket", d.ctl).CombinedOutput()

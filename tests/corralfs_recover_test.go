@@ -30,18 +30,18 @@ func TestCorralfsRecoversRunningContainers(t *testing.T) {
 		`while :; do head -n1 /proc/meminfo 2>/dev/null || echo READFAIL; head -n1 /proc/uptime >/dev/null 2>&1 || echo READFAIL; sleep 0.02; done`)
 	const want = "MemTotal:         262144 kB"
 	lines := func() []string { return strings.Split(strings.TrimSpace(c.output("stdout")), "\n") }
-	waitFor(t, 30*time.Second, "the container reading its own MemTotal", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the container reading its own MemTotal", func() bool {
 		return strings.Contains(c.output("stdout"), want)
 	})
 
 	d.kill9() // supervisor and (by its liveness pipe) worker: no fd store keeps the connection
-	waitFor(t, 20*time.Second, "reads failing after the daemon's death", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "reads failing after the daemon's death", func() bool {
 		return strings.Contains(c.output("stdout"), "READFAIL")
 	})
 
 	d2 := startCorralfs(t, mp)
 	var recoveredAt int
-	waitFor(t, 30*time.Second, "reads recovering after the restart", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "reads recovering after the restart", func() bool {
 		ls := lines()
 		for i := len(ls) - 1; i >= 0; i-- {
 			if ls[i] == "READFAIL" {
@@ -55,7 +55,7 @@ func TestCorralfsRecoversRunningContainers(t *testing.T) {
 		return false
 	})
 	// Keep reading: after recovery no read fails (200 reads, about 4 s).
-	waitFor(t, 60*time.Second, "200 reads after the recovery", func() bool { return len(lines()) > recoveredAt+200 })
+	testutil.WaitFor(t, 60*time.Second, "200 reads after the recovery", func() bool { return len(lines()) > recoveredAt+200 })
 	ls := lines()
 	for i, l := range ls[recoveredAt:] {
 		if l != want {

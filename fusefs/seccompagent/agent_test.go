@@ -32,7 +32,7 @@ func inProcessKeeper(t *testing.T, sock string, stall time.Duration) *Keeper {
 	go func() { done <- k.Run(stop) }()
 	t.Cleanup(func() { close(stop); <-done })
 	// The pidfile is written once both sockets listen.
-	waitFor(t, 5*time.Second, "the keeper", func() bool { _, err := os.Stat(PidPath(sock)); return err == nil })
+	testutil.WaitFor(t, 5*time.Second, "the keeper", func() bool { _, err := os.Stat(PidPath(sock)); return err == nil })
 	return k
 }
 
@@ -56,7 +56,7 @@ func TestAgentAnswersThroughKeeper(t *testing.T) {
 	sock := socketIn(t)
 	k := inProcessKeeper(t, sock, 0)
 	inProcessAgent(t, sock, AnswererFunc(markerAnswer))
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 	c := startContainer(t, sock)
 	for i := 0; i < 100; i++ {
 		r := c.do("sysinfo", 5*time.Second)
@@ -81,7 +81,7 @@ func TestOtherNotificationsRunForReal(t *testing.T) {
 	sock := socketIn(t)
 	k := inProcessKeeper(t, sock, 0)
 	inProcessAgent(t, sock, AnswererFunc(markerAnswer))
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 	c := startContainer(t, sock, policyEnv+"=tuxcall")
 	if r := c.do("tuxcall", 5*time.Second); unix.Errno(r.Errno) != unix.ENOSYS {
 		t.Errorf("tuxcall: errno %d, want ENOSYS (the real syscall)", r.Errno)
@@ -103,7 +103,7 @@ func TestKeeperAloneAnswersHostValues(t *testing.T) {
 	}
 	c.stop()
 	// The container ended: its listener hangs up and the keeper lets go.
-	waitFor(t, 5*time.Second, "the keeper to release the fd", func() bool { return k.Stats().Held == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the keeper to release the fd", func() bool { return k.Stats().Held == 0 })
 }
 
 // TestAgentKilledInFlight: the agent dies (SIGKILL) while it sits on a
@@ -115,12 +115,12 @@ func TestAgentKilledInFlight(t *testing.T) {
 	k := inProcessKeeper(t, sock, time.Minute) // the stall timeout must not be what saves us
 	c := startContainer(t, sock)
 	agent := startProc(t, "agent", sock, answerEnv+"=hang")
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 
 	if _, err := c.stdin.Write([]byte("sysinfo\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the notification to reach the agent", func() bool { return k.Stats().Forwarded > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the notification to reach the agent", func() bool { return k.Stats().Forwarded > 0 })
 	time.Sleep(50 * time.Millisecond)
 	killed := time.Now()
 	agent.Process.Kill()
@@ -133,7 +133,7 @@ func TestAgentKilledInFlight(t *testing.T) {
 		t.Errorf("sysinfo with no agent: %+v", r)
 	}
 	startProc(t, "agent", sock, answerEnv+"=marker")
-	waitFor(t, 5*time.Second, "the new agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the new agent", func() bool { return k.Stats().AgentAttached })
 	if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
 		t.Errorf("sysinfo with the new agent: %+v, want its answer", r)
 	}
@@ -152,7 +152,7 @@ func TestAgentKilledHoldingDirectNotification(t *testing.T) {
 			k := inProcessKeeper(t, sock, time.Minute)
 			c := startContainer(t, sock)
 			agent := startProc(t, "agent", sock, answerEnv+"="+mode)
-			waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+			testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 			if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
 				t.Fatalf("first call: %+v", r)
 			}
@@ -183,13 +183,13 @@ func TestStalledAgentIsBypassed(t *testing.T) {
 	sock := socketIn(t)
 	k := inProcessKeeper(t, sock, 200*time.Millisecond)
 	startProc(t, "agent", sock, answerEnv+"=hang")
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 	c := startContainer(t, sock)
 	r := c.do("sysinfo", 2*time.Second)
 	if r.Errno != 0 || r.Totalram != hostRAM(t) {
 		t.Fatalf("sysinfo with a stuck agent: %+v", r)
 	}
-	waitFor(t, time.Second, "the keeper to count a stalled answer", func() bool { return k.Stats().StalledAnswers == 1 })
+	testutil.WaitFor(t, time.Second, "the keeper to count a stalled answer", func() bool { return k.Stats().StalledAnswers == 1 })
 }
 
 // TestStuckDirectAgentIsDetached: an agent that hangs while it receives by
@@ -201,7 +201,7 @@ func TestStuckDirectAgentIsDetached(t *testing.T) {
 	k := inProcessKeeper(t, sock, 200*time.Millisecond)
 	c := startContainer(t, sock)
 	startProc(t, "agent", sock, answerEnv+"=hang-after-1")
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 	for i := 0; i < 4; i++ {
 		if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
 			t.Fatalf("call %d: %+v", i, r)
@@ -212,7 +212,7 @@ func TestStuckDirectAgentIsDetached(t *testing.T) {
 			t.Fatalf("call with a stuck agent: %+v", r)
 		}
 	}
-	waitFor(t, time.Second, "the keeper to drop the agent", func() bool { return !k.Stats().AgentAttached })
+	testutil.WaitFor(t, time.Second, "the keeper to drop the agent", func() bool { return !k.Stats().AgentAttached })
 	if st := k.Stats(); st.Held != 1 {
 		t.Errorf("keeper holds %d fds, want 1", st.Held)
 	}
@@ -224,11 +224,11 @@ func TestKeeperKilledAgentRestartsIt(t *testing.T) {
 	testutil.RequireRoot(t)
 	sock := socketIn(t)
 	startProc(t, "agent", sock, answerEnv+"=marker", spawnEnv+"=1")
-	waitFor(t, 10*time.Second, "the spawned keeper", func() bool { _, err := KeeperPid(sock); return err == nil })
+	testutil.WaitFor(t, 10*time.Second, "the spawned keeper", func() bool { _, err := KeeperPid(sock); return err == nil })
 	c := startContainer(t, sock)
 	// The agent attaches to the keeper it started a moment after the
 	// pidfile appears; until then the keeper answers with host values.
-	waitFor(t, 5*time.Second, "the agent's answer", func() bool { return c.do("sysinfo", 5*time.Second).Totalram == markerRAM })
+	testutil.WaitFor(t, 5*time.Second, "the agent's answer", func() bool { return c.do("sysinfo", 5*time.Second).Totalram == markerRAM })
 	pid, err := KeeperPid(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -368,12 +368,12 @@ func TestStoredFdOutlivesTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close() // only the keeper (and a1) hold the write end now
-	waitFor(t, 5*time.Second, "the keeper to hold the fd", func() bool { return k.Stats().Held == 1 && a1.Held(KindFd)["fuse"] > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the keeper to hold the fd", func() bool { return k.Stats().Held == 1 && a1.Held(KindFd)["fuse"] > 0 })
 	close(stop1)
 	<-done1
 
 	a2 := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
-	waitFor(t, 5*time.Second, "the fd at the new agent", func() bool { return a2.Held(KindFd)["fuse"] > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the fd at the new agent", func() bool { return a2.Held(KindFd)["fuse"] > 0 })
 	if _, err := unix.Write(a2.Held(KindFd)["fuse"], []byte("still here")); err != nil {
 		t.Fatal(err)
 	}
@@ -383,8 +383,8 @@ func TestStoredFdOutlivesTheAgent(t *testing.T) {
 		t.Fatalf("read %q, %v through the held pipe", buf[:n], err)
 	}
 	a2.DropFd("fuse")
-	waitFor(t, 5*time.Second, "the keeper to drop it", func() bool { return k.Stats().Held == 0 })
-	waitFor(t, 5*time.Second, "the agent to close its copy", func() bool { return len(a2.Held(KindFd)) == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the keeper to drop it", func() bool { return k.Stats().Held == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the agent to close its copy", func() bool { return len(a2.Held(KindFd)) == 0 })
 	// Every write end is closed now: the reader sees EOF.
 	if n, err := r.Read(buf); n != 0 || err == nil {
 		t.Errorf("pipe still open after the drop: %d, %v", n, err)
@@ -400,7 +400,7 @@ func TestDroppedAgentComesBack(t *testing.T) {
 	sock := socketIn(t)
 	k := inProcessKeeper(t, sock, 0)
 	a := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 	c := startContainer(t, sock)
 	for i := 0; i < 3; i++ {
 		if r := c.do("sysinfo", 5*time.Second); r.Totalram != markerRAM {
@@ -411,8 +411,8 @@ func TestDroppedAgentComesBack(t *testing.T) {
 	link := k.agent
 	k.mu.Unlock()
 	k.detach(link, "test drops the agent")
-	waitFor(t, 5*time.Second, "the agent to come back", func() bool { return a.Stats().Sessions >= 2 && k.Stats().AgentAttached })
-	waitFor(t, 5*time.Second, "the agent's answers", func() bool { return c.do("sysinfo", 5*time.Second).Totalram == markerRAM })
+	testutil.WaitFor(t, 5*time.Second, "the agent to come back", func() bool { return a.Stats().Sessions >= 2 && k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent's answers", func() bool { return c.do("sysinfo", 5*time.Second).Totalram == markerRAM })
 	if st := k.Stats(); st.Held != 1 {
 		t.Errorf("keeper holds %d fds after the agent came back, want 1", st.Held)
 	}
@@ -429,7 +429,7 @@ func TestAgentOutlivesContainers(t *testing.T) {
 	sock := socketIn(t)
 	k := inProcessKeeper(t, sock, 0)
 	a := inProcessAgent(t, sock, AnswererFunc(markerAnswer))
-	waitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
+	testutil.WaitFor(t, 5*time.Second, "the agent", func() bool { return k.Stats().AgentAttached })
 	for round := 0; round < 3; round++ {
 		c := startContainer(t, sock)
 		for i := 0; i < 5; i++ {
@@ -438,6 +438,6 @@ func TestAgentOutlivesContainers(t *testing.T) {
 			}
 		}
 		c.stop()
-		waitFor(t, 5*time.Second, "both to let go of the listener", func() bool { return k.Stats().Held == 0 && a.Stats().Listeners == 0 })
+		testutil.WaitFor(t, 5*time.Second, "both to let go of the listener", func() bool { return k.Stats().Held == 0 && a.Stats().Listeners == 0 })
 	}
 }
