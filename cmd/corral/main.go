@@ -49,7 +49,7 @@ var rootCmd = &cobra.Command{
 func init() {
 	rootCmd.CompletionOptions.DisableDefaultCmd = true
 	f := rootCmd.PersistentFlags()
-	f.StringVar(&global.root, "root", runtime.DefaultRoot, "directory for container state")
+	f.StringVar(&global.root, "root", runtime.DefaultRootFor(), "directory for container state ($XDG_RUNTIME_DIR/corral when not root)")
 	f.StringVar(&global.logFile, "log", "", "log file (default: stderr for warnings and errors)")
 	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&global.debug, "debug", false, "log debug messages")

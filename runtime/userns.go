@@ -1,0 +1,159 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// User namespaces. A container with a `user` namespace of its own gets it
+// from the same clone(2) as its other new namespaces, so the kernel makes
+// the user namespace first and the others are owned by it (the order the
+// runtime spec requires): the container's root then has every capability
+// over its own mount, pid, net, ipc, uts and cgroup namespaces and none
+// over the host's.
+//
+// The parent writes the id mappings between the clone and the child's
+// execve (spawn_rawfork.go holds the child at a barrier): a process whose
+// uid is unmapped when it execs loses its capabilities, so the init must
+// exec as the mapped root. As root the parent writes /proc/PID/uid_map
+// and gid_map itself; an unprivileged caller (rootless) has the setuid
+// helpers newuidmap/newgidmap (Debian's uidmap package) write the ranges
+// /etc/subuid and /etc/subgid grant it, or, without them, maps only its
+// own uid and gid (with setgroups denied, which the kernel requires for
+// an unprivileged gid_map).
+
+// specUserNS returns the spec's user namespace entry, if any.
+func specUserNS(spec *specs.Spec) (ns specs.LinuxNamespace, ok bool) {
+	if spec.Linux == nil {
+		return ns, false
+	}
+	for _, n := range spec.Linux.Namespaces {
+		if n.Type == specs.UserNamespace {
+			return n, true
+		}
+	}
+	return ns, false
+}
+
+// checkUserNS validates the mappings against the namespaces, as runc does:
+// a new user namespace needs mappings, a joined one has its own already,
+// and mappings without a user namespace would silently not apply.
+func checkUserNS(spec *specs.Spec) error {
+	ns, has := specUserNS(spec)
+	l := spec.Linux
+	haveMaps := l != nil && (len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0)
+	switch {
+	case !has && haveMaps:
+		return errors.New("config: linux.uidMappings/gidMappings given without a user namespace")
+	case has && ns.Path == "" && (len(l.UIDMappings) == 0 || len(l.GIDMappings) == 0):
+		return errors.New("config: a new user namespace needs both linux.uidMappings and linux.gidMappings")
+	case has && ns.Path != "" && haveMaps:
+		return fmt.Errorf("config: user namespace %s is joined by path: it has its mappings already; drop linux.uidMappings/gidMappings", ns.Path)
+	}
+	if has {
+		for _, m := range append(append([]specs.LinuxIDMapping(nil), l.UIDMappings...), l.GIDMappings...) {
+			if m.Size == 0 || uint64(m.HostID)+uint64(m.Size) > 1<<32 || uint64(m.ContainerID)+uint64(m.Size) > 1<<32 {
+				return fmt.Errorf("config: bad id mapping %+v", m)
+			}
+		}
+	}
+	return nil
+}
+
+// hostRootIDs returns the host uid and gid the container's root (0) maps
+// to; ok is false when the spec has no mappings or does not map 0.
+func hostRootIDs(spec *specs.Spec) (uid, gid int, ok bool) {
+	if spec.Linux == nil {
+		return 0, 0, false
+	}
+	u, ok1 := mapToHost(spec.Linux.UIDMappings, 0)
+	g, ok2 := mapToHost(spec.Linux.GIDMappings, 0)
+	return u, g, ok1 && ok2
+}
+
+// mapToHost returns the host id of container id id.
+func mapToHost(maps []specs.LinuxIDMapping, id uint32) (int, bool) {
+	for _, m := range maps {
+		if id >= m.ContainerID && uint64(id) < uint64(m.ContainerID)+uint64(m.Size) {
+			return int(m.HostID + (id - m.ContainerID)), true
+		}
+	}
+	return -1, false
+}
+
+// formatIDMap is the text of /proc/PID/uid_map for maps.
+func formatIDMap(maps []specs.LinuxIDMapping) []byte {
+	var b bytes.Buffer
+	for _, m := range maps {
+		fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+	}
+	return b.Bytes()
+}
+
+// writeIDMaps gives the user namespace of pid its mappings.
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	if os.Geteuid() == 0 {
+		if err := writeProcFile(pid, "uid_map", formatIDMap(uids)); err != nil {
+			return err
+		}
+		return writeProcFile(pid, "gid_map", formatIDMap(gids))
+	}
+	return writeIDMapsRootless(pid, uids, gids)
+}
+
+// writeIDMapsRootless maps only the caller's own uid and gid itself (all
+// the kernel lets an unprivileged process map; setgroups must be denied
+// first), and has newuidmap/newgidmap write anything more: they check the
+// ranges against /etc/subuid and /etc/subgid.
+func writeIDMapsRootless(pid int, uids, gids []specs.LinuxIDMapping) error {
+	ownOnly := len(uids) == 1 && len(gids) == 1 && uids[0].Size == 1 && gids[0].Size == 1 &&
+		int(uids[0].HostID) == os.Geteuid() && int(gids[0].HostID) == os.Getegid()
+	if ownOnly {
+		if err := writeProcFile(pid, "uid_map", formatIDMap(uids)); err != nil {
+			return err
+		}
+		if err := writeProcFile(pid, "setgroups", []byte("deny")); err != nil {
+			return err
+		}
+		return writeProcFile(pid, "gid_map", formatIDMap(gids))
+	}
+	for _, h := range []struct {
+		helper string
+		maps   []specs.LinuxIDMapping
+	}{{"newuidmap", uids}, {"newgidmap", gids}} {
+		path, err := exec.LookPath(h.helper)
+		if err != nil {
+			return fmt.Errorf("rootless: mapping more than your own uid and gid needs %s (apt-get install uidmap) and ranges for you in /etc/subuid and /etc/subgid", h.helper)
+		}
+		args := []string{strconv.Itoa(pid)}
+		for _, m := range h.maps {
+			args = append(args, strconv.FormatUint(uint64(m.ContainerID), 10), strconv.FormatUint(uint64(m.HostID), 10), strconv.FormatUint(uint64(m.Size), 10))
+		}
+		if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %v: %s", h.helper, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+func writeProcFile(pid int, name string, data []byte) error {
+	path := filepath.Join("/proc", strconv.Itoa(pid), name)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("user namespace: %w", err)
+	}
+	defer f.Close()
+	// One write: the kernel takes a map only whole, in a single write(2).
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("user namespace: write %s %q: %w", path, strings.TrimSpace(string(data)), err)
+	}
+	return nil
+}
