@@ -63,6 +63,9 @@ type initConfig struct {
 	// JoinMntNsFd: the child's fd of a mount namespace given by path, which
 	// the init enters before building the rootfs; 0: none.
 	JoinMntNsFd int `json:"joinMntNsFd,omitempty"`
+	// IdmappedRootfs: msgConfig carries a detached idmapped clone of the
+	// rootfs, attached instead of the plain bind (userns.go).
+	IdmappedRootfs bool `json:"idmappedRootfs,omitempty"`
 	// SharedMountNS: the container has no mount namespace of its own;
 	// Rootfs is then the runtime's bind of it (sharedmount.go).
 	SharedMountNS bool `json:"sharedMountNS,omitempty"`
@@ -237,7 +240,15 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	so := spawnOpts{
 		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
 		newTimeNS: plan.newTimeNS, cgroupFD: cgFD, files: files, syncFd: syncFd, setsid: true,
-		callerMountNS: plan.sharedMount,
+		callerMountNS: plan.sharedMount, userNS: spawnUserNS(plan, spec),
+	}
+	if plan.joinUser != nil && plan.cloneFlags != 0 {
+		// The child would join the user namespace after clone(2) made
+		// the others, which the user namespace's root then could not
+		// administer (mount, hostname): runc's nsexec joins first and
+		// forks again; corral does not yet.
+		child.Close()
+		return nil, errors.New("config: joining a user namespace by path together with new namespaces is not supported yet; join them all by path, or create the user namespace")
 	}
 	if plan.newTimeNS {
 		if so.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {
@@ -257,8 +268,24 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
+	// A rootfs the container's root would not own is idmapped (userns.go).
+	var rootFds []int
+	if plan.newUser && !plan.sharedMount {
+		idmapped, warning, err := idmappedRootfs(pid, spec, rootfs)
+		if err != nil {
+			return nil, err
+		}
+		if warning != "" {
+			r.log().Warn(warning)
+		}
+		if idmapped != nil {
+			defer idmapped.Close()
+			cfg.IdmappedRootfs = true
+			rootFds = append(rootFds, int(idmapped.Fd()))
+		}
+	}
 	// The config first: the child sets up its rootfs while we record it.
-	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
+	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}, rootFds...); err != nil {
 		return nil, err
 	}
 	_, start, err := procStat(pid)

@@ -78,6 +78,16 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		}
 	}()
 	so := spawnOpts{kind: "exec", joinNS: joins, setsid: p.Terminal}
+	if _, ok := specUserNS(c.st.Spec); ok {
+		// The exec init joins the container's user namespace in the raw
+		// fork, before its execve, and becomes its root there (userns.go).
+		userNS, err := os.OpenFile(fmt.Sprintf("/proc/%d/ns/user", pid), os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("exec: container user namespace: %w", err)
+		}
+		defer userNS.Close()
+		so.userNS = &rawUserNS{join: userNS}
+	}
 	if timeNS {
 		if so.timeOffsets, err = readTimeOffsets(pid); err != nil {
 			return -1, fmt.Errorf("exec: container clocks: %w", err)

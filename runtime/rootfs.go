@@ -24,6 +24,9 @@ type rootfsCtx struct {
 	// consoleSlave is the pty slave (terminal: true), for the process.
 	consoleSlave *os.File
 	warnings     []string
+	// idmappedRoot: the rootfs as a detached idmapped mount, attached
+	// instead of binding the rootfs onto itself (userns.go).
+	idmappedRoot *os.File
 }
 
 // rootfsSteps is the container's filesystem setup, in order. Each step is
@@ -91,7 +94,13 @@ func (rc *rootfsCtx) makePrivate() error {
 
 func (rc *rootfsCtx) bindRootfs() error {
 	// In the caller's mount namespace the runtime has bound it already.
-	if !rc.cfg.SharedMountNS {
+	if rc.idmappedRoot != nil {
+		err := attachMount(rc.idmappedRoot, rc.rootfs)
+		rc.idmappedRoot.Close()
+		if err != nil {
+			return fmt.Errorf("idmapped rootfs: %w", err)
+		}
+	} else if !rc.cfg.SharedMountNS {
 		if err := unix.Mount(rc.rootfs, rc.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", rc.rootfs, err)
 		}

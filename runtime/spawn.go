@@ -41,6 +41,9 @@ type spawnOpts struct {
 	// (a spec without one), so the binary is protected without the
 	// private mount namespace (protectExe).
 	callerMountNS bool
+	// userNS: the child enters a user namespace before its execve (only
+	// the raw fork can hold it at a barrier for that).
+	userNS *rawUserNS
 }
 
 // nsFD is an open namespace file to join.
@@ -109,8 +112,8 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 	if o.cgroupFD != nil {
 		cgroupFD = int(o.cgroupFD.Fd())
 	}
-	if rawForkForced {
-		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid))
+	if rawForkForced || o.userNS != nil {
+		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid, o.userNS))
 	}
 	cmd := &exec.Cmd{
 		Path:       exe,
@@ -131,7 +134,7 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 	if err != nil && o.newTimeNS && errors.Is(err, unix.EINVAL) {
 		// Linux < 6.3: no vfork into another time namespace (see
 		// spawn_rawfork.go).
-		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid))
+		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid, nil))
 	}
 	if err != nil {
 		return startErr(nil, err)

@@ -28,7 +28,10 @@ type cloneArgs struct {
 // rawSpawn forks and execs path with files as fds 0..n-1 (nil entries are
 // not allowed: the caller maps them to /dev/null), in new namespaces
 // cloneFlags, optionally straight into a v2 cgroup (cgroupFD >= 0).
-func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uintptr, cgroupFD int, setsid bool) (*os.Process, error) {
+//
+// us, when non-nil, puts the child into a user namespace before its
+// execve (see userns.go and rawUserNS).
+func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uintptr, cgroupFD int, setsid bool, us *rawUserNS) (*os.Process, error) {
 	pathp, err := syscall.BytePtrFromString(path)
 	if err != nil {
 		return nil, err
@@ -63,6 +66,17 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
 		return nil, err
 	}
+	barrier := [2]int{-1, -1}
+	joinFd := -1
+	if us != nil {
+		if err := unix.Pipe2(barrier[:], unix.O_CLOEXEC); err != nil {
+			return nil, err
+		}
+		defer closeFds(barrier[:])
+		if us.join != nil {
+			joinFd = int(us.join.Fd())
+		}
+	}
 	ca := cloneArgs{flags: uint64(cloneFlags), exitSignal: uint64(unix.SIGCHLD)}
 	if cgroupFD >= 0 {
 		ca.flags |= unix.CLONE_INTO_CGROUP
@@ -78,7 +92,7 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	runtime.LockOSThread() // already locked on T; harmless, and keeps the mask on this thread
 	defer runtime.UnlockOSThread()
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1])
+	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	runtime.KeepAlive(pathp)
 	runtime.KeepAlive(argv)
@@ -88,6 +102,19 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	defer unix.Close(errPipe[0])
 	if errno != 0 {
 		return nil, &os.SyscallError{Syscall: "clone3", Err: errno}
+	}
+	if us != nil {
+		// The child waits at the barrier for its mappings; without them
+		// it would exec unmapped and lose every capability.
+		if us.mapIDs != nil {
+			if err := us.mapIDs(pid); err != nil {
+				unix.Kill(pid, unix.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, 0, nil)
+				return nil, err
+			}
+		}
+		unix.Write(barrier[1], []byte{0})
 	}
 	// The pipe closes at a successful execve (CLOEXEC); otherwise the child
 	// writes its errno first.
@@ -113,7 +140,7 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 //
 //go:nosplit
 //go:norace
-func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe int) (int, syscall.Errno) {
+func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(ca)), unsafe.Sizeof(*ca), 0, 0, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -124,6 +151,28 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 	// In the child.
 	if setsid {
 		_, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
+	}
+	if barrier >= 0 && e == 0 {
+		// User namespace: wait until the parent has written the mappings
+		// (a byte; EOF means it gave up), join one given by path, then
+		// become its root, so that execve keeps the capabilities (they
+		// are kept only for the namespace's root). setgroups fails where
+		// it is denied (own-ids rootless map); there are no groups then.
+		var b [1]byte
+		n, _, e1 := syscall.RawSyscall(unix.SYS_READ, uintptr(barrier), uintptr(unsafe.Pointer(&b[0])), 1)
+		if e1 != 0 || n != 1 {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
+		}
+		if joinUserNS >= 0 {
+			_, _, e = syscall.RawSyscall(unix.SYS_SETNS, uintptr(joinUserNS), unix.CLONE_NEWUSER, 0)
+		}
+		if e == 0 {
+			syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
+			_, _, e = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0)
+		}
+		if e == 0 {
+			_, _, e = syscall.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
+		}
 	}
 	for i := 0; i < nfds && e == 0; i++ {
 		fd := *(*int)(unsafe.Add(unsafe.Pointer(fds), uintptr(i)*unsafe.Sizeof(nfds)))
@@ -136,5 +185,21 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errPipe), uintptr(unsafe.Pointer(&code)), 4)
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+}
+
+// rawUserNS is how a raw-spawned child enters a user namespace: a new one
+// (CLONE_NEWUSER among the clone flags) gets its mappings from mapIDs,
+// run by the parent while the child waits; or the child joins join.
+type rawUserNS struct {
+	mapIDs func(pid int) error
+	join   *os.File
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // User namespaces. A container with a `user` namespace of its own gets it
@@ -156,4 +157,59 @@ func writeProcFile(pid int, name string, data []byte) error {
 		return fmt.Errorf("user namespace: write %s %q: %w", path, strings.TrimSpace(string(data)), err)
 	}
 	return nil
+}
+
+// spawnUserNS is how the init enters the spec's user namespace, or nil.
+func spawnUserNS(plan *nsPlan, spec *specs.Spec) *rawUserNS {
+	switch {
+	case plan.newUser:
+		return &rawUserNS{mapIDs: func(pid int) error {
+			return writeIDMaps(pid, spec.Linux.UIDMappings, spec.Linux.GIDMappings)
+		}}
+	case plan.joinUser != nil:
+		return &rawUserNS{join: plan.joinUser}
+	}
+	return nil
+}
+
+// idmappedRootfs returns a detached, idmapped clone of the rootfs for the
+// init (pid, already in its user namespace) to attach in place of the
+// plain bind, when the rootfs's files would otherwise show as unmapped
+// (nobody): a rootfs owned by a host id outside the mappings, typically
+// the host's root. A rootfs already owned by the mapped ids (podman's
+// chowned storage, a rootless user's own files) is left alone: mapping it
+// again would shift it out of the container's range. Where the file
+// system cannot idmap (overlayfs, as of Linux 6.18), the rootfs is bound
+// as it is and the warning says what the container will see.
+func idmappedRootfs(pid int, spec *specs.Spec, rootfs string) (f *os.File, warning string, err error) {
+	var st unix.Stat_t
+	if err := unix.Stat(rootfs, &st); err != nil {
+		return nil, "", err
+	}
+	if _, mapped := mapFromHost(spec.Linux.UIDMappings, st.Uid); mapped {
+		return nil, "", nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Sprintf("rootfs %s is owned by uid %d, outside the container's mappings: its files show as nobody inside (idmapped mounts need root)", rootfs, st.Uid), nil
+	}
+	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "ns/user"))
+	if err != nil {
+		return nil, "", fmt.Errorf("container user namespace: %w", err)
+	}
+	defer ns.Close()
+	f, err = idmappedClone(rootfs, int(ns.Fd()), true)
+	if errors.Is(err, ErrIdmapUnsupported) {
+		return nil, fmt.Sprintf("%v: files of ids outside the container's mappings show as nobody inside", err), nil
+	}
+	return f, "", err
+}
+
+// mapFromHost returns the container id of host id id.
+func mapFromHost(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
+	for _, m := range maps {
+		if id >= m.HostID && uint64(id) < uint64(m.HostID)+uint64(m.Size) {
+			return m.ContainerID + (id - m.HostID), true
+		}
+	}
+	return 0, false
 }
