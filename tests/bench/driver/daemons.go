@@ -91,15 +91,6 @@ func (d *daemon) stop() {
 	}
 }
 
-func (d *daemon) alive() bool {
-	select {
-	case <-d.exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // mountedAs reports whether something (of fstype, when not "") is mounted
 // at exactly dir.
 func mountedAs(dir, fstype string) bool {
