@@ -63,6 +63,9 @@ type initConfig struct {
 	// JoinMntNsFd: the child's fd of a mount namespace given by path, which
 	// the init enters before building the rootfs; 0: none.
 	JoinMntNsFd int `json:"joinMntNsFd,omitempty"`
+	// RootfsFd: the child's O_PATH fd of the rootfs, opened before it
+	// became its user namespace's root (userns.go); 0: none.
+	RootfsFd int `json:"rootfsFd,omitempty"`
 	// IdmappedRootfs: msgConfig carries a detached idmapped clone of the
 	// rootfs, attached instead of the plain bind (userns.go).
 	IdmappedRootfs bool `json:"idmappedRootfs,omitempty"`
@@ -241,6 +244,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
 		newTimeNS: plan.newTimeNS, cgroupFD: cgFD, files: files, syncFd: syncFd, setsid: true,
 		callerMountNS: plan.sharedMount, userNS: spawnUserNS(plan, spec),
+	}
+	if so.userNS != nil && plan.newUser && !plan.sharedMount && plan.joinMnt == nil {
+		so.userNS.rootfs, cfg.RootfsFd = rootfs, len(files)
 	}
 	if plan.joinUser != nil && plan.cloneFlags != 0 {
 		// The child would join the user namespace after clone(2) made

@@ -27,6 +27,8 @@ type rootfsCtx struct {
 	// idmappedRoot: the rootfs as a detached idmapped mount, attached
 	// instead of binding the rootfs onto itself (userns.go).
 	idmappedRoot *os.File
+	// rootfsTree keeps the rootfs mount's fd while rc.rootfs names it.
+	rootfsTree *os.File
 }
 
 // rootfsSteps is the container's filesystem setup, in order. Each step is
@@ -94,11 +96,9 @@ func (rc *rootfsCtx) makePrivate() error {
 
 func (rc *rootfsCtx) bindRootfs() error {
 	// In the caller's mount namespace the runtime has bound it already.
-	if rc.idmappedRoot != nil {
-		err := attachMount(rc.idmappedRoot, rc.rootfs)
-		rc.idmappedRoot.Close()
-		if err != nil {
-			return fmt.Errorf("idmapped rootfs: %w", err)
+	if rc.cfg.RootfsFd > 0 {
+		if err := rc.attachRootfsByFd(); err != nil {
+			return err
 		}
 	} else if !rc.cfg.SharedMountNS {
 		if err := unix.Mount(rc.rootfs, rc.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {

@@ -27,3 +27,7 @@ func DefaultRootFor() string {
 	}
 	return filepath.Join(os.TempDir(), "corral-"+strconv.Itoa(os.Geteuid()))
 }
+
+// StateDir is the directory that holds container id's state while it
+// exists (--userns=auto keys its id blocks on it: runtime/subid).
+func (r *Runtime) StateDir(id string) string { return r.stateDir(id) }

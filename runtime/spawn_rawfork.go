@@ -68,6 +68,12 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	}
 	barrier := [2]int{-1, -1}
 	joinFd := -1
+	var rootfsp *byte
+	if us != nil && us.rootfs != "" {
+		if rootfsp, err = syscall.BytePtrFromString(us.rootfs); err != nil {
+			return nil, err
+		}
+	}
 	if us != nil {
 		if err := unix.Pipe2(barrier[:], unix.O_CLOEXEC); err != nil {
 			return nil, err
@@ -92,12 +98,13 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	runtime.LockOSThread() // already locked on T; harmless, and keeps the mask on this thread
 	defer runtime.UnlockOSThread()
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd)
+	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd, rootfsp)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	runtime.KeepAlive(pathp)
 	runtime.KeepAlive(argv)
 	runtime.KeepAlive(envv)
 	runtime.KeepAlive(high)
+	runtime.KeepAlive(rootfsp)
 	unix.Close(errPipe[1])
 	defer unix.Close(errPipe[0])
 	if errno != 0 {
@@ -140,7 +147,7 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 //
 //go:nosplit
 //go:norace
-func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int) (int, syscall.Errno) {
+func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int, rootfs *byte) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(ca)), unsafe.Sizeof(*ca), 0, 0, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -149,6 +156,7 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 		return int(r), 0
 	}
 	// In the child.
+	var rootfsFd uintptr
 	if setsid {
 		_, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
 	}
@@ -166,6 +174,16 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 		if joinUserNS >= 0 {
 			_, _, e = syscall.RawSyscall(unix.SYS_SETNS, uintptr(joinUserNS), unix.CLONE_NEWUSER, 0)
 		}
+		if rootfs != nil && e == 0 {
+			// Open the rootfs while our fsuid is still the host's root:
+			// the namespace's root may not traverse the directories
+			// above it (0700 /var/lib/...). It ends up as fd nfds.
+			dirfd := unix.AT_FDCWD
+			r, _, e1 := syscall.RawSyscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(rootfs)), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
+			if e = e1; e == 0 {
+				rootfsFd, _, e = syscall.RawSyscall(unix.SYS_FCNTL, r, unix.F_DUPFD_CLOEXEC, uintptr(100+2*nfds))
+			}
+		}
 		if e == 0 {
 			syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
 			_, _, e = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0)
@@ -177,6 +195,9 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 	for i := 0; i < nfds && e == 0; i++ {
 		fd := *(*int)(unsafe.Add(unsafe.Pointer(fds), uintptr(i)*unsafe.Sizeof(nfds)))
 		_, _, e = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fd), uintptr(i), 0)
+	}
+	if rootfsFd != 0 && e == 0 {
+		_, _, e = syscall.RawSyscall(unix.SYS_DUP3, rootfsFd, uintptr(nfds), 0)
 	}
 	if e == 0 {
 		_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envv)))
@@ -194,6 +215,9 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 type rawUserNS struct {
 	mapIDs func(pid int) error
 	join   *os.File
+	// rootfs, if set, is opened (O_PATH) by the child before it becomes
+	// the namespace's root and handed to the init as fd len(files).
+	rootfs string
 }
 
 func closeFds(fds []int) {

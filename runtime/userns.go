@@ -213,3 +213,30 @@ func mapFromHost(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 	}
 	return 0, false
 }
+
+// attachRootfsByFd mounts the rootfs on itself through the fd the init
+// opened before it became its user namespace's root: the idmapped clone
+// from the parent, else a plain recursive clone. From here on the rootfs
+// is named by the clone's fd (/proc/self/fd/N resolves to its root
+// without walking the host's directories above it, which the container's
+// root may not be allowed to).
+func (rc *rootfsCtx) attachRootfsByFd() error {
+	dir := os.NewFile(uintptr(rc.cfg.RootfsFd), "rootfs")
+	defer dir.Close()
+	tree := rc.idmappedRoot
+	if tree == nil {
+		fd, err := unix.OpenTree(int(dir.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+		if err != nil {
+			return fmt.Errorf("clone rootfs %s: %w", rc.cfg.Rootfs, err)
+		}
+		tree = os.NewFile(uintptr(fd), "rootfs-clone")
+	}
+	if err := unix.MoveMount(int(tree.Fd()), "", int(dir.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		tree.Close()
+		return fmt.Errorf("mount rootfs %s: %w", rc.cfg.Rootfs, err)
+	}
+	// Kept open (no CLOEXEC issue: it is CLOEXEC) until the init execs.
+	rc.rootfs = "/proc/self/fd/" + strconv.Itoa(int(tree.Fd()))
+	rc.rootfsTree = tree
+	return nil
+}

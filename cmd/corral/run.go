@@ -81,6 +81,7 @@ type runFlags struct {
 	sysinfo      string
 	securityOpt  []string
 	noNewKeyring bool
+	userns       string // "" = not given: the bundle's, else defaultUserNS()
 	runc         runcFlags
 }
 
@@ -114,6 +115,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
 	addRuncFlags(fs, &f.runc)
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
+	fs.StringVar(&f.userns, "userns", "", "user namespace: host (none; the default as root), auto (65,536 ids of its own from the containers user's /etc/subuid and /etc/subgid ranges; the default without root) or keep-id (without root: your uid is the same inside)")
 	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that
