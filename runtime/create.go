@@ -69,6 +69,9 @@ type initConfig struct {
 	// IdmappedRootfs: msgConfig carries a detached idmapped clone of the
 	// rootfs, attached instead of the plain bind (userns.go).
 	IdmappedRootfs bool `json:"idmappedRootfs,omitempty"`
+	// BindFiles: per spec mount, the index in msgConfig's fds of the
+	// parent's clone of its bind source; -1 (or absent): bind by path.
+	BindFiles []int `json:"bindFiles,omitempty"`
 	// SharedMountNS: the container has no mount namespace of its own;
 	// Rootfs is then the runtime's bind of it (sharedmount.go).
 	SharedMountNS bool `json:"sharedMountNS,omitempty"`
@@ -274,21 +277,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
-	// A rootfs the container's root would not own is idmapped (userns.go).
+	// The rootfs (idmapped where needed) and the bind sources, cloned
+	// for an init that cannot reach them as its namespace's root.
 	var rootFds []int
-	if plan.newUser && !plan.sharedMount {
-		idmapped, warning, err := idmappedRootfs(pid, spec, rootfs)
+	if plan.newUser && cfg.RootfsFd > 0 {
+		um, err := prepareUserNSMounts(pid, spec, rootfs, bundle)
 		if err != nil {
 			return nil, err
 		}
-		if warning != "" {
-			r.log().Warn(warning)
+		defer um.close()
+		for _, w := range um.warnings {
+			r.log().Warn(w)
 		}
-		if idmapped != nil {
-			defer idmapped.Close()
-			cfg.IdmappedRootfs = true
-			rootFds = append(rootFds, int(idmapped.Fd()))
-		}
+		cfg.IdmappedRootfs, cfg.BindFiles, rootFds = um.idmappedRoot, um.bindFiles, um.fds()
 	}
 	// The config first: the child sets up its rootfs while we record it.
 	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}, rootFds...); err != nil {

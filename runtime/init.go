@@ -88,15 +88,9 @@ func initContainer(conn *syncConn) error {
 		return err
 	}
 	cfg := m.Config
-	var idmappedRoot *os.File
-	if cfg.IdmappedRootfs {
-		if len(files) != 1 {
-			closeAll(files)
-			return errors.New("sync protocol: idmapped rootfs without its mount fd")
-		}
-		idmappedRoot = files[0]
-	} else {
-		closeAll(files)
+	idmappedRoot, bindTrees, err := userNSMountFiles(cfg, files)
+	if err != nil {
+		return err
 	}
 	spec := cfg.Spec
 	// First, before the seccomp filter (which refuses keyctl) and before
@@ -133,7 +127,7 @@ func initContainer(conn *syncConn) error {
 	if err := setHostname(spec, cfg.OwnUTSNS); err != nil {
 		return err
 	}
-	rc := &rootfsCtx{cfg: cfg, spec: spec, rootfs: cfg.Rootfs, conn: conn, idmappedRoot: idmappedRoot}
+	rc := &rootfsCtx{cfg: cfg, spec: spec, rootfs: cfg.Rootfs, conn: conn, idmappedRoot: idmappedRoot, bindTrees: bindTrees}
 	if err := rc.run(); err != nil {
 		return err
 	}

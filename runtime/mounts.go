@@ -12,7 +12,8 @@ import (
 )
 
 func (rc *rootfsCtx) mountAll() error {
-	for _, m := range rc.spec.Mounts {
+	for i, m := range rc.spec.Mounts {
+		rc.mountIndex = i
 		if err := rc.mountOne(m); err != nil {
 			return fmt.Errorf("%s on %s (%s): %w", m.Source, m.Destination, m.Type, err)
 		}
@@ -46,6 +47,9 @@ func (rc *rootfsCtx) mountOne(m specs.Mount) error {
 // mountBind binds a host path. Read-only and other flags need a second,
 // remount call: a bind ignores them.
 func (rc *rootfsCtx) mountBind(m specs.Mount, po parsedMount) error {
+	if tree := rc.bindTree(); tree != nil {
+		return rc.attachBind(m, po, tree)
+	}
 	src := rc.hostPath(m.Source)
 	fi, err := os.Stat(src)
 	if err != nil {

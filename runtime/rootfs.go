@@ -29,6 +29,10 @@ type rootfsCtx struct {
 	idmappedRoot *os.File
 	// rootfsTree keeps the rootfs mount's fd while rc.rootfs names it.
 	rootfsTree *os.File
+	// bindTrees: for spec.Mounts[i], the parent's detached clone of the
+	// bind source, or nil (userns.go); mountIndex is the mount at hand.
+	bindTrees  []*os.File
+	mountIndex int
 }
 
 // rootfsSteps is the container's filesystem setup, in order. Each step is

@@ -59,6 +59,15 @@ func checkUserNS(spec *specs.Spec) error {
 	case has && ns.Path != "" && haveMaps:
 		return fmt.Errorf("config: user namespace %s is joined by path: it has its mappings already; drop linux.uidMappings/gidMappings", ns.Path)
 	}
+	for i, m := range spec.Mounts {
+		po := parseMountOptions(m.Options)
+		if po.idmap && (!has || ns.Path != "") {
+			return fmt.Errorf("config: mounts[%d] (%s): idmap needs a new user namespace (its mappings are the ones used)", i, m.Destination)
+		}
+		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+			return fmt.Errorf("config: mounts[%d] (%s): mappings of a mount's own are not supported; idmap uses the container's", i, m.Destination)
+		}
+	}
 	if has {
 		for _, m := range append(append([]specs.LinuxIDMapping(nil), l.UIDMappings...), l.GIDMappings...) {
 			if m.Size == 0 || uint64(m.HostID)+uint64(m.Size) > 1<<32 || uint64(m.ContainerID)+uint64(m.Size) > 1<<32 {
@@ -181,7 +190,7 @@ func spawnUserNS(plan *nsPlan, spec *specs.Spec) *rawUserNS {
 // again would shift it out of the container's range. Where the file
 // system cannot idmap (overlayfs, as of Linux 6.18), the rootfs is bound
 // as it is and the warning says what the container will see.
-func idmappedRootfs(pid int, spec *specs.Spec, rootfs string) (f *os.File, warning string, err error) {
+func idmappedRootfs(usernsFd int, spec *specs.Spec, rootfs string) (f *os.File, warning string, err error) {
 	var st unix.Stat_t
 	if err := unix.Stat(rootfs, &st); err != nil {
 		return nil, "", err
@@ -192,12 +201,7 @@ func idmappedRootfs(pid int, spec *specs.Spec, rootfs string) (f *os.File, warni
 	if os.Geteuid() != 0 {
 		return nil, fmt.Sprintf("rootfs %s is owned by uid %d, outside the container's mappings: its files show as nobody inside (idmapped mounts need root)", rootfs, st.Uid), nil
 	}
-	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "ns/user"))
-	if err != nil {
-		return nil, "", fmt.Errorf("container user namespace: %w", err)
-	}
-	defer ns.Close()
-	f, err = idmappedClone(rootfs, int(ns.Fd()), true)
+	f, err = idmappedClone(rootfs, usernsFd, true)
 	if errors.Is(err, ErrIdmapUnsupported) {
 		return nil, fmt.Sprintf("%v: files of ids outside the container's mappings show as nobody inside", err), nil
 	}
@@ -239,4 +243,155 @@ func (rc *rootfsCtx) attachRootfsByFd() error {
 	rc.rootfs = "/proc/self/fd/" + strconv.Itoa(int(tree.Fd()))
 	rc.rootfsTree = tree
 	return nil
+}
+
+// userNSMounts is what the parent prepares for an init in a new user
+// namespace, sent with msgConfig: the namespace's root cannot reach bind
+// sources below directories only the host's root may traverse (a test's
+// 0700 temp dir, /var/lib/...), nor make idmapped mounts. So the parent
+// clones each bind source (open_tree, as runc 1.2 does), idmapped for
+// "idmap"/"ridmap" mounts, and the rootfs when it needs an idmap.
+type userNSMounts struct {
+	files        []*os.File
+	idmappedRoot bool
+	bindFiles    []int // per spec.Mounts: index in files, or -1
+	warnings     []string
+}
+
+func (u *userNSMounts) close() {
+	for _, f := range u.files {
+		f.Close()
+	}
+}
+
+func (u *userNSMounts) fds() []int {
+	out := make([]int, len(u.files))
+	for i, f := range u.files {
+		out[i] = int(f.Fd())
+	}
+	return out
+}
+
+// maxSyncFds stays under the kernel's SCM_MAX_FD (253) per message; binds
+// beyond it are made by path, as without a user namespace.
+const maxSyncFds = 250
+
+func prepareUserNSMounts(pid int, spec *specs.Spec, rootfs, bundle string) (u *userNSMounts, err error) {
+	u = &userNSMounts{}
+	defer func() {
+		if err != nil {
+			u.close()
+		}
+	}()
+	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "ns/user"))
+	if err != nil {
+		return nil, fmt.Errorf("container user namespace: %w", err)
+	}
+	defer ns.Close()
+	root, warning, err := idmappedRootfs(int(ns.Fd()), spec, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		u.warnings = append(u.warnings, warning)
+	}
+	if root != nil {
+		u.files, u.idmappedRoot = append(u.files, root), true
+	}
+	for _, m := range spec.Mounts {
+		po := parseMountOptions(m.Options)
+		if m.Type == "bind" {
+			po.flags |= unix.MS_BIND
+		}
+		if po.flags&unix.MS_BIND == 0 || len(u.files) >= maxSyncFds {
+			u.bindFiles = append(u.bindFiles, -1)
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		tree, err := cloneBindSource(src, po, int(ns.Fd()))
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", m.Source, m.Destination, err)
+		}
+		u.bindFiles = append(u.bindFiles, len(u.files))
+		u.files = append(u.files, tree)
+	}
+	return u, nil
+}
+
+// cloneBindSource clones src as a detached mount, recursively for rbind,
+// idmapped for the idmap options.
+func cloneBindSource(src string, po parsedMount, usernsFd int) (*os.File, error) {
+	recursive := po.flags&unix.MS_REC != 0
+	if po.idmap {
+		return idmappedClone(src, usernsFd, recursive || po.ridmap)
+	}
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
+	if err != nil {
+		return nil, fmt.Errorf("bind source: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "bind:"+src), nil
+}
+
+// bindTree returns the parent's clone for the mount at hand, if any.
+func (rc *rootfsCtx) bindTree() *os.File {
+	if rc.mountIndex < len(rc.bindTrees) {
+		return rc.bindTrees[rc.mountIndex]
+	}
+	return nil
+}
+
+// attachBind puts the parent's clone of a bind source at its destination
+// and applies the bind's flags as a path bind would get them.
+func (rc *rootfsCtx) attachBind(m specs.Mount, po parsedMount, tree *os.File) error {
+	defer tree.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(tree.Fd()), &st); err != nil {
+		return err
+	}
+	dest, err := rc.openDest(m.Destination, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if err != nil {
+		return err
+	}
+	err = unix.MoveMount(int(tree.Fd()), "", int(dest.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	dest.Close()
+	if err != nil {
+		return fmt.Errorf("attach bind: %w", err)
+	}
+	return rc.finishMount(m.Destination, po, true)
+}
+
+// userNSMountFiles sorts msgConfig's fds into the idmapped rootfs and the
+// bind clones, per cfg.
+func userNSMountFiles(cfg *initConfig, files []*os.File) (root *os.File, binds []*os.File, err error) {
+	used := map[int]bool{}
+	if cfg.IdmappedRootfs {
+		if len(files) == 0 {
+			return nil, nil, errors.New("sync protocol: idmapped rootfs without its mount fd")
+		}
+		root, used[0] = files[0], true
+	}
+	for _, i := range cfg.BindFiles {
+		if i >= len(files) {
+			closeAll(files)
+			return nil, nil, errors.New("sync protocol: a bind source fd is missing")
+		}
+		var f *os.File
+		if i >= 0 {
+			f, used[i] = files[i], true
+		}
+		binds = append(binds, f)
+	}
+	for i, f := range files {
+		if !used[i] {
+			f.Close()
+		}
+	}
+	return root, binds, nil
 }

@@ -188,14 +188,22 @@ func addViews(s *specs.Spec, mode string, warn io.Writer) error {
 // A spec with its own seccomp policy keeps it, with the rule merged in
 // (seccomp.AddSysinfoNotify never widens a policy that denies sysinfo).
 func addSysinfo(s *specs.Spec, mode string) error {
-	switch mode {
-	case "off":
+	sock := facts.SeccompSocket
+	switch {
+	case mode == "off":
 		return nil
-	case "", "auto":
+	case mode == "", mode == "auto":
+	case filepath.IsAbs(mode):
+		// A corralfs started with --seccomp-socket elsewhere (a second
+		// daemon, a test's private one).
+		sock = mode
+		if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("--sysinfo %s: not a socket (is corralfs running with --seccomp-socket %s?)", sock, sock)
+		}
 	default:
-		return fmt.Errorf("--sysinfo %q: want auto or off", mode)
+		return fmt.Errorf("--sysinfo %q: want auto, off or the absolute path of corralfs's seccomp socket", mode)
 	}
-	if fi, err := os.Stat(facts.SeccompSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil
 	}
 	// A runtime without seccomp support would refuse the whole container;
@@ -203,7 +211,7 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	if sc := runtime.Features().Linux.Seccomp; sc == nil || sc.Enabled == nil || !*sc.Enabled {
 		return nil
 	}
-	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, facts.SeccompSocket)
+	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, sock)
 	if err != nil {
 		return fmt.Errorf("--sysinfo: %w", err)
 	}
