@@ -198,9 +198,20 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	// allowed; it only stops new tasks, and the init's threads end at its
 	// execve.
 	early, pids := splitPidsLimit(res)
-	cg, err := newCgroup(cgPath, early, spec.Linux.Devices)
+	var cg cgroupManager
+	if Rootless() {
+		cg, err = r.rootlessCgroup(cgPath, early)
+	} else {
+		cg, err = newCgroup(cgPath, early, spec.Linux.Devices)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if _, none := cg.(noCgroup); none {
+		st.CgroupPath = "" // state, delete, ps: no cgroup to look at
+		if err := writeState(dir, st); err != nil {
+			return nil, err
+		}
 	}
 	undo = append(undo, func() {
 		if err := cg.Delete(); err != nil {

@@ -37,6 +37,11 @@ func (rc *rootfsCtx) mountOne(m specs.Mount) error {
 		return err
 	}
 	err = unix.Mount(m.Source, procFdPath(dest), m.Type, po.flags, po.data)
+	if err == unix.EINVAL && m.Type == "devpts" {
+		if data, ok := devptsWithoutUnmappedIDs(rc.spec, po.data); ok {
+			err = unix.Mount(m.Source, procFdPath(dest), m.Type, po.flags, data)
+		}
+	}
 	dest.Close()
 	if err != nil {
 		return err

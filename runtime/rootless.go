@@ -1,9 +1,14 @@
 package runtime
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Rootless: corral run by an unprivileged user. Its state cannot live in
@@ -31,3 +36,53 @@ func DefaultRootFor() string {
 // StateDir is the directory that holds container id's state while it
 // exists (--userns=auto keys its id blocks on it: runtime/subid).
 func (r *Runtime) StateDir(id string) string { return r.stateDir(id) }
+
+// rootlessCgroup is newCgroup for an unprivileged caller. Device rules are
+// dropped: a device cgroup (v1) or eBPF program (v2) needs the host's root,
+// and a rootless container has no device nodes but the host's own, bound
+// in with the caller's access. A cgroup the caller may not create (no
+// delegated cgroup v2 subtree: cgroup v1, or a path outside it) is not an
+// error, as with runc: the container runs without cgroup limits and the
+// warning says so and what to do.
+func (r *Runtime) rootlessCgroup(cgPath string, res *specs.LinuxResources) (cgroupManager, error) {
+	if res != nil {
+		cp := *res
+		cp.Devices = nil
+		res = &cp
+	} else {
+		res = &specs.LinuxResources{}
+	}
+	create := newCgroupV1
+	if cgroupsV2() {
+		create = newCgroupV2
+	}
+	cg, err := create(cgPath, res)
+	if err == nil {
+		return cg, nil
+	}
+	if !errors.Is(err, os.ErrPermission) && !errors.Is(err, unix.EROFS) {
+		return nil, err
+	}
+	how := "delegate a cgroup v2 subtree to this user (systemd: Delegate=yes, e.g. a user@.service session) and give linux.cgroupsPath below it"
+	if !cgroupsV2() {
+		how = "cgroup v1 has no delegation to users; run rootless on a cgroup v2 host"
+	}
+	r.log().Warn(fmt.Sprintf("rootless: cannot create cgroup %s (%v): the container runs without cgroup limits; %s", cgPath, err, how))
+	return noCgroup{}, nil
+}
+
+// noCgroup stands for the cgroup a rootless container could not get.
+type noCgroup struct{}
+
+var errNoCgroup = errors.New("the container has no cgroup (rootless, without a delegated cgroup)")
+
+func (noCgroup) Path() string                       { return "" }
+func (noCgroup) Join(int) error                     { return nil }
+func (noCgroup) CloneFD() (*os.File, error)         { return nil, nil }
+func (noCgroup) Update(*specs.LinuxResources) error { return nil }
+func (noCgroup) Freeze() error                      { return errNoCgroup }
+func (noCgroup) Thaw() error                        { return errNoCgroup }
+func (noCgroup) Frozen() (bool, error)              { return false, nil }
+func (noCgroup) Pids() ([]int, error)               { return nil, nil }
+func (noCgroup) OOMKills() (uint64, error)          { return 0, nil }
+func (noCgroup) Delete() error                      { return nil }

@@ -82,7 +82,10 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 		return nil, err
 	}
 	defer done()
-	if o.newTimeNS {
+	if o.newTimeNS && o.userNS != nil {
+		// Made by the child inside its user namespace (spawn_rawfork.go).
+		o.userNS.timeOffsets = []byte(o.timeOffsets.text())
+	} else if o.newTimeNS {
 		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
 			return nil, fmt.Errorf("new time namespace: %w", err)
 		}

@@ -68,7 +68,10 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	}
 	barrier := [2]int{-1, -1}
 	joinFd := -1
-	var rootfsp *byte
+	var rootfsp, timensp *byte
+	if us != nil && us.timeOffsets != nil {
+		timensp = &us.timeOffsets[0]
+	}
 	if us != nil && us.rootfs != "" {
 		if rootfsp, err = syscall.BytePtrFromString(us.rootfs); err != nil {
 			return nil, err
@@ -98,13 +101,14 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	runtime.LockOSThread() // already locked on T; harmless, and keeps the mask on this thread
 	defer runtime.UnlockOSThread()
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd, rootfsp)
+	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd, rootfsp, timensp, len(us.timeOffsetsOrNil()))
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	runtime.KeepAlive(pathp)
 	runtime.KeepAlive(argv)
 	runtime.KeepAlive(envv)
 	runtime.KeepAlive(high)
 	runtime.KeepAlive(rootfsp)
+	runtime.KeepAlive(us)
 	unix.Close(errPipe[1])
 	defer unix.Close(errPipe[0])
 	if errno != 0 {
@@ -147,7 +151,7 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 //
 //go:nosplit
 //go:norace
-func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int, rootfs *byte) (int, syscall.Errno) {
+func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int, rootfs, timens *byte, timensLen int) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(ca)), unsafe.Sizeof(*ca), 0, 0, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -191,6 +195,11 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 		if e == 0 {
 			_, _, e = syscall.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
 		}
+		if timens != nil && e == 0 {
+			// A time namespace of the user namespace's own (the host's
+			// would need the host's root): execve moves us into it.
+			e = rawNewTimeNS(timens, timensLen)
+		}
 	}
 	for i := 0; i < nfds && e == 0; i++ {
 		fd := *(*int)(unsafe.Add(unsafe.Pointer(fds), uintptr(i)*unsafe.Sizeof(nfds)))
@@ -218,6 +227,38 @@ type rawUserNS struct {
 	// rootfs, if set, is opened (O_PATH) by the child before it becomes
 	// the namespace's root and handed to the init as fd len(files).
 	rootfs string
+	// timeOffsets, if set, is the text of timens_offsets for a new time
+	// namespace the child makes inside the user namespace.
+	timeOffsets []byte
+}
+
+func (u *rawUserNS) timeOffsetsOrNil() []byte {
+	if u == nil {
+		return nil
+	}
+	return u.timeOffsets
+}
+
+// timensOffsetsPath is NUL-terminated for the raw child.
+var timensOffsetsPath = []byte("/proc/self/timens_offsets\x00")
+
+// rawNewTimeNS unshares a time namespace and writes its offsets, in the
+// raw child (raw system calls only).
+//
+//go:nosplit
+//go:norace
+func rawNewTimeNS(data *byte, n int) syscall.Errno {
+	if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWTIME, 0, 0); e != 0 {
+		return e
+	}
+	dirfd := unix.AT_FDCWD
+	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&timensOffsetsPath[0])), unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(data)), uintptr(n))
+	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	return e
 }
 
 func closeFds(fds []int) {

@@ -395,3 +395,37 @@ func userNSMountFiles(cfg *initConfig, files []*os.File) (root *os.File, binds [
 	}
 	return root, binds, nil
 }
+
+// devptsWithoutUnmappedIDs drops devpts's gid=/uid= options that name ids
+// the user namespace does not map (the tty group 5 of every default spec,
+// in a rootless container that maps only its user's own ids): the kernel
+// refuses the mount (EINVAL) and runc's rootless spec leaves them out.
+func devptsWithoutUnmappedIDs(spec *specs.Spec, data string) (string, bool) {
+	if _, ok := specUserNS(spec); !ok {
+		return "", false
+	}
+	var kept []string
+	dropped := false
+	for _, o := range strings.Split(data, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		if id, err := strconv.ParseUint(v, 10, 32); err == nil && (k == "gid" || k == "uid") {
+			maps := spec.Linux.GIDMappings
+			if k == "uid" {
+				maps = spec.Linux.UIDMappings
+			}
+			if _, mapped := mapToHost(maps, uint32(id)); !mapped {
+				dropped = true
+				continue
+			}
+		}
+		kept = append(kept, o)
+	}
+	return strings.Join(kept, ","), dropped
+}
+
+// setgroupsDenied says whether this process's user namespace refuses
+// setgroups(2) (rootless, mapping its own ids only).
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
+}
