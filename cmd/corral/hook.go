@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/views"
 )
 
@@ -133,22 +134,12 @@ func readHookState(r io.Reader) (*specs.State, error) {
 }
 
 // hookRootfs returns the container's root path from the bundle's
-// config.json: absolute, or relative to the bundle (runtime spec, root.path).
+// config.json (runtime.LoadBundle: the one spec loader, size-checked, with
+// the line and column of a syntax error).
 func hookRootfs(st *specs.State) (string, error) {
-	raw, err := os.ReadFile(filepath.Join(st.Bundle, "config.json"))
+	_, rootfs, err := runtime.LoadBundle(st.Bundle)
 	if err != nil {
 		return "", fmt.Errorf("reading the bundle's config: %w", err)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return "", fmt.Errorf("%s: %w", filepath.Join(st.Bundle, "config.json"), err)
-	}
-	if spec.Root == nil || spec.Root.Path == "" {
-		return "", fmt.Errorf("%s has no root.path", filepath.Join(st.Bundle, "config.json"))
-	}
-	root := spec.Root.Path
-	if !filepath.IsAbs(root) {
-		root = filepath.Join(st.Bundle, root)
-	}
-	return filepath.Clean(root), nil
+	return rootfs, nil
 }
