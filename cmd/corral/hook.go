@@ -88,33 +88,14 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	target, err := findTargetMountNS(state.Pid)
+	bound, err := views.BindIntoContainer(state.Pid, rootfs, present, opts.timeout)
 	if err != nil {
+		if len(bound) > 0 {
+			return "", fmt.Errorf("bound %s, then: %w", strings.Join(bound, " "), err)
+		}
 		return "", err
 	}
-
-	type result struct {
-		bound []string
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		bound, err := bindViewsInto(target, rootfs, present)
-		done <- result{bound, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			if len(r.bound) > 0 {
-				return "", fmt.Errorf("bound %s, then: %w", strings.Join(r.bound, " "), r.err)
-			}
-			return "", r.err
-		}
-		return fmt.Sprintf("bound %d views of %s into %s: %s", len(r.bound), dir, state.ID, strings.Join(r.bound, " ")), nil
-	case <-time.After(opts.timeout):
-		// The stuck thread (a hung FUSE lookup) dies with the process.
-		return "", fmt.Errorf("binding the views took longer than %v", opts.timeout)
-	}
+	return fmt.Sprintf("bound %d views of %s into %s: %s", len(bound), dir, state.ID, strings.Join(bound, " ")), nil
 }
 
 // readHookState decodes the OCI state the runtime writes to a hook's stdin.
