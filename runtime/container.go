@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -171,8 +170,6 @@ func (c *Container) checkStatus(op Op) (Status, error) {
 	}
 	return s, CheckTransition(c.st.ID, s, op)
 }
-
-var errNotImplemented = errors.New("not implemented yet")
 
 // ShortID keeps a generated 64-hex id readable (docker's 12 characters:
 // `corral stats`, and the hostname of `corral run` without --name); a

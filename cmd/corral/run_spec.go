@@ -4,17 +4,15 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/runspec"
 )
 
-// sysinfoSocket is where corralfs's sysinfo(2) agent listens (issue 4).
-const sysinfoSocket = "/run/corralfs/seccomp.sock"
-
 // buildRunSpec is runspec.Build on this machine: the flags as a
 // runspec.Config, the host probed once, the warnings printed on warn.
 func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (*runspec.Result, error) {
-	res, err := runspec.Build(f.specConfig(id), runspec.ProbeHost(sysinfoSocket, rootInUse(rt)))
+	res, err := runspec.Build(f.specConfig(id), runspec.ProbeHost(facts.SeccompSocket, rootInUse(rt)))
 	if err != nil {
 		return nil, err
 	}

@@ -6,12 +6,13 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/runtime/views"
 )
 
 // addViews binds the corralfs views into the spec. mode is --views: ""
-// or "auto" (the corralfs at views.DefaultDir when one is live), "none",
+// or "auto" (the corralfs at facts.DefaultDir when one is live), "none",
 // or a directory holding the views (a corralfs or LXCFS mount).
 func addViews(res *Result, mode string, host Host) error {
 	s := res.Spec
@@ -20,7 +21,7 @@ func addViews(res *Result, mode string, host Host) error {
 	case "none":
 		return nil
 	case "", "auto":
-		dir = views.DefaultDir
+		dir = facts.DefaultDir
 		live, err := host.ProbeViews(dir)
 		if !live {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("no corralfs mounted at %s: running without views (free, top and the JVM will see the host's memory and CPUs); start corralfs or pass --views none to silence this", dir))

@@ -169,13 +169,13 @@ func bindViewsInto(target mountNSTarget, rootfs string, present []Bound) ([]stri
 	}
 	var bound []string
 	for i, b := range present {
-		if err := Attach(trees[i], base, b.Dest, b.Dir); err != nil {
+		if err := Attach(trees[i], base, b.Kernel, b.Dir); err != nil {
 			if errors.Is(err, ErrNoTarget) {
 				continue
 			}
 			return bound, err
 		}
-		bound = append(bound, b.Dest)
+		bound = append(bound, b.Kernel)
 	}
 	return bound, nil
 }
