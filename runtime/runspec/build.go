@@ -10,6 +10,7 @@ import (
 
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/defaultroot"
+	"github.com/corral-dev/corral/runtime/views"
 )
 
 // Config is what `corral run` asks for: the flags that choose the base of
@@ -46,6 +47,10 @@ type Host struct {
 	// (for --views auto): live false, or the error of a live mount that
 	// does not answer.
 	ProbeViews func(dir string) (live bool, err error)
+	// PSI: whether the kernel has pressure stall information, and whether
+	// a container can have its own (pure cgroup v2). Decides the pressure
+	// views and the masking of the host's /proc/pressure.
+	PSI views.PSI
 	// SysinfoSocket is the path of corralfs's sysinfo(2) agent socket,
 	// "" when no agent listens.
 	SysinfoSocket string

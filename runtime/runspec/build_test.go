@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/corral-dev/corral/runtime/defaultroot"
+	"github.com/corral-dev/corral/runtime/views"
 )
 
 // fakeViews makes a directory laid out like a corralfs mount.
@@ -62,7 +63,7 @@ func specAllows(sc *specs.LinuxSeccomp, name string) bool {
 func TestBuild(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	views := fakeViews(t)
+	viewsDir := fakeViews(t)
 	profile := filepath.Join(t.TempDir(), "profile.json")
 	os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}]}`), 0o644)
 	id := strings.Repeat("0123456789abcdef", 4)
@@ -155,9 +156,24 @@ func TestBuild(t *testing.T) {
 			}
 		}},
 		{name: "--security-opt unknown", edit: func(c *Config, h *Host) { c.SecurityOpt = []string{"apparmor=x"} }, err: "want seccomp=unconfined"},
-		{name: "--views DIR", edit: func(c *Config, h *Host) { c.Views = views }, check: func(t *testing.T, r *Result) {
-			if d := viewDests(r.Spec, views); !slices.Equal(d, []string{"/proc/meminfo", "/proc/cpuinfo", "/proc/uptime", "/sys/devices/system/cpu"}) {
+		{name: "--views DIR", edit: func(c *Config, h *Host) { c.Views = viewsDir }, check: func(t *testing.T, r *Result) {
+			if d := viewDests(r.Spec, viewsDir); !slices.Equal(d, []string{"/proc/meminfo", "/proc/cpuinfo", "/proc/uptime", "/sys/devices/system/cpu"}) {
 				t.Errorf("view mounts %v", d)
+			}
+		}},
+		{name: "--views DIR, host PSI the container cannot have", edit: func(c *Config, h *Host) { c.Views = viewsDir; h.PSI = views.PSI{Host: true} }, check: func(t *testing.T, r *Result) {
+			if !slices.Contains(r.Spec.Linux.MaskedPaths, "/proc/pressure") {
+				t.Errorf("the host's /proc/pressure is not masked: %v", r.Spec.Linux.MaskedPaths)
+			}
+		}},
+		{name: "--views DIR, no PSI", edit: func(c *Config, h *Host) { c.Views = viewsDir }, check: func(t *testing.T, r *Result) {
+			if slices.Contains(r.Spec.Linux.MaskedPaths, "/proc/pressure") {
+				t.Error("/proc/pressure masked on a kernel without PSI")
+			}
+		}},
+		{name: "--views none, host PSI", edit: func(c *Config, h *Host) { h.PSI = views.PSI{Host: true} }, check: func(t *testing.T, r *Result) {
+			if slices.Contains(r.Spec.Linux.MaskedPaths, "/proc/pressure") {
+				t.Error("/proc/pressure masked without views")
 			}
 		}},
 		{name: "--views on a directory without views", edit: func(c *Config, h *Host) { c.Views = t.TempDir() }, err: "--views"},

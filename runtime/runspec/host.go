@@ -11,7 +11,7 @@ import (
 )
 
 // ProbeHost reads the real machine into a Host: swap accounting, online
-// CPUs, the runtime's seccomp support, whether corralfs's sysinfo agent
+// CPUs, PSI, the runtime's seccomp support, whether corralfs's sysinfo agent
 // listens at sysinfoSocket. The default root and the views are probed only
 // when Build asks (a --bundle run needs neither). rootInUse tells the
 // default-root builder whether a container still uses an old generation.
@@ -22,6 +22,7 @@ func ProbeHost(sysinfoSocket string, rootInUse func(string) bool) Host {
 		},
 		SwapAccounting: swapAccounting(),
 		ProbeViews:     probeViews,
+		PSI:            views.HostPSI(),
 		LookupEnv:      os.LookupEnv,
 	}
 	h.OnlineCPUs, _ = onlineCPUs()

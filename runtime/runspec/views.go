@@ -32,14 +32,14 @@ func addViews(res *Result, mode string, host Host) error {
 			return nil
 		}
 	}
-	ms, err := views.Mounts(dir)
+	ms, err := views.MountsWith(dir, host.PSI)
 	if err != nil {
 		return fmt.Errorf("--views: %w", err)
 	}
 	// Where the container cannot have pressure of its own (cgroup v1 and
 	// hybrid), no pressure view is bound and the kernel's, the host's,
 	// is masked: the container sees what a kernel without PSI shows.
-	if views.PressureMask(views.Present(dir)) && s.Linux != nil && !slices.Contains(s.Linux.MaskedPaths, views.PressureDir) {
+	if host.PSI.Mask(views.PresentWith(dir, host.PSI)) && s.Linux != nil && !slices.Contains(s.Linux.MaskedPaths, views.PressureDir) {
 		s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, views.PressureDir)
 	}
 	// A view bound twice (a bundle that already binds it) would only
