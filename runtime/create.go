@@ -229,12 +229,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
-	proc, err := l.start()
+	child, err := l.start()
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, proc.kill)
-	pid := proc.proc.Pid
+	undo = append(undo, child.kill)
+	pid := child.proc.Pid
 	_, start, err := procStat(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init: %w", err)
@@ -244,7 +244,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	c = &Container{rt: r, dir: dir, st: st, cg: cg}
-	if err := proc.handshake(c, c.createSyncHandlers(o.ConsoleSocket, o.Foreground)); err != nil {
+	if err := child.handshake(c, c.createSyncHandlers(o.ConsoleSocket, o.Foreground)); err != nil {
 		return nil, err
 	}
 	st.Status = Created
@@ -258,7 +258,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	}
 	// msgGo carries the state startContainer hooks get (the init cannot
 	// know its host pid).
-	if err := proc.proceed(c.hookState(specs.StateCreated)); err != nil {
+	if err := child.proceed(c.hookState(specs.StateCreated)); err != nil {
 		return nil, err
 	}
 	// Now the init only waits on the fifo, in a raw syscall with its GC
@@ -269,9 +269,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 	if o.Foreground {
-		c.proc = proc.proc
+		c.proc = child.proc
 	} else {
-		proc.proc.Release()
+		child.proc.Release()
 	}
 	return c, nil
 }

@@ -115,30 +115,30 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	if cgNS != nil {
 		l.initFiles = append(l.initFiles, initFile{f: cgNS, at: &cfg.CgroupNsFd})
 	}
-	proc, err := l.start()
+	child, err := l.start()
 	if err != nil {
 		return -1, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			proc.kill()
+			child.kill()
 		}
 	}()
-	if err := proc.handshake(c, c.execSyncHandlers(o)); err != nil {
+	if err := child.handshake(c, c.execSyncHandlers(o)); err != nil {
 		return -1, fmt.Errorf("exec: %w", err)
 	}
 	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, proc.proc.Pid); err != nil {
+		if err := writePidFile(o.PidFile, child.proc.Pid); err != nil {
 			return -1, err
 		}
 	}
-	if err := proc.proceed(nil); err != nil {
+	if err := child.proceed(nil); err != nil {
 		return -1, err
 	}
 	ok = true
 	if o.Detach {
-		proc.proc.Release()
+		child.proc.Release()
 		return 0, nil
 	}
 	if o.ForwardSignals {
@@ -147,11 +147,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		defer signal.Stop(sigs)
 		go func() {
 			for s := range sigs {
-				proc.proc.Signal(s)
+				child.proc.Signal(s)
 			}
 		}()
 	}
-	return waitStatus(proc.proc)
+	return waitStatus(child.proc)
 }
 
 // execSyncHandlers answers an exec init's console message: the pty
