@@ -188,17 +188,19 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 				rootfsFd, _, e = syscall.RawSyscall(unix.SYS_FCNTL, r, unix.F_DUPFD_CLOEXEC, uintptr(100+2*nfds))
 			}
 		}
+		if timens != nil && e == 0 {
+			// A time namespace of the user namespace's own (the host's
+			// would need the host's root): execve moves us into it.
+			// Before setresuid, which makes us non-dumpable and so our
+			// /proc/self files the host root's, no longer ours to write.
+			e = rawNewTimeNS(timens, timensLen)
+		}
 		if e == 0 {
 			syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
 			_, _, e = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0)
 		}
 		if e == 0 {
 			_, _, e = syscall.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0)
-		}
-		if timens != nil && e == 0 {
-			// A time namespace of the user namespace's own (the host's
-			// would need the host's root): execve moves us into it.
-			e = rawNewTimeNS(timens, timensLen)
 		}
 	}
 	for i := 0; i < nfds && e == 0; i++ {
