@@ -247,8 +247,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	l.userNS = spawnUserNS(plan, spec)
 	if l.userNS != nil && plan.newUser && !plan.sharedMount && plan.joinMnt == nil {
 		l.userNS.rootfs, l.rootfsFdAt = rootfs, &cfg.RootfsFd
+	}
+	if l.userNS != nil && l.rootfsFdAt != nil && !Rootless() {
 		// The rootfs (idmapped where needed) and the bind sources, cloned
 		// for an init that cannot reach them as its namespace's root.
+		// Rootless, the caller has no more access than its init (and
+		// open_tree needs the host's root): the init binds by path.
 		l.configFiles = func(pid int) ([]*os.File, error) {
 			um, err := prepareUserNSMounts(pid, spec, rootfs, bundle)
 			if err != nil {

@@ -18,7 +18,7 @@ import (
 func ProbeHost(sysinfoSocket string, rootInUse func(string) bool) Host {
 	h := Host{
 		DefaultRoot: func() (*defaultroot.Root, error) {
-			return defaultroot.Ensure(defaultroot.Config{InUse: rootInUse})
+			return defaultroot.Ensure(defaultroot.Config{Dir: defaultRootDir(), InUse: rootInUse})
 		},
 		SwapAccounting: swapAccounting(),
 		ProbeViews:     probeViews,
@@ -55,4 +55,19 @@ func swapAccounting() bool {
 		return true
 	}
 	return false
+}
+
+// defaultRootDir caches the default root in root's /var/lib/corral, or,
+// rootless, in the user's cache directory ($XDG_CACHE_HOME or ~/.cache),
+// else next to the rootless state root.
+func defaultRootDir() string {
+	if !runtime.Rootless() {
+		return defaultroot.DefaultDir
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		if err := os.MkdirAll(dir, 0o700); err == nil {
+			return filepath.Join(dir, "corral", "defaultroot")
+		}
+	}
+	return filepath.Join(runtime.DefaultRootFor(), "defaultroot")
 }

@@ -1,0 +1,186 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/corral-dev/corral/tests/testutil"
+)
+
+// Rootless corral (issue 16): an unprivileged user (nobody, 65534, with no
+// subordinate ids: its own uid and gid are all it maps) runs containers.
+// Everything it needs lives in a world-traversable directory of its own.
+
+const nobody = 65534
+
+// rootlessEnv is a directory tree owned by nobody with a copy of
+// bin/corral, XDG_RUNTIME_DIR and HOME.
+type rootlessEnv struct {
+	dir, corral string
+}
+
+func newRootlessEnv(t *testing.T) *rootlessEnv {
+	t.Helper()
+	testutil.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "corral-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e := &rootlessEnv{dir: dir, corral: filepath.Join(dir, "corral")}
+	data, err := os.ReadFile(testutil.Binary(t, "corral"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.corral, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"run", "home"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(filepath.Join(dir, d), nobody, nobody)
+	}
+	os.Chmod(dir, 0o755)
+	return e
+}
+
+// run runs corral ARGS as nobody in dir/work (cwd), returning stdout,
+// stderr and the exit status.
+func (e *rootlessEnv) run(t *testing.T, cwd string, args ...string) runResult {
+	t.Helper()
+	cmd := exec.Command(e.corral, args...)
+	cmd.Dir = cwd
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + filepath.Join(e.dir, "run"), "HOME=" + filepath.Join(e.dir, "home")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := runResult{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestRunRootless: nobody runs a container on the default root; inside it
+// is root (its own uid mapped to 0), outside it is nobody: a root-only
+// host file in reach stays unreadable. The state lives under
+// $XDG_RUNTIME_DIR/corral and nothing is left there. Without a delegated
+// cgroup (cgroup v1 here) it warns that no limits apply.
+func TestRunRootless(t *testing.T) {
+	e := newRootlessEnv(t)
+	secret := filepath.Join(e.dir, "secret")
+	if err := os.WriteFile(secret, []byte("host-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, e.dir, "run", "--rm", "--views", "none", "--sysinfo", "off", "-v", secret+":/secret:ro", "--",
+		"sh", "-c", "id -u; cat /proc/self/uid_map; cat /secret || echo refused")
+	if r.code != 0 {
+		t.Fatalf("rootless corral run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	f := strings.Fields(r.stdout)
+	if len(f) < 5 || f[0] != "0" || strings.Join(f[1:4], " ") != "0 65534 1" || f[len(f)-1] != "refused" || strings.Contains(r.stdout, "host-secret") {
+		t.Fatalf("want root inside mapped to 65534, the secret refused; got:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if !cgroupV2Delegable() && !strings.Contains(r.stderr, "rootless: cannot create cgroup") {
+		t.Errorf("no warning that the container runs without cgroup limits:\n%s", r.stderr)
+	}
+	if ents, err := os.ReadDir(filepath.Join(e.dir, "run", "corral")); err != nil || len(ents) != 0 {
+		t.Errorf("state root $XDG_RUNTIME_DIR/corral: %v, left: %v", err, ents)
+	}
+}
+
+// TestRunRootlessDelegatedCgroup (cgroup v2: the VM): root delegates a
+// cgroup to nobody, as systemd's Delegate=yes does; nobody's container in
+// it gets its memory limit, and free inside shows it through the views of
+// the host's corralfs.
+func TestRunRootlessDelegatedCgroup(t *testing.T) {
+	testutil.RequireRoot(t)
+	if !cgroupV2Delegable() {
+		t.Skip("cgroup v1/hybrid: no delegation to users (TestRunRootless checks the warning); the cgroup v2 VM runs this")
+	}
+	testutil.RequireFUSE(t)
+	e := newRootlessEnv(t)
+	cg := testutil.NewCgroup(t, "tests-rootless-deleg", testutil.CgroupLimits{})
+	for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
+		if err := os.Chown(filepath.Join(cg.Dir(""), f), nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mp := filepath.Join(e.dir, "views")
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	startCorralfs(t, mp)
+	bundle := rootlessBundle(t, e, cg.Path+"/ctr")
+	r := e.run(t, bundle, "run", "--bundle", bundle, "--memory", "256m", "--memory-swap", "256m", "--views", mp, "--sysinfo", "off", "--name", runName("rootless"), "--rm", "--", "free", "-m")
+	if r.code != 0 {
+		t.Fatalf("rootless corral run in a delegated cgroup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	runExpectFreeTotal(t, r.stdout, 256)
+}
+
+// rootlessBundle is `corral spec --rootless` run by nobody on a busybox
+// root, with linux.cgroupsPath set.
+func rootlessBundle(t *testing.T, e *rootlessEnv, cgroupsPath string) string {
+	t.Helper()
+	bundle := filepath.Join(e.dir, "bundle")
+	rootfs := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(testutil.StaticBusybox(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "free", "id", "cat"} {
+		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
+	}
+	os.Chown(bundle, nobody, nobody)
+	if r := e.run(t, bundle, "spec", "--rootless"); r.code != 0 {
+		t.Fatalf("corral spec --rootless: %d %s", r.code, r.stderr)
+	}
+	var s specs.Spec
+	file := filepath.Join(bundle, "config.json")
+	data, err = os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != nobody {
+		t.Fatalf("corral spec --rootless: uidMappings %+v, want nobody's uid as 0", s.Linux.UIDMappings)
+	}
+	s.Linux.CgroupsPath = cgroupsPath
+	s.Process.Terminal = false
+	if data, err = json.Marshal(&s); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bundle
+}
+
+// cgroupV2Delegable: a pure cgroup v2 host, where a cgroup can be handed
+// to a user.
+func cgroupV2Delegable() bool {
+	return testutil.DetectCgroupMode() == testutil.CgroupModeV2
+}
