@@ -80,12 +80,16 @@ func TestRunUserNS(t *testing.T) {
 	// container's root, through the idmapped mount; the process is root
 	// inside and an id of the allocated block outside.
 	t.Run("rootfs-owner", func(t *testing.T) {
-		r := e.runIn(t, []string{"--userns", "auto"}, "sh", "-c", "stat -c %u:%g / /etc/passwd; id -u; cat /proc/self/uid_map; touch /tmp/x && stat -c %u /tmp/x")
+		r := e.runIn(t, []string{"--userns", "auto"}, "sh", "-c", "stat -c %u:%g / /etc/passwd; id -u; cat /proc/self/uid_map; touch /tmp/x && stat -c %u /tmp/x; readlink /proc/self/ns/time")
 		if r.code != 0 {
 			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		f := strings.Fields(r.stdout)
-		if len(f) != 7 || f[0] != "0:0" || f[1] != "0:0" || f[2] != "0" || f[6] != "0" {
+		// The time namespace (made inside the user namespace) too.
+		if hostTime, _ := os.Readlink("/proc/self/ns/time"); len(f) == 8 && f[7] == hostTime {
+			t.Errorf("the container shares the host's time namespace %s", hostTime)
+		}
+		if len(f) != 8 || f[0] != "0:0" || f[1] != "0:0" || f[2] != "0" || f[6] != "0" {
 			t.Fatalf("want / and /etc/passwd 0:0, uid 0, a file it creates owned by 0; got:\n%s", r.stdout)
 		}
 		host, _ := strconv.Atoi(f[4])
