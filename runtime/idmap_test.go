@@ -37,8 +37,8 @@ func testUserNS(t *testing.T, base uint32) *os.File {
 
 // TestIdmappedMount: a file owned by the host's root (0:0 on disk) shows
 // as owned by the namespace's root (host 100000) through an idmapped
-// clone, on each file system this host offers for a rootfs. ext4 (the
-// host's disk) must work; tmpfs and overlay are measured and logged.
+// clone, on each file system this host offers for a rootfs. An ext4, xfs or
+// btrfs disk must work; tmpfs and overlay are measured and logged.
 func TestIdmappedMount(t *testing.T) {
 	testutil.RequireRoot(t)
 	const base = 100000
@@ -69,10 +69,18 @@ func TestIdmappedMount(t *testing.T) {
 		}
 		return nil
 	}
-	t.Run("ext4-or-host-disk", func(t *testing.T) {
+	t.Run("host-disk", func(t *testing.T) {
+		// ext4, xfs and btrfs have idmapped since Linux 5.12-5.15: there
+		// it must work. Elsewhere (the VM's root is a tmpfs) it is
+		// measured only.
 		dir := t.TempDir()
-		if err := check(t, dir); err != nil {
-			t.Fatalf("%s: %v", fsTypeName(dir), err)
+		err := check(t, dir)
+		switch fs := fsTypeName(dir); {
+		case err == nil:
+		case fs == "ext4" || fs == "xfs" || fs == "btrfs":
+			t.Fatalf("%s: %v", fs, err)
+		default:
+			t.Logf("%s: %v (fallback applies)", fs, err)
 		}
 	})
 	t.Run("tmpfs", func(t *testing.T) {

@@ -103,14 +103,20 @@ func (l *launch) start() (p *parentProcess, err error) {
 		parent.Close()
 		return nil, err
 	}
-	p = &parentProcess{proc: proc, conn: parent, cg: l.cg, cgroupLate: l.cgroupLate, who: l.who}
+	started := &parentProcess{proc: proc, conn: parent, cg: l.cg, cgroupLate: l.cgroupLate, who: l.who}
 	defer func() {
+		// started, not p: a failing return has set p to nil already.
 		if err != nil {
-			p.kill()
+			started.kill()
 		}
 	}()
 	if l.cgroupFD == nil && !l.cgroupLate {
 		if err := l.cg.Join(proc.Pid); err != nil {
+			return nil, err
+		}
+	}
+	if l.userNS != nil && !Rootless() {
+		if err := prlimitFromParent(proc.Pid, l.cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +132,7 @@ func (l *launch) start() (p *parentProcess, err error) {
 	if err := parent.send(&syncMsg{Type: msgConfig, Config: l.cfg}, fdsOf(cfgFiles)...); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return started, nil
 }
 
 // syncHandlers are the caller's answers to the messages only it can

@@ -82,9 +82,11 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 		return nil, err
 	}
 	defer done()
-	if o.newTimeNS && o.userNS != nil {
+	if o.newTimeNS && o.userNS != nil && ExecEntersTimeNS() {
 		// Made by the child inside its user namespace (spawn_rawfork.go).
 		o.userNS.timeOffsets = []byte(o.timeOffsets.text())
+	} else if o.newTimeNS && o.userNS != nil && Rootless() {
+		return nil, errors.New("rootless: a time namespace needs Linux 6.3 or later (execve entering it); drop the time namespace from the spec")
 	} else if o.newTimeNS {
 		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
 			return nil, fmt.Errorf("new time namespace: %w", err)

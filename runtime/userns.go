@@ -429,3 +429,44 @@ func setgroupsDenied() bool {
 	b, err := os.ReadFile("/proc/self/setgroups")
 	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }
+
+// ExecEntersTimeNS says whether execve moves a process into the time
+// namespace it unshared (Linux 6.3, "fs/exec: switch timens when a task
+// gets a new mm"). Before, the process stays outside, and its threads
+// cannot even be created (clone with CLONE_VM fails with EINVAL while its
+// time namespace for children differs): so only then can the raw child
+// make the time namespace inside the user namespace.
+func ExecEntersTimeNS() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major > 6 || major == 6 && minor >= 3
+}
+
+// prlimitFromParent applies the process's rlimits to a child in a user
+// namespace from here, as runc does: raising a hard limit needs
+// CAP_SYS_RESOURCE in the host's user namespace, which the child's root
+// lacks (podman asks for 1048576 open files). The child's own setrlimit of
+// the same values is then no raise, and allowed.
+func prlimitFromParent(pid int, cfg *initConfig) error {
+	p := cfg.Process
+	if p == nil && cfg.Spec != nil {
+		p = cfg.Spec.Process
+	}
+	if p == nil {
+		return nil
+	}
+	for _, l := range p.Rlimits {
+		res, ok := rlimitNames[l.Type]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %q", l.Type)
+		}
+		if err := unix.Prlimit(pid, res, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
+			return fmt.Errorf("rlimit %s=%d:%d: %w", l.Type, l.Soft, l.Hard, err)
+		}
+	}
+	return nil
+}

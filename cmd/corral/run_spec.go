@@ -24,6 +24,9 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 	if err := applyUserNS(rt, res.Spec, f.userns, id); err != nil {
 		return nil, err
 	}
+	if runtime.Rootless() && !runtime.ExecEntersTimeNS() && dropTimeNS(res.Spec) {
+		fmt.Fprintln(warn, "corral: rootless on Linux before 6.3: the container shares the host's clocks (no time namespace)")
+	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(warn, "corral: %s\n", w)
 	}

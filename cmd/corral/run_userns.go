@@ -131,14 +131,22 @@ func hasUserNS(s *specs.Spec) bool {
 }
 
 func dropUserNS(s *specs.Spec) {
+	dropNamespace(s, specs.UserNamespace)
+	s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+}
+
+// dropNamespace removes the namespace of type typ; it reports whether
+// there was one.
+func dropNamespace(s *specs.Spec, typ specs.LinuxNamespaceType) bool {
 	kept := s.Linux.Namespaces[:0]
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Type != specs.UserNamespace {
+		if ns.Type != typ {
 			kept = append(kept, ns)
 		}
 	}
+	had := len(kept) != len(s.Linux.Namespaces)
 	s.Linux.Namespaces = kept
-	s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+	return had
 }
 
 func orEnv(key, def string) string {
@@ -146,4 +154,11 @@ func orEnv(key, def string) string {
 		return filepath.Clean(v)
 	}
 	return def
+}
+
+// dropTimeNS removes the time namespace and its offsets; it reports
+// whether there was one.
+func dropTimeNS(s *specs.Spec) bool {
+	s.Linux.TimeOffsets = nil
+	return dropNamespace(s, specs.TimeNamespace)
 }
