@@ -25,6 +25,8 @@ const nobody = 65534
 // bin/corral, XDG_RUNTIME_DIR and HOME.
 type rootlessEnv struct {
 	dir, corral string
+	// cgroup, if set, is the (v2) cgroup directory corral starts in.
+	cgroup string
 }
 
 func newRootlessEnv(t *testing.T) *rootlessEnv {
@@ -61,6 +63,14 @@ func (e *rootlessEnv) run(t *testing.T, cwd string, args ...string) runResult {
 	cmd.Dir = cwd
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + filepath.Join(e.dir, "run"), "HOME=" + filepath.Join(e.dir, "home")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	if e.cgroup != "" {
+		cg, err := os.Open(e.cgroup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cg.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -117,6 +127,13 @@ func TestRunRootlessDelegatedCgroup(t *testing.T) {
 		if err := os.Chown(filepath.Join(cg.Dir(""), f), nobody, nobody); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The user's processes live inside the delegated cgroup (as in a
+	// systemd user session): moving the container's init into it needs
+	// write access to cgroup.procs of the common ancestor.
+	e.cgroup = filepath.Join(cg.Dir(""), "caller")
+	if err := os.Mkdir(e.cgroup, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	mp := filepath.Join(e.dir, "views")
 	if err := os.Mkdir(mp, 0o755); err != nil {
