@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,12 +66,15 @@ func TestRunUserNS(t *testing.T) {
 		if err := os.WriteFile(secret, []byte("host-secret\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		vol := []string{"-v", secret + ":/secret:ro"}
-		r := e.runIn(t, append([]string{"--userns", "auto"}, vol...), "cat", "/secret")
+		// Below /tmp (the container's own tmpfs): a rootfs that cannot be
+		// idmapped (the VM's tmpfs on Linux 6.1) is not the container
+		// root's to make a mount point in.
+		vol := []string{"-v", secret + ":/tmp/secret:ro"}
+		r := e.runIn(t, append([]string{"--userns", "auto"}, vol...), "cat", "/tmp/secret")
 		if r.code == 0 || strings.Contains(r.stdout, "host-secret") || !strings.Contains(r.stderr, "Permission denied") {
 			t.Fatalf("the userns'd root read a root-only host file: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		r = e.runIn(t, append([]string{"--userns", "host"}, vol...), "cat", "/secret")
+		r = e.runIn(t, append([]string{"--userns", "host"}, vol...), "cat", "/tmp/secret")
 		if r.code != 0 || !strings.Contains(r.stdout, "host-secret") {
 			t.Fatalf("control without a user namespace: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
@@ -78,7 +82,9 @@ func TestRunUserNS(t *testing.T) {
 
 	// The rootfs (the host's root's files) shows as owned by the
 	// container's root, through the idmapped mount; the process is root
-	// inside and an id of the allocated block outside.
+	// inside and an id of the allocated block outside. Where the rootfs's
+	// file system cannot idmap (the VM: tmpfs on Linux 6.1), the
+	// documented fallback: a warning, and the files show as nobody.
 	t.Run("rootfs-owner", func(t *testing.T) {
 		r := e.runIn(t, []string{"--userns", "auto"}, "sh", "-c", "stat -c %u:%g / /etc/passwd; id -u; cat /proc/self/uid_map; touch /tmp/x && stat -c %u /tmp/x; readlink /proc/self/ns/time")
 		if r.code != 0 {
@@ -89,8 +95,13 @@ func TestRunUserNS(t *testing.T) {
 		if hostTime, _ := os.Readlink("/proc/self/ns/time"); len(f) == 8 && f[7] == hostTime {
 			t.Errorf("the container shares the host's time namespace %s", hostTime)
 		}
-		if len(f) != 8 || f[0] != "0:0" || f[1] != "0:0" || f[2] != "0" || f[6] != "0" {
-			t.Fatalf("want / and /etc/passwd 0:0, uid 0, a file it creates owned by 0; got:\n%s", r.stdout)
+		owner := "0:0"
+		if strings.Contains(r.stderr, "idmapped mounts are not supported") {
+			owner = "65534:65534"
+			t.Logf("no idmapped rootfs here, the fallback applies: %s", strings.TrimSpace(r.stderr))
+		}
+		if len(f) != 8 || f[0] != owner || f[1] != owner || f[2] != "0" || f[6] != "0" {
+			t.Fatalf("want / and /etc/passwd %s, uid 0, a file it creates owned by 0; got:\n%s\n%s", owner, r.stdout, r.stderr)
 		}
 		host, _ := strconv.Atoi(f[4])
 		if f[3] != "0" || host < e.subStart || host >= e.subStart+4*65536 || f[5] != "65536" {
@@ -123,8 +134,8 @@ func TestRunUserNS(t *testing.T) {
 				t.Fatalf("--userns %s: exit %d\n%s\n%s", k.userns, r.code, r.stdout, r.stderr)
 			}
 			runExpectFreeTotal(t, r.stdout, k.mib)
-			if !strings.Contains(r.stdout, fmt.Sprintf("%d.0 total", k.mib)) {
-				t.Errorf("--userns %s: top does not show %d.0 MiB total:\n%s", k.userns, k.mib, r.stdout)
+			if got := topTotalKiB(r.stdout); got != k.mib<<10 {
+				t.Errorf("--userns %s: top shows %d KiB in all, want %d MiB:\n%s", k.userns, got, k.mib, r.stdout)
 			}
 			p := parseProbe[probeResult](t, r.stdout)
 			if want := uint64(k.mib<<20) + uint64(os.Getpagesize()); p.Errno != 0 || p.TotalBytes != want {
@@ -150,4 +161,20 @@ func TestRunUserNS(t *testing.T) {
 			t.Fatalf("exec in a userns'd container: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
+}
+
+// topTotalKiB is the memory total in `top -bn1`'s header: procps prints
+// "MiB Mem :    256.0 total", busybox (the VM's top) "Mem: 456K used,
+// 261688K free" (used + free).
+func topTotalKiB(out string) uint64 {
+	if m := regexp.MustCompile(`MiB Mem :\s+([0-9.]+) total`).FindStringSubmatch(out); m != nil {
+		mib, _ := strconv.ParseFloat(m[1], 64)
+		return uint64(mib * 1024)
+	}
+	if m := regexp.MustCompile(`Mem: (\d+)K used, (\d+)K free`).FindStringSubmatch(out); m != nil {
+		used, _ := strconv.ParseUint(m[1], 10, 64)
+		free, _ := strconv.ParseUint(m[2], 10, 64)
+		return used + free
+	}
+	return 0
 }
