@@ -245,7 +245,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		cfg.Rootfs, cfg.SharedMountNS = bind, true
 	}
 	l.userNS = spawnUserNS(plan, spec)
-	if l.userNS != nil && plan.newUser && !plan.sharedMount && plan.joinMnt == nil {
+	if l.userNS != nil && !plan.sharedMount && plan.joinMnt == nil {
 		l.userNS.rootfs, l.rootfsFdAt = rootfs, &cfg.RootfsFd
 	}
 	if l.userNS != nil && l.rootfsFdAt != nil && !Rootless() {
@@ -265,12 +265,16 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			return um.files, nil
 		}
 	}
-	if plan.joinUser != nil && plan.cloneFlags != 0 {
-		// The child would join the user namespace after clone(2) made
-		// the others, which the user namespace's root then could not
-		// administer (mount, hostname): runc's nsexec joins first and
-		// forks again; corral does not yet.
-		return nil, errors.New("config: joining a user namespace by path together with new namespaces is not supported yet; join them all by path, or create the user namespace")
+	if plan.joinUser != nil {
+		// The new namespaces must belong to the joined user namespace:
+		// the child joins it first and makes them then, forking the init
+		// again for a pid namespace (runc's nsexec does the same).
+		l.userNS.unshareAfter, l.cloneFlags = plan.cloneFlags, 0
+		if Rootless() {
+			// Namespaces given by path are joined from inside too.
+			l.userNS.joinAfter, l.joinNS = nsFiles(plan.join), nil
+			l.userNS.joinsPid = joinsNS(plan.join, unix.CLONE_NEWPID)
+		}
 	}
 	if plan.newTimeNS {
 		if l.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {

@@ -96,6 +96,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		}
 		defer userNS.Close()
 		l.userNS = &rawUserNS{join: userNS}
+		if Rootless() {
+			// Without the host's root the others can only be joined
+			// from inside the user namespace that owns them.
+			l.userNS.joinAfter, l.userNS.joinsPid, l.joinNS = nsFiles(joins), joinsNS(joins, unix.CLONE_NEWPID), nil
+		}
 	}
 	if timeNS {
 		if l.timeOffsets, err = readTimeOffsets(pid); err != nil {

@@ -101,7 +101,8 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	runtime.LockOSThread() // already locked on T; harmless, and keeps the mask on this thread
 	defer runtime.UnlockOSThread()
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd, rootfsp, timensp, len(us.timeOffsetsOrNil()))
+	after := us.afterUser()
+	pid, errno := forkExecChild(&ca, pathp, &argv[0], &envv[0], &high[0], len(high), setsid, errPipe[1], barrier[0], joinFd, rootfsp, timensp, len(us.timeOffsetsOrNil()), after)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	runtime.KeepAlive(pathp)
 	runtime.KeepAlive(argv)
@@ -109,8 +110,13 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 	runtime.KeepAlive(high)
 	runtime.KeepAlive(rootfsp)
 	runtime.KeepAlive(us)
+	runtime.KeepAlive(after)
 	unix.Close(errPipe[1])
 	defer unix.Close(errPipe[0])
+	if after != nil {
+		unix.Close(after.pidPipe[1])
+		defer unix.Close(after.pidPipe[0])
+	}
 	if errno != 0 {
 		return nil, &os.SyscallError{Syscall: "clone3", Err: errno}
 	}
@@ -126,6 +132,14 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 			}
 		}
 		unix.Write(barrier[1], []byte{0})
+	}
+	if after != nil && after.forkAgain {
+		// The child forked the init (CLONE_PARENT: our child too) into
+		// the pid namespace it joined or made, and exits: the init is
+		// the process to return.
+		if pid, err = secondFork(pid, after.pidPipe[0], errPipe[0], path); err != nil {
+			return nil, err
+		}
 	}
 	// The pipe closes at a successful execve (CLOEXEC); otherwise the child
 	// writes its errno first.
@@ -151,7 +165,7 @@ func rawSpawn(path string, args, env []string, files []*os.File, cloneFlags uint
 //
 //go:nosplit
 //go:norace
-func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int, rootfs, timens *byte, timensLen int) (int, syscall.Errno) {
+func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds int, setsid bool, errPipe, barrier, joinUserNS int, rootfs, timens *byte, timensLen int, after *rawAfterUser) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(ca)), unsafe.Sizeof(*ca), 0, 0, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -177,6 +191,9 @@ func forkExecChild(ca *cloneArgs, path *byte, argv, envv **byte, fds *int, nfds 
 		}
 		if joinUserNS >= 0 {
 			_, _, e = syscall.RawSyscall(unix.SYS_SETNS, uintptr(joinUserNS), unix.CLONE_NEWUSER, 0)
+		}
+		if after != nil && e == 0 {
+			e = rawAfterUserNS(after)
 		}
 		if rootfs != nil && e == 0 {
 			// Open the rootfs while our fsuid is still the host's root:
@@ -232,6 +249,11 @@ type rawUserNS struct {
 	// timeOffsets, if set, is the text of timens_offsets for a new time
 	// namespace the child makes inside the user namespace.
 	timeOffsets []byte
+	// joinAfter and unshareAfter: namespaces joined or made after the
+	// user namespace (rawAfterUser); joinsPid: joinAfter has a pid one.
+	joinAfter    []*os.File
+	unshareAfter uintptr
+	joinsPid     bool
 }
 
 func (u *rawUserNS) timeOffsetsOrNil() []byte {
@@ -269,4 +291,97 @@ func closeFds(fds []int) {
 			unix.Close(fd)
 		}
 	}
+}
+
+// rawAfterUser: namespaces the child joins or makes once it is in the user
+// namespace (they are owned by it, or must be: a rootless caller may not
+// join them from outside, and new ones made by clone(2) before a setns
+// into a user namespace would belong to the host's). A pid namespace
+// takes effect for children only, so then the child forks the init again
+// (forkAgain) and exits.
+type rawAfterUser struct {
+	joins     []int   // fds of /proc/PID/ns/* to setns (type 0: any)
+	unshare   uintptr // CLONE_NEW* to make
+	forkAgain bool
+	ca        cloneArgs // the second fork's (CLONE_PARENT)
+	pidPipe   [2]int    // the init's pid, from the child
+}
+
+// rawAfterUserNS runs in the raw child: setns, unshare and, for a pid
+// namespace, the second fork. Only the init returns.
+//
+//go:nosplit
+//go:norace
+func rawAfterUserNS(a *rawAfterUser) syscall.Errno {
+	for i := 0; i < len(a.joins); i++ {
+		if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(a.joins[i]), 0, 0); e != 0 {
+			return e
+		}
+	}
+	if a.unshare != 0 {
+		if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, a.unshare, 0, 0); e != 0 {
+			return e
+		}
+	}
+	if !a.forkAgain {
+		return 0
+	}
+	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&a.ca)), unsafe.Sizeof(a.ca), 0, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	if r != 0 {
+		pid := uint32(r)
+		syscall.RawSyscall(unix.SYS_WRITE, uintptr(a.pidPipe[1]), uintptr(unsafe.Pointer(&pid)), 4)
+		for {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+	}
+	return 0
+}
+
+// secondFork reaps the first child and returns the init's pid (from
+// pidPipe), or the first child's error (from errPipe).
+func secondFork(first, pidPipe, errPipe int, path string) (int, error) {
+	var buf [4]byte
+	n, _ := readFull(pidPipe, buf[:])
+	var ws unix.WaitStatus
+	unix.Wait4(first, &ws, 0, nil)
+	if n == 4 {
+		return int(binary.NativeEndian.Uint32(buf[:])), nil
+	}
+	if n, _ = readFull(errPipe, buf[:]); n == 4 {
+		return 0, &os.PathError{Op: "fork/exec", Path: path, Err: syscall.Errno(binary.NativeEndian.Uint32(buf[:]))}
+	}
+	return 0, fmt.Errorf("fork/exec %s: the first child exited (%v) without starting the init", path, ws)
+}
+
+func readFull(fd int, buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// afterUser prepares the child's rawAfterUser, or nil.
+func (u *rawUserNS) afterUser() *rawAfterUser {
+	if u == nil || (len(u.joinAfter) == 0 && u.unshareAfter == 0) {
+		return nil
+	}
+	a := &rawAfterUser{unshare: u.unshareAfter, pidPipe: [2]int{-1, -1}}
+	for _, f := range u.joinAfter {
+		a.joins = append(a.joins, int(f.Fd()))
+	}
+	a.forkAgain = u.unshareAfter&unix.CLONE_NEWPID != 0 || u.joinsPid
+	if a.forkAgain {
+		// exit_signal 0: with CLONE_PARENT the init's is the first
+		// child's (SIGCHLD).
+		a.ca = cloneArgs{flags: unix.CLONE_PARENT}
+		if err := unix.Pipe2(a.pidPipe[:], unix.O_CLOEXEC); err != nil {
+			return nil
+		}
+	}
+	return a
 }

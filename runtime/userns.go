@@ -288,9 +288,14 @@ func prepareUserNSMounts(pid int, spec *specs.Spec, rootfs, bundle string) (u *u
 		return nil, fmt.Errorf("container user namespace: %w", err)
 	}
 	defer ns.Close()
-	root, warning, err := idmappedRootfs(int(ns.Fd()), spec, rootfs)
-	if err != nil {
-		return nil, err
+	// A joined user namespace's mappings are not in the spec: its rootfs
+	// is taken as prepared for it (owned by its ids), as runc does.
+	var root *os.File
+	var warning string
+	if len(spec.Linux.UIDMappings) > 0 {
+		if root, warning, err = idmappedRootfs(int(ns.Fd()), spec, rootfs); err != nil {
+			return nil, err
+		}
 	}
 	if warning != "" {
 		u.warnings = append(u.warnings, warning)
@@ -469,4 +474,21 @@ func prlimitFromParent(pid int, cfg *initConfig) error {
 		}
 	}
 	return nil
+}
+
+func nsFiles(ns []nsFD) []*os.File {
+	var out []*os.File
+	for _, n := range ns {
+		out = append(out, n.f)
+	}
+	return out
+}
+
+func joinsNS(ns []nsFD, flag uintptr) bool {
+	for _, n := range ns {
+		if n.flag == flag {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package runspec
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/corral-dev/corral/runtime"
@@ -59,7 +60,8 @@ func swapAccounting() bool {
 
 // defaultRootDir caches the default root in root's /var/lib/corral, or,
 // rootless, in the user's cache directory ($XDG_CACHE_HOME or ~/.cache),
-// else next to the rootless state root.
+// else in /tmp/corral-defaultroot-UID (not in the state root, where every
+// directory is a container).
 func defaultRootDir() string {
 	if !runtime.Rootless() {
 		return defaultroot.DefaultDir
@@ -69,5 +71,5 @@ func defaultRootDir() string {
 			return filepath.Join(dir, "corral", "defaultroot")
 		}
 	}
-	return filepath.Join(runtime.DefaultRootFor(), "defaultroot")
+	return filepath.Join(os.TempDir(), "corral-defaultroot-"+strconv.Itoa(os.Geteuid()))
 }
