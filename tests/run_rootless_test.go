@@ -88,7 +88,7 @@ func (e *rootlessEnv) run(t *testing.T, cwd string, args ...string) runResult {
 // is root (its own uid mapped to 0), outside it is nobody: a root-only
 // host file in reach stays unreadable. The state lives under
 // $XDG_RUNTIME_DIR/corral and nothing is left there. Without a delegated
-// cgroup (cgroup v1 here) it warns that no limits apply.
+// cgroup (cgroup v1 here) it warns that no limits apply. exec works.
 func TestRunRootless(t *testing.T) {
 	e := newRootlessEnv(t)
 	secret := filepath.Join(e.dir, "secret")
@@ -106,6 +106,18 @@ func TestRunRootless(t *testing.T) {
 	}
 	if !cgroupV2Delegable() && !strings.Contains(r.stderr, "rootless: cannot create cgroup") {
 		t.Errorf("no warning that the container runs without cgroup limits:\n%s", r.stderr)
+	}
+	// exec joins the rootless container's namespaces from inside its
+	// user namespace (its pid namespace through a second fork).
+	name := runName("rootless-exec")
+	if r := e.run(t, e.dir, "run", "-d", "--views", "none", "--sysinfo", "off", "--name", name, "--", "sleep", "1000"); r.code != 0 {
+		t.Fatalf("rootless run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = e.run(t, e.dir, "exec", name, "sh", "-c", "id -u; readlink /proc/self/ns/pid /proc/1/ns/pid /proc/self/ns/mnt /proc/1/ns/mnt")
+	e.run(t, e.dir, "delete", "--force", name)
+	os.Remove(filepath.Join(e.dir, "run", "corral", name+".log")) // run -d's output
+	if f := strings.Fields(r.stdout); r.code != 0 || len(f) != 5 || f[0] != "0" || f[1] != f[2] || f[3] != f[4] {
+		t.Errorf("rootless exec: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if ents, err := os.ReadDir(filepath.Join(e.dir, "run", "corral")); err != nil || len(ents) != 0 {
 		t.Errorf("state root $XDG_RUNTIME_DIR/corral: %v, left: %v", err, ents)
