@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -16,8 +18,27 @@ import (
 // user's runtime directory, which systemd-logind makes private (0700) and
 // removes at logout, so nothing outlives the session by accident.
 
-// Rootless reports whether corral runs without root on the host.
-func Rootless() bool { return os.Geteuid() != 0 }
+// Rootless reports whether corral runs without root on the host: not as
+// uid 0, or as the root of a user namespace other than the host's (runc's
+// rule: e.g. inside `unshare -Ur`, next to a corralfs run without root).
+func Rootless() bool {
+	rootlessOnce.Do(func() { rootless = os.Geteuid() != 0 || !inInitialUserNS() })
+	return rootless
+}
+
+var (
+	rootlessOnce sync.Once
+	rootless     bool
+)
+
+// inInitialUserNS: the host's user namespace maps every id to itself.
+func inInitialUserNS() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return true // no /proc: assume the host
+	}
+	return strings.Join(strings.Fields(string(data)), " ") == "0 0 4294967295"
+}
 
 // DefaultRootFor is the state root to use when --root is not given:
 // DefaultRoot for root, $XDG_RUNTIME_DIR/corral for anyone else, and

@@ -198,7 +198,7 @@ func idmappedRootfs(usernsFd int, spec *specs.Spec, rootfs string) (f *os.File, 
 	if _, mapped := mapFromHost(spec.Linux.UIDMappings, st.Uid); mapped {
 		return nil, "", nil
 	}
-	if os.Geteuid() != 0 {
+	if Rootless() {
 		return nil, fmt.Sprintf("rootfs %s is owned by uid %d, outside the container's mappings: its files show as nobody inside (idmapped mounts need root)", rootfs, st.Uid), nil
 	}
 	f, err = idmappedClone(rootfs, usernsFd, true)

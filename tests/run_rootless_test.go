@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,13 @@ func newRootlessEnv(t *testing.T) *rootlessEnv {
 // stderr and the exit status.
 func (e *rootlessEnv) run(t *testing.T, cwd string, args ...string) runResult {
 	t.Helper()
-	cmd := exec.Command(e.corral, args...)
+	return e.runArgv(t, cwd, append([]string{e.corral}, args...)...)
+}
+
+// runArgv runs any program as nobody, as run does corral.
+func (e *rootlessEnv) runArgv(t *testing.T, cwd string, argv ...string) runResult {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = cwd
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + filepath.Join(e.dir, "run"), "HOME=" + filepath.Join(e.dir, "home")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
@@ -166,7 +173,7 @@ func TestRunRootlessDelegatedCgroup(t *testing.T) {
 
 // rootlessBundle is `corral spec --rootless` run by nobody on a busybox
 // root, with linux.cgroupsPath set.
-func rootlessBundle(t *testing.T, e *rootlessEnv, cgroupsPath string) string {
+func rootlessBundle(t *testing.T, e *rootlessEnv, cgroupsPath string, specPrefix ...string) string {
 	t.Helper()
 	bundle := filepath.Join(e.dir, "bundle")
 	rootfs := filepath.Join(bundle, "rootfs")
@@ -186,7 +193,7 @@ func rootlessBundle(t *testing.T, e *rootlessEnv, cgroupsPath string) string {
 		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
 	}
 	os.Chown(bundle, nobody, nobody)
-	if r := e.run(t, bundle, "spec", "--rootless"); r.code != 0 {
+	if r := e.runArgv(t, bundle, append(specPrefix, e.corral, "spec", "--rootless")...); r.code != 0 {
 		t.Fatalf("corral spec --rootless: %d %s", r.code, r.stderr)
 	}
 	var s specs.Spec
@@ -198,7 +205,7 @@ func rootlessBundle(t *testing.T, e *rootlessEnv, cgroupsPath string) string {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != nobody {
+	if len(s.Linux.UIDMappings) != 1 || (s.Linux.UIDMappings[0].HostID != nobody && len(specPrefix) == 0) {
 		t.Fatalf("corral spec --rootless: uidMappings %+v, want nobody's uid as 0", s.Linux.UIDMappings)
 	}
 	s.Linux.CgroupsPath = cgroupsPath
@@ -216,4 +223,66 @@ func rootlessBundle(t *testing.T, e *rootlessEnv, cgroupsPath string) string {
 // to a user.
 func cgroupV2Delegable() bool {
 	return testutil.DetectCgroupMode() == testutil.CgroupModeV2
+}
+
+// TestRunRootlessCorralfs: corralfs without root. The user runs it in a
+// user and mount namespace of its own (`unshare -Urm`: FUSE mounts are
+// allowed there) and corral in the same namespaces, where it sees the
+// mount; corral is rootless there (the root of a user namespace that is
+// not the host's). Its container in a delegated cgroup (v2) reads its
+// memory limit in /proc/meminfo. Needs a /dev/fuse users may open (Debian
+// makes it 0666; the VM's is made so here, this sandbox's host keeps it
+// root's).
+func TestRunRootlessCorralfs(t *testing.T) {
+	testutil.RequireRoot(t)
+	if !cgroupV2Delegable() {
+		t.Skip("cgroup v1/hybrid: no delegation to users; the cgroup v2 VM runs this")
+	}
+	testutil.RequireFUSE(t)
+	unshare := testutil.RequireCommand(t, "unshare")
+	if testutil.InVM() {
+		os.Chmod("/dev/fuse", 0o666) // a throwaway VM: as Debian's udev rule makes it
+	}
+	if fi, err := os.Stat("/dev/fuse"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
+		t.Skip("/dev/fuse is not open to users here (a sandbox's host setting, not changed by tests)")
+	}
+	e := newRootlessEnv(t)
+	cg := testutil.NewCgroup(t, "tests-rootless-cfs", testutil.CgroupLimits{})
+	for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
+		if err := os.Chown(filepath.Join(cg.Dir(""), f), nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.cgroup = filepath.Join(cg.Dir(""), "caller")
+	if err := os.Mkdir(e.cgroup, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(testutil.Binary(t, "corralfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	corralfs := filepath.Join(e.dir, "corralfs")
+	if err := os.WriteFile(corralfs, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mp := filepath.Join(e.dir, "views")
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(mp, nobody, nobody)
+	// The spec made where it runs: the namespace's root (0) is the one id
+	// it can map.
+	bundle := rootlessBundle(t, e, cg.Path+"/ctr", unshare, "-Ur")
+	script := fmt.Sprintf(`%[1]s --control-socket "" --seccomp-socket= %[2]s > %[3]s/corralfs.log 2>&1 &
+i=0; until grep -q " %[2]s " /proc/self/mountinfo; do i=$((i+1)); [ $i -gt 300 ] && { echo no mount; exit 9; }; sleep 0.1; done
+%[4]s run --bundle %[5]s --memory 256m --memory-swap 256m --views %[2]s --sysinfo off --rm -- cat /proc/meminfo /sys/fs/cgroup/memory.max
+rc=$?; kill %%1; wait; exit $rc`, corralfs, mp, e.dir, e.corral, bundle)
+	r := e.runArgv(t, bundle, unshare, "-Urm", "--propagation", "private", "sh", "-c", script)
+	if r.code != 0 {
+		log, _ := os.ReadFile(filepath.Join(e.dir, "corralfs.log"))
+		t.Fatalf("rootless corralfs + corral: exit %d\n%s\n%s\ncorralfs:\n%s", r.code, r.stdout, r.stderr, log)
+	}
+	if !regexp.MustCompile(`MemTotal:\s+262144 kB`).MatchString(r.stdout) || !strings.Contains(r.stdout, "\n268435456\n") {
+		t.Fatalf("want MemTotal 262144 kB from the rootless corralfs and memory.max 268435456:\n%s", r.stdout)
+	}
 }
