@@ -120,7 +120,7 @@ func TestRunRootless(t *testing.T) {
 	if r := e.run(t, e.dir, "run", "-d", "--views", "none", "--sysinfo", "off", "--name", name, "--", "sleep", "1000"); r.code != 0 {
 		t.Fatalf("rootless run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	r = e.run(t, e.dir, "exec", name, "sh", "-c", "id -u; readlink /proc/self/ns/pid /proc/1/ns/pid /proc/self/ns/mnt /proc/1/ns/mnt")
+	r = e.run(t, e.dir, "exec", name, "sh", "-c", "id -u; for f in /proc/self/ns/pid /proc/1/ns/pid /proc/self/ns/mnt /proc/1/ns/mnt; do readlink $f; done")
 	e.run(t, e.dir, "delete", "--force", name)
 	os.Remove(filepath.Join(e.dir, "run", "corral", name+".log")) // run -d's output
 	if f := strings.Fields(r.stdout); r.code != 0 || len(f) != 5 || f[0] != "0" || f[1] != f[2] || f[3] != f[4] {
@@ -273,13 +273,13 @@ func TestRunRootlessCorralfs(t *testing.T) {
 	// The spec made where it runs: the namespace's root (0) is the one id
 	// it can map.
 	bundle := rootlessBundle(t, e, cg.Path+"/ctr", unshare, "-Ur")
-	script := fmt.Sprintf(`%[1]s --control-socket "" --seccomp-socket= %[2]s > %[3]s/corralfs.log 2>&1 &
+	script := fmt.Sprintf(`%[1]s --control-socket "" --seccomp-socket= %[2]s > %[3]s/home/corralfs.log 2>&1 &
 i=0; until grep -q " %[2]s " /proc/self/mountinfo; do i=$((i+1)); [ $i -gt 300 ] && { echo no mount; exit 9; }; sleep 0.1; done
 %[4]s run --bundle %[5]s --memory 256m --memory-swap 256m --views %[2]s --sysinfo off --rm -- cat /proc/meminfo /sys/fs/cgroup/memory.max
 rc=$?; kill %%1; wait; exit $rc`, corralfs, mp, e.dir, e.corral, bundle)
 	r := e.runArgv(t, bundle, unshare, "-Urm", "--propagation", "private", "sh", "-c", script)
 	if r.code != 0 {
-		log, _ := os.ReadFile(filepath.Join(e.dir, "corralfs.log"))
+		log, _ := os.ReadFile(filepath.Join(e.dir, "home", "corralfs.log"))
 		t.Fatalf("rootless corralfs + corral: exit %d\n%s\n%s\ncorralfs:\n%s", r.code, r.stdout, r.stderr, log)
 	}
 	if !regexp.MustCompile(`MemTotal:\s+262144 kB`).MatchString(r.stdout) || !strings.Contains(r.stdout, "\n268435456\n") {

@@ -112,7 +112,8 @@ func TestRunUserNS(t *testing.T) {
 	// Two containers side by side, one in a user namespace, one not: each
 	// sees its own memory limit in free and top and from sysinfo(2).
 	t.Run("views-side-by-side", func(t *testing.T) {
-		script := "free -m; top -bn1 | head -5; /probe/sysinfoprobe"
+		// The probe below /tmp: see root-only-file.
+		script := "free -m; top -bn1 | head -5; /tmp/probe/sysinfoprobe"
 		kinds := []struct {
 			userns string
 			mib    uint64
@@ -123,7 +124,7 @@ func TestRunUserNS(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				flags := []string{"--userns", k.userns, "--memory", fmt.Sprintf("%dm", k.mib), "--memory-swap", fmt.Sprintf("%dm", k.mib), "-v", probeDir + ":/probe:ro"}
+				flags := []string{"--userns", k.userns, "--memory", fmt.Sprintf("%dm", k.mib), "--memory-swap", fmt.Sprintf("%dm", k.mib), "-v", probeDir + ":/tmp/probe:ro"}
 				outs[i] = e.runIn(t, flags, "sh", "-c", script)
 			}()
 		}
