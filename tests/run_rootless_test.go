@@ -143,19 +143,7 @@ func TestRunRootlessDelegatedCgroup(t *testing.T) {
 	}
 	testutil.RequireFUSE(t)
 	e := newRootlessEnv(t)
-	cg := testutil.NewCgroup(t, "tests-rootless-deleg", testutil.CgroupLimits{})
-	for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
-		if err := os.Chown(filepath.Join(cg.Dir(""), f), nobody, nobody); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The user's processes live inside the delegated cgroup (as in a
-	// systemd user session): moving the container's init into it needs
-	// write access to cgroup.procs of the common ancestor.
-	e.cgroup = filepath.Join(cg.Dir(""), "caller")
-	if err := os.Mkdir(e.cgroup, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cg := e.delegateCgroup(t, "tests-rootless-deleg")
 	mp := filepath.Join(e.dir, "views")
 	if err := os.Mkdir(mp, 0o755); err != nil {
 		t.Fatal(err)
@@ -247,16 +235,7 @@ func TestRunRootlessCorralfs(t *testing.T) {
 		t.Skip("/dev/fuse is not open to users here (a sandbox's host setting, not changed by tests)")
 	}
 	e := newRootlessEnv(t)
-	cg := testutil.NewCgroup(t, "tests-rootless-cfs", testutil.CgroupLimits{})
-	for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
-		if err := os.Chown(filepath.Join(cg.Dir(""), f), nobody, nobody); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.cgroup = filepath.Join(cg.Dir(""), "caller")
-	if err := os.Mkdir(e.cgroup, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cg := e.delegateCgroup(t, "tests-rootless-cfs")
 	data, err := os.ReadFile(testutil.Binary(t, "corralfs"))
 	if err != nil {
 		t.Fatal(err)
@@ -285,4 +264,23 @@ rc=$?; kill %%1; wait; exit $rc`, corralfs, mp, e.dir, e.corral, bundle)
 	if !regexp.MustCompile(`MemTotal:\s+262144 kB`).MatchString(r.stdout) || !strings.Contains(r.stdout, "\n268435456\n") {
 		t.Fatalf("want MemTotal 262144 kB from the rootless corralfs and memory.max 268435456:\n%s", r.stdout)
 	}
+}
+
+// delegateCgroup makes /corral-test/NAME nobody's, as systemd's
+// Delegate=yes does, and starts nobody's processes in its leaf "caller"
+// (as in a user session): moving a container's init into a sibling needs
+// write access to cgroup.procs of the common ancestor.
+func (e *rootlessEnv) delegateCgroup(t *testing.T, name string) *testutil.Cgroup {
+	t.Helper()
+	cg := testutil.NewCgroup(t, name, testutil.CgroupLimits{})
+	for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
+		if err := os.Chown(filepath.Join(cg.Dir(""), f), nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.cgroup = filepath.Join(cg.Dir(""), "caller")
+	if err := os.Mkdir(e.cgroup, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return cg
 }
