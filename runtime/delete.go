@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/corral-dev/corral/runtime/image"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +51,13 @@ func (c *Container) Delete(force bool) error {
 	// Before RemoveAll: it must never descend into a bound rootfs.
 	if err := releaseSharedRootfs(c.dir); err != nil {
 		return err
+	}
+	// The image root goes before the state: a failure here leaves the
+	// container listed, so a second delete can finish the job.
+	if c.st.ImageRoot != "" {
+		if err := image.ReleaseRoot(c.st.ImageRoot); err != nil {
+			return fmt.Errorf("container %q: release the image root: %w", c.st.ID, err)
+		}
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("remove state: %w", err)

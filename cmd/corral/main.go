@@ -30,6 +30,7 @@ var global struct {
 	systemdCgroup bool
 	rootless      string
 	criu          string
+	store         string // image store (images.go)
 }
 
 // logger is set up before any subcommand runs (PersistentPreRunE).

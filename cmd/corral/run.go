@@ -27,8 +27,18 @@ const (
 	exitNotFound      = 127 // the command does not exist
 )
 
-const runUsage = `Usage: corral run [flags] [--] COMMAND [ARG...]
+const runUsage = `Usage: corral run [flags] IMAGE [COMMAND [ARG...]]
+       corral run [flags] [--] COMMAND [ARG...]
        corral run [--bundle DIR] [--detach] [--pid-file F] [--keep] ... ID    (runc's form)
+
+IMAGE is a local image ('corral pull', 'corral load', 'corral images'):
+the container's root is an overlay of the image's layers with a writable
+layer of its own (removed with the container), and the image's
+Entrypoint, Cmd, Env, WorkingDir and User apply, as in docker run
+(--entrypoint replaces the entrypoint and drops the image's Cmd):
+  corral pull alpine && corral run --rm --memory 256m alpine free -m
+The first argument is taken for an image when a local image has that name
+and it does not follow '--'.
 
 Run COMMAND in a new container and wait for it: namespaces, cgroups and
 a pivoted root, as 'corral create' + 'start' do, from a spec built out of
@@ -82,6 +92,8 @@ type runFlags struct {
 	securityOpt  []string
 	noNewKeyring bool
 	runc         runcFlags
+	image        *runImage // the local image of `corral run IMAGE`, nil for a command
+	entrypoint   *string   // --entrypoint when given (also "")
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -112,6 +124,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
+	fs.String("entrypoint", "", "with an IMAGE: run this instead of the image's entrypoint (\"\" for none; the image's Cmd is dropped too)")
 	addRuncFlags(fs, &f.runc)
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
 	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
@@ -180,6 +193,13 @@ func runMain(args []string) error {
 		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w (see 'corral run --help')", err))
 	}
 	f.opts.Args = fs.Args()
+	if fs.Changed("entrypoint") {
+		ep, _ := fs.GetString("entrypoint")
+		f.entrypoint = &ep
+	}
+	if err := pickImage(fs, &f); err != nil {
+		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w", err))
+	}
 	if err := checkRunFlags(&f); err != nil {
 		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w (see 'corral run --help')", err))
 	}
@@ -197,8 +217,10 @@ func runMain(args []string) error {
 // created.
 func checkRunFlags(f *runFlags) error {
 	switch {
-	case len(f.opts.Args) == 0 && f.bundle == "":
+	case len(f.opts.Args) == 0 && f.bundle == "" && f.image == nil:
 		return errNoCommand
+	case f.entrypoint != nil && f.image == nil:
+		return errors.New("--entrypoint needs an IMAGE (a command runs as given)")
 	case f.rootfs != "" && f.bundle != "":
 		return errors.New("--rootfs and --bundle exclude each other (a bundle names its root)")
 	case f.detach && f.opts.Terminal:
@@ -235,6 +257,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 	} else if _, err := rt.Load(id); err == nil {
 		return exitRuntimeError, fmt.Errorf("a container named %q already exists (corral delete %s)", id, id)
 	}
+	args := f.opts.Args
 	rs, err := buildRunSpec(rt, f, id, os.Stderr)
 	if err != nil {
 		return exitRuntimeError, err
@@ -243,13 +266,14 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return runDetached(rt, f, id, rs)
 	}
 
-	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring}
+	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring, ImageRoot: rs.imageRoot}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}
 	c, err := rt.Create(id, opts)
 	if err != nil {
-		return execErrorCode(err), err
+		rs.release()
+		return execErrorCode(err), notFoundHint(err, f, args)
 	}
 	var master *os.File
 	if rs.spec.Process.Terminal {

@@ -27,11 +27,13 @@ func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runSpec) (int,
 	}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|unix.O_CLOEXEC, 0o640)
 	if err != nil {
+		rs.release()
 		return exitRuntimeError, fmt.Errorf("detach log: %w", err)
 	}
 	defer logf.Close()
-	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Stdout: logf, Stderr: logf, NoNewKeyring: f.noNewKeyring})
+	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Stdout: logf, Stderr: logf, NoNewKeyring: f.noNewKeyring, ImageRoot: rs.imageRoot})
 	if err != nil {
+		rs.release()
 		os.Remove(logPath)
 		return execErrorCode(err), err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/defaultroot"
+	"github.com/corral-dev/corral/runtime/image"
 	"github.com/corral-dev/corral/runtime/runspec"
 	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/runtime/views"
@@ -26,15 +27,35 @@ type runSpec struct {
 	spec   *specs.Spec
 	bundle string // bundle dir for Create: --bundle, else the root's parent
 	rootfs string // absolute
+	// imageRoot is the overlay root of an image's container: the runtime
+	// releases it on delete, release() when no container was made.
+	imageRoot string
+}
+
+// release undoes what buildRunSpec made for a container that Create did
+// not take over (the image root).
+func (rs *runSpec) release() {
+	if rs.imageRoot != "" {
+		image.ReleaseRoot(rs.imageRoot)
+	}
 }
 
 // buildRunSpec assembles the container's spec from the flags: the base
 // (a --bundle's config.json, or the defaults on --rootfs or the default
 // root), then the command-line overrides, then the views and the sysinfo
 // rule. warn prints a one-line notice on stderr.
-func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (*runSpec, error) {
+func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (_ *runSpec, err error) {
 	rs := &runSpec{}
 	switch {
+	case f.image != nil:
+		if rs, err = imageRunSpec(f, id); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				rs.release()
+			}
+		}()
 	case f.bundle != "":
 		dir, err := filepath.Abs(f.bundle)
 		if err != nil {

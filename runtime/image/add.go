@@ -1,0 +1,174 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Add stores img under names (canonical references; none for an archive
+// entry without a tag): its layers are unpacked and verified first, the
+// index is updated last, so a failure leaves the store as it was. A name
+// another image had moves to this one, as a docker tag does.
+func (s *Store) Add(img v1.Image, names []string) (*Record, error) {
+	unlock, err := s.lock(true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := s.removeStaleTemps(); err != nil {
+		return nil, err
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	cfg, err := v1.ParseConfigFile(strings.NewReader(string(rawCfg)))
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("image layers: %w", err)
+	}
+	if len(layers) != len(cfg.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("image %s: the manifest has %d layers, the config %d diff ids", id, len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	rec := &Record{ID: id.String(), Names: slices.Clone(names), Created: cfg.Created.Time, Added: time.Now().UTC()}
+	for i, l := range layers {
+		want := cfg.RootFS.DiffIDs[i].String()
+		n, err := s.addLayer(l, want)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), short(want), err)
+		}
+		rec.Layers = append(rec.Layers, want)
+		rec.Size += n
+	}
+	if err := os.MkdirAll(filepath.Dir(s.configPath(rec.ID)), 0o700); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(s.configPath(rec.ID), rawCfg); err != nil {
+		return nil, fmt.Errorf("store image config: %w", err)
+	}
+	ix, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range ix.Images {
+		r.Names = slices.DeleteFunc(r.Names, func(n string) bool { return slices.Contains(names, n) })
+	}
+	if old := slices.IndexFunc(ix.Images, func(r *Record) bool { return r.ID == rec.ID }); old >= 0 {
+		for _, n := range ix.Images[old].Names {
+			if !slices.Contains(rec.Names, n) {
+				rec.Names = append(rec.Names, n)
+			}
+		}
+		ix.Images[old] = rec
+	} else {
+		ix.Images = append(ix.Images, rec)
+	}
+	if err := s.writeIndex(ix); err != nil {
+		return nil, fmt.Errorf("image store index: %w", err)
+	}
+	return rec, nil
+}
+
+func short(digest string) string {
+	h := hexOf(digest)
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// addLayer unpacks l into its content-addressed directory unless it is
+// there already, and returns its unpacked size. The directory appears
+// (by rename) only once the content matched diffID.
+func (s *Store) addLayer(l v1.Layer, diffID string) (int64, error) {
+	final := s.layerDir(diffID)
+	if _, err := os.Stat(final); err == nil {
+		return readSize(final + ".size"), nil
+	}
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return 0, err
+	}
+	tmp, err := os.MkdirTemp(parent, ".tmp-")
+	if err != nil {
+		return 0, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	// The layer's root directory is the container's "/": world-readable.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return 0, err
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return 0, err
+	}
+	got, n, err := unpackLayer(rc, tmp)
+	// Close reports what only the end of the stream shows: a registry
+	// blob whose compressed digest does not match is caught here.
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if got != diffID {
+		return 0, fmt.Errorf("digest mismatch: the layer's content is %s, the image config says %s", got, diffID)
+	}
+	if err := writeFileAtomic(final+".size", []byte(strconv.FormatInt(n, 10))); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return 0, err
+	}
+	ok = true
+	return n, nil
+}
+
+func readSize(path string) int64 {
+	data, _ := os.ReadFile(path)
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return n
+}
+
+// removeStaleTemps deletes what an unpack killed midway left (its
+// temporary directory); called under the exclusive lock, so no unpack is
+// running.
+func (s *Store) removeStaleTemps() error {
+	for _, dir := range []string{s.path("layers", "sha256"), s.path("tmp")} {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-") || dir == s.path("tmp") {
+				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
