@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/spf13/pflag"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/image"
