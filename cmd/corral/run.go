@@ -328,10 +328,22 @@ func runForeground(c *runtime.Container, master *os.File, in io.Reader, remove b
 		cleanup()
 		return exitRuntimeError, err
 	}
+	reportExit(c, code)
 	if err := cleanup(); err != nil {
 		return code, fmt.Errorf("remove the container: %w", err)
 	}
 	return code, nil
+}
+
+// reportExit records the exit in the container's state (for inspect,
+// when it is kept) and says once, on stderr, when the kernel's OOM
+// killer is why it ended: 137 alone does not tell.
+func reportExit(c *runtime.Container, code int) {
+	rec, err := c.RecordExit(code)
+	if err != nil || !rec.OOMKilled {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "corral: container %s was killed by the kernel's OOM killer%s\n", shortID(c.ID()), memoryLimitNote(c.Spec()))
 }
 
 // forwardSignals relays the signals a user sends to `corral run` to the
