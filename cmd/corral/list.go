@@ -93,4 +93,3 @@ func init() {
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the ids")
 	rootCmd.AddCommand(cmd)
 }
-
