@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -182,5 +181,3 @@ func (c *Container) checkStatus(op Op) (Status, error) {
 	}
 	return s, CheckTransition(c.st.ID, s, op)
 }
-
-var errNotImplemented = errors.New("not implemented yet")

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime/views"
 )
 
@@ -51,7 +52,7 @@ runc and crun bundles name it in config.json:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.views, "views", views.DefaultDir, "directory where corralfs (or LXCFS) serves the views")
+	f.StringVar(&opts.views, "views", facts.DefaultDir, "directory where corralfs (or LXCFS) serves the views")
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "give up (and let the container start without views) after this long")
 	rootCmd.AddCommand(cmd)
 }

@@ -143,13 +143,13 @@ func bindViewsInto(target mountNSTarget, rootfs string, present []views.Bound) (
 	}
 	var bound []string
 	for i, b := range present {
-		if err := views.Attach(trees[i], base, b.Dest, b.Dir); err != nil {
+		if err := views.Attach(trees[i], base, b.Kernel, b.Dir); err != nil {
 			if errors.Is(err, views.ErrNoTarget) {
 				continue
 			}
 			return bound, err
 		}
-		bound = append(bound, b.Dest)
+		bound = append(bound, b.Kernel)
 	}
 	return bound, nil
 }

@@ -173,6 +173,9 @@ func runMain(args []string) error {
 		fs.Usage()
 		return nil
 	}
+	if err := checkRootless(); err != nil {
+		return withExitCode(exitRuntimeError, err)
+	}
 	if err := setupLogging(); err != nil {
 		return withExitCode(exitRuntimeError, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/defaultroot"
 	"github.com/corral-dev/corral/runtime/image"
@@ -18,9 +19,6 @@ import (
 	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/runtime/views"
 )
-
-// sysinfoSocket is where corralfs's sysinfo(2) agent listens (issue 4).
-const sysinfoSocket = "/run/corralfs/seccomp.sock"
 
 // runSpec is the spec `corral run` hands to Create and where it came from.
 type runSpec struct {
@@ -171,7 +169,7 @@ func addViews(s *specs.Spec, mode string, warn io.Writer) error {
 	case "none":
 		return nil
 	case "", "auto":
-		dir = views.DefaultDir
+		dir = facts.DefaultDir
 		live, err := views.Live(dir)
 		if err != nil || !live {
 			fmt.Fprintf(warn, "corral: no corralfs mounted at %s: running without views (free, top and the JVM will see the host's memory and CPUs); start corralfs or pass --views none to silence this\n", dir)
@@ -215,7 +213,7 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	default:
 		return fmt.Errorf("--sysinfo %q: want auto or off", mode)
 	}
-	if fi, err := os.Stat(sysinfoSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+	if fi, err := os.Stat(facts.SeccompSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil
 	}
 	// A runtime without seccomp support would refuse the whole container;
@@ -223,7 +221,7 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	if sc := runtime.Features().Linux.Seccomp; sc == nil || sc.Enabled == nil || !*sc.Enabled {
 		return nil
 	}
-	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, sysinfoSocket)
+	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, facts.SeccompSocket)
 	if err != nil {
 		return fmt.Errorf("--sysinfo: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Options are the `corral run` flags that change a spec. The zero value
@@ -248,7 +250,10 @@ func applyResources(s *specs.Spec, o Options) error {
 		r.CPU.Period, r.CPU.Quota = &per, &quota
 	}
 	if o.CpusetCPUs != "" {
-		cpus, err := ParseCPUList(o.CpusetCPUs)
+		cpus, err := facts.ParseCPUList([]byte(o.CpusetCPUs))
+		if err == nil && len(cpus) == 0 {
+			err = fmt.Errorf("invalid CPU list %q: empty", o.CpusetCPUs)
+		}
 		if err != nil {
 			return fmt.Errorf("--cpuset-cpus: %w", err)
 		}
@@ -288,7 +293,7 @@ func applyMemory(r *specs.LinuxResources, memory, memorySwap string, swapAcct bo
 	if memory == "" {
 		return errors.New("--memory-swap needs --memory: the swap limit counts memory plus swap")
 	}
-	m, err := ParseSize(memory)
+	m, err := facts.ParseSize(memory)
 	if err != nil {
 		return fmt.Errorf("--memory: %w", err)
 	}
@@ -310,7 +315,7 @@ func applyMemory(r *specs.LinuxResources, memory, memorySwap string, swapAcct bo
 	case "-1":
 		swap = -1
 	default:
-		swap, err = ParseSize(memorySwap)
+		swap, err = facts.ParseSize(memorySwap)
 		if err != nil {
 			return fmt.Errorf("--memory-swap: %w", err)
 		}

@@ -10,35 +10,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{
-		"256m": 256 << 20, "256M": 256 << 20, "256mb": 256 << 20, "256MiB": 256 << 20,
-		"1g": 1 << 30, "1.5g": 3 << 29, "4096": 4096, "4096b": 4096, "2k": 2048, "1t": 1 << 40,
-	}
-	for in, want := range good {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "m", "-1", "12q", "1e9", "0x10", "abc", "1.2.3m", "99999999999999t"} {
-		if got, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) = %d; want an error", in, got)
-		}
-	}
-}
-
-func TestParseCPUList(t *testing.T) {
-	got, err := ParseCPUList("3,0-1,1")
-	if err != nil || !slices.Equal(got, []int{0, 1, 3}) {
-		t.Errorf("got %v, %v", got, err)
-	}
-	for _, in := range []string{"", "a", "2-1", "-1", "1,", "0-99999999"} {
-		if _, err := ParseCPUList(in); err == nil {
-			t.Errorf("ParseCPUList(%q): want an error", in)
-		}
-	}
-}
-
 func noEnv(string) (string, bool) { return "", false }
 
 func TestDefaultSpecShape(t *testing.T) {
