@@ -94,6 +94,7 @@ type runFlags struct {
 	runc         runcFlags
 	image        *runImage // the local image of `corral run IMAGE`, nil for a command
 	entrypoint   *string   // --entrypoint when given (also "")
+	extras       runExtras
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -125,6 +126,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
 	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
 	fs.String("entrypoint", "", "with an IMAGE: run this instead of the image's entrypoint (\"\" for none; the image's Cmd is dropped too)")
+	addRunExtraFlags(fs, &f.extras)
 	addRuncFlags(fs, &f.runc)
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
 	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
@@ -199,6 +201,9 @@ func runMain(args []string) error {
 	if fs.Changed("entrypoint") {
 		ep, _ := fs.GetString("entrypoint")
 		f.entrypoint = &ep
+	}
+	if err := parseRunExtras(fs, &f); err != nil {
+		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w", err))
 	}
 	if err := pickImage(fs, &f); err != nil {
 		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w", err))
@@ -362,7 +367,7 @@ func forwardSignals(c *runtime.Container) func() {
 		for {
 			select {
 			case s := <-ch:
-				c.Signal(s.(unix.Signal), false)
+				forwardSignal(c, s.(unix.Signal))
 			case <-done:
 				return
 			}

@@ -99,6 +99,9 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 	if err := runspec.Apply(rs.spec, f.opts, rs.rootfs, os.LookupEnv); err != nil {
 		return nil, err
 	}
+	if err := applyRunExtras(rs.spec, &f.extras, f.image == nil && f.rootfs == "" && f.bundle == ""); err != nil {
+		return nil, err
+	}
 	if err := applySecurityOpts(rs.spec, f.securityOpt); err != nil {
 		return nil, err
 	}
