@@ -42,10 +42,7 @@ func init() {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 && args[0] == "--" {
-				args = args[1:]
-			}
-			os.Exit(initMain(args))
+			os.Exit(initMain(args)) // main calls initMain before cobra; kept for --help
 			return nil
 		},
 	})
@@ -55,6 +52,9 @@ func init() {
 // reaps every child that exits and, when the command ends, exits as it
 // did (128+N for signal N).
 func initMain(args []string) int {
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "corral init: no command")
 		return 125
