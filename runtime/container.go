@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -180,4 +181,14 @@ func (c *Container) checkStatus(op Op) (Status, error) {
 		return s, err
 	}
 	return s, CheckTransition(c.st.ID, s, op)
+}
+
+// ShortID keeps a generated 64-hex id readable (docker's 12 characters:
+// `corral stats`, and the hostname of `corral run` without --name); a
+// name is kept whole.
+func ShortID(id string) string {
+	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
+		return id[:12]
+	}
+	return id
 }

@@ -7,9 +7,10 @@ import (
 	"os/exec"
 	"os/signal"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/runtime/runspec"
 )
 
 // `corral run --init` runs this very binary (static, so it needs nothing
@@ -19,21 +20,8 @@ import (
 // it, a command that is PID 1 and has no handler for SIGTERM or SIGINT
 // never sees them (the kernel protects a namespace's init), and zombies
 // of programs that do not wait for their children pile up.
-const (
-	initCommand = "__init"
-	initPath    = "/dev/.corral-init" // /dev is the container's own tmpfs: always writable, in any root
-)
-
-// addInit puts the reaper in front of the spec's command.
-func addInit(s *specs.Spec) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("--init: %w", err)
-	}
-	s.Mounts = append(s.Mounts, specs.Mount{Destination: initPath, Type: "bind", Source: exe, Options: []string{"bind", "ro", "nosuid", "nodev"}})
-	s.Process.Args = append([]string{initPath, initCommand, "--"}, s.Process.Args...)
-	return nil
-}
+// (runspec.addInit binds it at runspec.InitPath.)
+const initCommand = runspec.InitCommand
 
 func init() {
 	rootCmd.AddCommand(&cobra.Command{

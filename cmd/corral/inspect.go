@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corral-dev/corral/runtime"
+	"github.com/corral-dev/corral/runtime/runspec"
 )
 
 // containerInfo is what `corral inspect` prints of a container, and what
@@ -115,7 +116,7 @@ func inspectContainer(rt *runtime.Runtime, c *runtime.Container) (*containerInfo
 		OOMKilled: st.OOMKilled, CgroupPath: c.CgroupPath(), Mounts: s.Mounts, Command: []string{}, Env: []string{},
 	}
 	if s.Annotations != nil {
-		info.Image = s.Annotations[imageAnnotation]
+		info.Image = s.Annotations[runspec.ImageAnnotation]
 	}
 	if p := s.Process; p != nil {
 		info.Command, info.Env, info.WorkingDir = p.Args, p.Env, p.Cwd

@@ -48,7 +48,7 @@ func listCommand(format string, quiet bool) error {
 				logger.Warn("container state", "id", c.ID(), "err", err)
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(info.ID), imageOrRoot(info), commandColumn(info.Command),
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", runtime.ShortID(info.ID), imageOrRoot(info), commandColumn(info.Command),
 				statusColumn(info), info.Limits, ago(info.Created))
 		}
 		return w.Flush()

@@ -274,7 +274,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return runDetached(rt, f, id, rs)
 	}
 
-	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring, ImageRoot: rs.imageRoot}
+	opts := runtime.CreateOpts{Bundle: rs.Bundle, Spec: rs.Spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring, ImageRoot: rs.imageRoot}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}
@@ -284,7 +284,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return execErrorCode(err), notFoundHint(err, f, args)
 	}
 	var master *os.File
-	if rs.spec.Process.Terminal {
+	if rs.Spec.Process.Terminal {
 		if master = c.Console(); master == nil {
 			if f.rm {
 				c.Delete(true)
@@ -351,7 +351,7 @@ func reportExit(c *runtime.Container, code int) {
 	if err != nil || !rec.OOMKilled {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "corral: container %s was killed by the kernel's OOM killer%s\n", shortID(c.ID()), memoryLimitNote(c.Spec()))
+	fmt.Fprintf(os.Stderr, "corral: container %s was killed by the kernel's OOM killer%s\n", runtime.ShortID(c.ID()), memoryLimitNote(c.Spec()))
 }
 
 // forwardSignals relays the signals a user sends to `corral run` to the

@@ -59,7 +59,7 @@ func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runSpec) (int,
 		return exitRuntimeError, fmt.Errorf("detach log: %w", err)
 	}
 	defer logf.Close()
-	req, err := json.Marshal(monitorRequest{ID: id, Bundle: rs.bundle, Spec: rs.spec, ImageRoot: rs.imageRoot,
+	req, err := json.Marshal(monitorRequest{ID: id, Bundle: rs.Bundle, Spec: rs.Spec, ImageRoot: rs.imageRoot,
 		NoNewKeyring: f.noNewKeyring, Remove: f.rm, Log: logPath})
 	if err != nil {
 		rs.release()

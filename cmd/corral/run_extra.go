@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
@@ -18,10 +17,10 @@ import (
 type runExtras struct {
 	init     bool
 	envFiles []string
-	// readOnly is --read-only when given: nil keeps the root's default
-	// (the default root read only, an image's or --rootfs's writable, a
-	// bundle's as its config.json says).
-	readOnly *bool
+	// readOnlyGiven: --read-only was given, so --read-only=false asks
+	// for a writable root (without it: the default root read only, an
+	// image's or --rootfs's writable, a bundle's as its config.json says).
+	readOnlyGiven bool
 }
 
 func addRunExtraFlags(fs *pflag.FlagSet, x *runExtras) {
@@ -33,10 +32,7 @@ func addRunExtraFlags(fs *pflag.FlagSet, x *runExtras) {
 // (so -e wins, as in docker), and stdin must be a terminal for -it.
 func parseRunExtras(fs *pflag.FlagSet, f *runFlags) error {
 	x := &f.extras
-	if fs.Changed("read-only") {
-		ro := f.opts.ReadOnly
-		x.readOnly = &ro
-	}
+	x.readOnlyGiven = fs.Changed("read-only")
 	var env []string
 	for _, file := range x.envFiles {
 		kv, err := readEnvFile(file)
@@ -80,21 +76,6 @@ func readEnvFile(path string) ([]string, error) {
 		return nil, fmt.Errorf("--env-file %s: %w", path, err)
 	}
 	return out, nil
-}
-
-// applyRunExtras applies --read-only=false/true and --init to the
-// assembled spec. defaultRoot: the shared, always read-only default root.
-func applyRunExtras(s *specs.Spec, x *runExtras, defaultRoot bool) error {
-	if x.readOnly != nil {
-		if !*x.readOnly && defaultRoot {
-			return errors.New("--read-only=false: the default root is shared by every container and always read only; run an IMAGE or give --rootfs for a writable root (or -v a directory)")
-		}
-		s.Root.Readonly = *x.readOnly
-	}
-	if x.init {
-		return addInit(s)
-	}
-	return nil
 }
 
 // isTerminal: f is a terminal (it answers the terminal attributes ioctl).

@@ -5,18 +5,12 @@ import (
 	"fmt"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/image"
 	"github.com/corral-dev/corral/runtime/runspec"
 )
-
-// imageAnnotation names the image a container runs (for list and
-// inspect); informational only, nothing trusts it.
-const imageAnnotation = "org.corral.image"
 
 // runImage is the image `corral run IMAGE [CMD...]` runs.
 type runImage struct {
@@ -45,80 +39,22 @@ func pickImage(fs *pflag.FlagSet, f *runFlags) error {
 	return nil
 }
 
-// imageRunSpec is the base spec of a container of an image: its own
-// overlay root (the caller releases dir when anything later fails) and
-// the image config's command, environment, working directory and user,
-// which the flags then override as for any run.
-func imageRunSpec(f *runFlags, id string) (rs *runSpec, err error) {
+// mountImage mounts the root of container id from the image and returns
+// it with the image's config as runspec's base, and the directory to
+// release.
+func mountImage(ri *runImage, id string) (*runspec.Image, string, error) {
 	store := newStore()
-	cfg, err := store.Config(f.image.rec)
+	cfg, err := store.Config(ri.rec)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	dir, rootfs, err := store.MountRoot(id, f.image.rec)
+	dir, rootfs, err := store.MountRoot(id, ri.rec)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	rs = &runSpec{rootfs: rootfs, bundle: dir, imageRoot: dir}
-	args, err := imageArgs(cfg.Config, f.entrypoint, f.opts.Args)
-	if err != nil {
-		image.ReleaseRoot(dir)
-		return nil, err
-	}
-	rs.spec = runspec.Default(rootfs, args)
-	f.opts.Args = nil // taken: the spec holds the full command
-	applyImageConfig(rs.spec, cfg.Config)
-	if f.opts.User == "" {
-		f.opts.User = cfg.Config.User // names resolve in the image's /etc
-	}
-	if rs.spec.Annotations == nil {
-		rs.spec.Annotations = map[string]string{}
-	}
-	rs.spec.Annotations[imageAnnotation] = f.image.ref
-	return rs, nil
-}
-
-// imageArgs is docker's rule: the entrypoint (--entrypoint replaces the
-// image's, and then the image's Cmd is dropped too) followed by the
-// command line's arguments, else the image's Cmd.
-func imageArgs(c v1.Config, entrypoint *string, args []string) ([]string, error) {
-	ep, cmd := c.Entrypoint, c.Cmd
-	if entrypoint != nil {
-		ep, cmd = nil, nil
-		if *entrypoint != "" {
-			ep = []string{*entrypoint}
-		}
-	}
-	if len(args) > 0 {
-		cmd = args
-	}
-	out := append(append([]string(nil), ep...), cmd...)
-	if len(out) == 0 {
-		return nil, errors.New("the image has no Entrypoint or Cmd: give a command after the image name")
-	}
-	return out, nil
-}
-
-// applyImageConfig sets the environment (the image's, with the default
-// PATH when it has none) and the working directory of the image.
-func applyImageConfig(s *specs.Spec, c v1.Config) {
-	env := append([]string(nil), c.Env...)
-	if !hasPath(env) {
-		env = append([]string{runspec.DefaultPath}, env...)
-	}
-	s.Process.Env = env
-	if c.WorkingDir != "" {
-		s.Process.Cwd = c.WorkingDir
-	}
-}
-
-func hasPath(env []string) bool {
-	for _, e := range env {
-		if strings.HasPrefix(e, "PATH=") {
-			return true
-		}
-	}
-	return false
+	c := cfg.Config
+	return &runspec.Image{Ref: ri.ref, Rootfs: rootfs, Bundle: dir, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
+		Env: c.Env, WorkingDir: c.WorkingDir, User: c.User}, dir, nil
 }
 
 // notFoundHint explains a command that does not exist when it may have

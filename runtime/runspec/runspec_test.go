@@ -12,6 +12,10 @@ import (
 
 func noEnv(string) (string, bool) { return "", false }
 
+// testHost is a two-CPU host with swap accounting and an empty
+// environment: Apply and Build read nothing of the machine they run on.
+var testHost = Host{LookupEnv: noEnv, SwapAccounting: true, OnlineCPUs: []int{0, 1}}
+
 func TestDefaultSpecShape(t *testing.T) {
 	s := Default("/r", []string{"sh"})
 	if !s.Process.NoNewPrivileges || len(s.Process.Capabilities.Bounding) != 14 {
@@ -39,14 +43,14 @@ func TestDefaultSpecShape(t *testing.T) {
 func TestApplyResources(t *testing.T) {
 	s := Default("/r", []string{"true"})
 	o := Options{Memory: "256m", MemorySwap: "256m", CPUs: "0.5", CpusetCPUs: "0", PidsLimit: 20}
-	if err := Apply(s, o, "", noEnv); err != nil {
+	if err := Apply(s, o, "", testHost); err != nil {
 		t.Fatal(err)
 	}
 	r := s.Linux.Resources
 	if *r.Memory.Limit != 256<<20 {
 		t.Errorf("memory %d", *r.Memory.Limit)
 	}
-	if swapAccounting() && (r.Memory.Swap == nil || *r.Memory.Swap != 256<<20) {
+	if r.Memory.Swap == nil || *r.Memory.Swap != 256<<20 {
 		t.Errorf("swap = memory means no swap: memory+swap total must equal memory, got %v", r.Memory.Swap)
 	}
 	if *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || r.CPU.Cpus != "0" {
@@ -121,7 +125,7 @@ func TestApplyErrors(t *testing.T) {
 		"no group \"nosuchgrp": {Args: []string{"x"}, User: "0:nosuchgrp"},
 	}
 	for want, o := range cases {
-		err := Apply(Default("/r", nil), o, t.TempDir(), noEnv)
+		err := Apply(Default("/r", nil), o, t.TempDir(), testHost)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%+v: err %v, want %q", o, err, want)
 		}
@@ -146,7 +150,7 @@ func TestApplyEnvUserVolumesNet(t *testing.T) {
 		User: "alice", Hostname: "box", Workdir: "/w", Terminal: true,
 		Volumes: []string{vol + ":/data:ro", vol + ":/rw"}, Net: "host", ReadOnly: true,
 	}
-	if err := Apply(s, o, root, env); err != nil {
+	if err := Apply(s, o, root, Host{LookupEnv: env}); err != nil {
 		t.Fatal(err)
 	}
 	p := s.Process
@@ -180,7 +184,7 @@ func TestApplyEnvUserVolumesNet(t *testing.T) {
 
 	// Numeric user without an entry, explicit group by name.
 	s = Default(root, nil)
-	if err := Apply(s, Options{Args: []string{"id"}, User: "4242:staff"}, root, noEnv); err != nil {
+	if err := Apply(s, Options{Args: []string{"id"}, User: "4242:staff"}, root, testHost); err != nil {
 		t.Fatal(err)
 	}
 	if s.Process.User.UID != 4242 || s.Process.User.GID != 50 || !slices.Contains(s.Process.Env, "HOME=/") {
@@ -188,7 +192,7 @@ func TestApplyEnvUserVolumesNet(t *testing.T) {
 	}
 	// root gets /root as HOME.
 	s = Default(root, nil)
-	if err := Apply(s, Options{Args: []string{"id"}}, root, noEnv); err != nil {
+	if err := Apply(s, Options{Args: []string{"id"}}, root, testHost); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(s.Process.Env, "HOME=/root") {

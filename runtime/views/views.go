@@ -50,19 +50,37 @@ var ContainersHavePSI = func() bool {
 	return err == nil
 }
 
+// PSI is what the host offers of pressure stall information.
+type PSI struct {
+	// Host: the kernel has PSI (PressureDir exists).
+	Host bool
+	// Containers: a container's cgroup can have pressure of its own
+	// (ContainersHavePSI).
+	Containers bool
+}
+
+// HostPSI probes this machine.
+func HostPSI() PSI {
+	_, err := os.Stat(PressureDir)
+	return PSI{Host: err == nil, Containers: ContainersHavePSI()}
+}
+
 // Present returns the views of List that exist below dir (and whose host
 // gate exists, and for pressure, that can be the container's own), with
 // Source set to their absolute path under dir.
-func Present(dir string) []Bound {
+func Present(dir string) []Bound { return PresentWith(dir, HostPSI()) }
+
+// PresentWith is Present on a host with psi (runspec.Build gets it from
+// its Host).
+func PresentWith(dir string, psi PSI) []Bound {
 	var out []Bound
-	psi := ContainersHavePSI()
 	for _, v := range List {
 		if v.PSI {
 			// Binding /proc/pressure/* into a container on a kernel
 			// without PSI would create files the kernel itself does not
 			// have; and where the container's cgroup has no pressure of
 			// its own, the view would show the host's.
-			if !psi {
+			if !psi.Host || !psi.Containers {
 				continue
 			}
 			if _, err := os.Stat(v.Kernel); err != nil {
@@ -84,8 +102,11 @@ func Present(dir string) []Bound {
 // were not bound because the container cannot have its own. The kernel's
 // files would show the host's pressure as the container's; an empty
 // directory is what a container of a kernel without PSI sees.
-func PressureMask(bound []Bound) bool {
-	if _, err := os.Stat(PressureDir); err != nil {
+func PressureMask(bound []Bound) bool { return HostPSI().Mask(bound) }
+
+// Mask is PressureMask on a host with psi.
+func (psi PSI) Mask(bound []Bound) bool {
+	if !psi.Host {
 		return false
 	}
 	for _, b := range bound {
@@ -106,7 +127,10 @@ type Bound struct {
 // Mounts returns the OCI bind mounts of every view present below dir. It
 // fails when dir holds no view at all: a --views DIR that binds nothing is
 // a mistake the user wants to hear about.
-func Mounts(dir string) ([]specs.Mount, error) {
+func Mounts(dir string) ([]specs.Mount, error) { return MountsWith(dir, HostPSI()) }
+
+// MountsWith is Mounts on a host with psi.
+func MountsWith(dir string, psi PSI) ([]specs.Mount, error) {
 	if !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -121,7 +145,7 @@ func Mounts(dir string) ([]specs.Mount, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("views: %s is not a directory", dir)
 	}
-	present := Present(dir)
+	present := PresentWith(dir, psi)
 	if len(present) == 0 {
 		return nil, fmt.Errorf("views: no view files below %s (expected e.g. %s)", dir, filepath.Join(dir, List[0].Rel))
 	}
