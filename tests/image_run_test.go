@@ -176,3 +176,22 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+// TestImageLoadPodmanSave: what podman save writes, as docker-archive (its
+// default) and as oci-archive, loads and runs.
+func TestImageLoadPodmanSave(t *testing.T) {
+	p := newPodmanEnv(t, testutil.Binary(t, "corral"))
+	e := newImageEnv(t, false)
+	for _, format := range []string{"docker-archive", "oci-archive"} {
+		archive := filepath.Join(t.TempDir(), format+".tar")
+		p.must("save", "--format", format, "-o", archive, p.image)
+		out := e.must(t, "load", "-i", archive)
+		if !strings.Contains(out, strings.TrimPrefix(p.image, "localhost/")) {
+			t.Errorf("load of podman's %s printed %q, want the name %s", format, out, p.image)
+		}
+		if got := strings.TrimSpace(e.runImage(t, p.image, "sh", "-c", "echo $PATH")); got != "/bin:/sbin" {
+			t.Errorf("run of podman's %s: PATH %q, want the image's /bin:/sbin", format, got)
+		}
+		e.must(t, "rmi", p.image)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Add stores img under names (canonical references; none for an archive
@@ -151,23 +152,27 @@ func readSize(path string) int64 {
 }
 
 // removeStaleTemps deletes what an unpack killed midway left (its
-// temporary directory); called under the exclusive lock, so no unpack is
-// running.
+// temporary directory; called under the exclusive lock, so no unpack is
+// running) and the OCI archive extractions of load processes that are
+// gone (tmp/oci-PID-*; a live one's is in use).
 func (s *Store) removeStaleTemps() error {
-	for _, dir := range []string{s.path("layers", "sha256"), s.path("tmp")} {
-		ents, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".tmp-") || dir == s.path("tmp") {
-				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-					return err
-				}
+	layers := s.path("layers", "sha256")
+	ents, err := os.ReadDir(layers)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			if err := os.RemoveAll(filepath.Join(layers, e.Name())); err != nil {
+				return err
 			}
+		}
+	}
+	tmps, _ := os.ReadDir(s.path("tmp"))
+	for _, e := range tmps {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "oci-%d-", &pid); err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
+			os.RemoveAll(s.path("tmp", e.Name()))
 		}
 	}
 	return nil

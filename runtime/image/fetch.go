@@ -131,7 +131,7 @@ func (s *Store) loadOCIArchive(path string) ([]*Record, error) {
 	if err := os.MkdirAll(s.path("tmp"), 0o700); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(s.path("tmp"), "oci-")
+	dir, err := os.MkdirTemp(s.path("tmp"), fmt.Sprintf("oci-%d-", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
