@@ -6,6 +6,7 @@ package tests
 // static busybox.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -103,12 +104,17 @@ func TestImagePullRun(t *testing.T) {
 	// in an image's root too. (busybox's free takes its total from
 	// sysinfo(2), which needs corralfs's agent, off here: the total is
 	// checked in /proc/meminfo, free's "available" column comes from it.)
-	mem := e.runImage(t, "--memory", "256m", "-u", "0", "--entrypoint", "", ref, "sh", "-c", "head -1 /proc/meminfo; free -m")
+	mem := e.runImage(t, "--memory", "256m", "-u", "0", "--entrypoint", "", ref, "sh", "-c", "head -1 /proc/meminfo; free -m; top -bn1 | head -1")
 	if f := strings.Fields(lineWith(mem, "MemTotal:")); len(f) < 2 || f[1] != "262144" {
 		t.Errorf("/proc/meminfo in a 256m container of the image:\n%s", mem)
 	}
 	if f := strings.Fields(lineWith(mem, "Mem:")); len(f) < 7 || atoi(f[6]) > 256 {
 		t.Errorf("free -m in a 256m container of the image shows more than 256 MiB available:\n%s", mem)
+	}
+	// busybox top: "Mem: USEDK used, FREEK free, ...", from /proc/meminfo.
+	var used, free int
+	if _, err := fmt.Sscanf(mem[max(0, strings.LastIndex(mem, "Mem: ")):], "Mem: %dK used, %dK free", &used, &free); err != nil || used+free != 262144 {
+		t.Errorf("top in a 256m container of the image: used+free %d KiB, want 262144 (%v):\n%s", used+free, err, mem)
 	}
 	// Writes go to the container's own layer: the next container does
 	// not see them.

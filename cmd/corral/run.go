@@ -142,8 +142,8 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 
 func init() {
 	cmd := &cobra.Command{
-		Use:   "run [flags] [--] COMMAND [ARG...]",
-		Short: "run a command in a new container (limits, views, default root) and wait for it",
+		Use:   "run [flags] IMAGE [COMMAND...] | [--] COMMAND [ARG...]",
+		Short: "run an image or a command in a new container (limits, views, default root) and wait for it",
 		// run parses its own flags: they stop at the command (so
 		// `corral run sh -c ...` passes -c to sh) and -h is --hostname,
 		// as in docker run.

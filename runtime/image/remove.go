@@ -21,18 +21,14 @@ type Removed struct {
 // while a container's root uses it, and so do its layers unless another
 // image shares them.
 func (s *Store) Remove(ref string) (*Removed, error) {
-	unlock, err := s.lock(true)
+	ix, unlock, err := s.openIndex(true)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	ix, err := s.readIndex()
+	rec, at, err := findOrFail(ix, ref)
 	if err != nil {
 		return nil, err
-	}
-	rec, at := find(ix, ref)
-	if rec == nil {
-		return nil, fmt.Errorf("%q: %w", ref, ErrNotFound)
 	}
 	out := &Removed{}
 	canon, _ := CanonicalName(ref)

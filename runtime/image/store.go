@@ -159,15 +159,11 @@ func writeFileAtomic(path string, data []byte) error {
 
 // List returns the local images, newest first.
 func (s *Store) List() ([]*Record, error) {
-	unlock, err := s.lock(false)
+	ix, unlock, err := s.openIndex(false)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	ix, err := s.readIndex()
-	if err != nil {
-		return nil, err
-	}
 	sort.SliceStable(ix.Images, func(i, j int) bool { return ix.Images[i].Added.After(ix.Images[j].Added) })
 	return ix.Images, nil
 }
@@ -186,20 +182,35 @@ func CanonicalName(ref string) (string, error) {
 // "localhost:5000/app:1"), by full id or by an id prefix of at least 4
 // hex digits.
 func (s *Store) Lookup(ref string) (*Record, error) {
-	unlock, err := s.lock(false)
+	ix, unlock, err := s.openIndex(false)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	ix, err := s.readIndex()
-	if err != nil {
-		return nil, err
+	rec, _, err := findOrFail(ix, ref)
+	return rec, err
+}
+
+// openIndex takes the store's lock (exclusive for a writer) and reads
+// the index; the caller calls unlock when done with both.
+func (s *Store) openIndex(exclusive bool) (ix *index, unlock func(), err error) {
+	if unlock, err = s.lock(exclusive); err != nil {
+		return nil, nil, err
 	}
-	rec, _ := find(ix, ref)
+	if ix, err = s.readIndex(); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return ix, unlock, nil
+}
+
+// findOrFail is find with ErrNotFound for no match.
+func findOrFail(ix *index, ref string) (*Record, int, error) {
+	rec, at := find(ix, ref)
 	if rec == nil {
-		return nil, fmt.Errorf("%q: %w", ref, ErrNotFound)
+		return nil, -1, fmt.Errorf("%q: %w", ref, ErrNotFound)
 	}
-	return rec, nil
+	return rec, at, nil
 }
 
 // find returns the image ref names and its position in the index.
