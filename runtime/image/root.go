@@ -30,6 +30,11 @@ func (s *Store) MountRoot(id string, rec *Record) (dir, rootfs string, err error
 	defer unlock()
 	dir = s.path("containers", id)
 	if _, err := os.Lstat(dir); err == nil {
+		// Mounted: a live container of that name (under another state
+		// root sharing this store); never take its root away.
+		if mounted, _ := isMountPoint(filepath.Join(dir, rootDir)); mounted {
+			return "", "", fmt.Errorf("container root %s is in use by a container named %s (another --root?): choose another --name", dir, id)
+		}
 		// A run killed before it could clean up: release what it left.
 		if err := ReleaseRoot(dir); err != nil {
 			return "", "", fmt.Errorf("container root %s: %w", dir, err)
