@@ -3,6 +3,7 @@ package image
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,6 +131,12 @@ func (s *Store) addLayer(l v1.Layer, diffID string) (int64, error) {
 		err = cerr
 	}
 	if err != nil {
+		// A blob corrupted in transit breaks the decompression or the
+		// tar format before its end, where its digest is checked: read
+		// it once more to say so, rather than "invalid tar header".
+		if verr := verifyBlob(l); verr != nil {
+			return 0, fmt.Errorf("the blob does not match its digest: %w", verr)
+		}
 		return 0, err
 	}
 	if got != diffID {
@@ -143,6 +150,18 @@ func (s *Store) addLayer(l v1.Layer, diffID string) (int64, error) {
 	}
 	ok = true
 	return n, nil
+}
+
+// verifyBlob reads the layer's compressed blob to its end: a registry
+// layer's reader checks the digest there.
+func verifyBlob(l v1.Layer) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
 }
 
 func readSize(path string) int64 {
