@@ -9,7 +9,7 @@ import (
 	"github.com/corral-dev/corral/cgroupreader"
 )
 
-// The sysinfo(2) answers of the seccomp agent (fusefs/seccompagent), from
+// The sysinfo(2) answers of the seccomp agent (fusefs/sysinfoagent), from
 // the same caller identification, Snapshot cache, memory view and load
 // sampler as the FUSE views, so `free` (reads /proc/meminfo) and busybox
 // free or a JVM without container support (call sysinfo) always agree.
@@ -18,7 +18,7 @@ import (
 var sysinfoSnap = cgroupreader.Options{Parts: cgroupreader.PartMemory | cgroupreader.PartPids}
 
 // Sysinfo answers sysinfo(2) for the task pid (a thread id as the host
-// sees it) with its container's numbers. *FS is a seccompagent.Answerer.
+// sees it) with its container's numbers. *FS is a sysinfoagent.Answerer.
 func (fs *FS) Sysinfo(pid int) (unix.Sysinfo_t, error) {
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -43,8 +43,8 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 	if s := f.Linux.Seccomp; s == nil || s.Enabled == nil || !*s.Enabled {
 		t.Fatalf("corral features says seccomp is not supported: corral run cannot trap sysinfo(2)")
 	}
-	sock := seccompagent.DefaultSocket
-	if pid, err := seccompagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {
+	sock := sysinfoagent.DefaultSocket
+	if pid, err := sysinfoagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {
 		// A corralfs serves this host: the test would take its
 		// containers' sysinfo over and kill its keeper at the end.
 		msg := fmt.Sprintf("a seccomp keeper (pid %d) already serves %s, the only socket corral run knows", pid, sock)
@@ -54,7 +54,7 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 		t.Skip(msg)
 	}
 	t.Cleanup(func() {
-		if pid, err := seccompagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
+		if pid, err := sysinfoagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
 	})

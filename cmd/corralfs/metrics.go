@@ -17,7 +17,7 @@ import (
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/fusefs"
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 )
 
 // The Prometheus metrics of the daemon. Counters come from the shared
@@ -49,7 +49,7 @@ type daemonCollector struct {
 	counters *fusefs.Counters
 	fs       *fusefs.FS
 	info     workerInfo
-	agent    *seccompagent.Agent // nil without a sysinfo agent
+	agent    *sysinfoagent.Agent // nil without a sysinfo agent
 	socket   string              // the seccomp socket ("" without)
 }
 
@@ -113,7 +113,7 @@ func (d *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 
 // keeperAlive is the seccomp keeper's pid when it runs, else 0.
 func keeperAlive(socket string) int {
-	b, err := os.ReadFile(seccompagent.PidPath(socket))
+	b, err := os.ReadFile(sysinfoagent.PidPath(socket))
 	if err != nil {
 		return 0
 	}

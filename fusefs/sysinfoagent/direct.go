@@ -1,4 +1,4 @@
-package seccompagent
+package sysinfoagent
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-// Package seccompagent answers sysinfo(2) for containers from their own
+// Package sysinfoagent answers sysinfo(2) for containers from their own
 // cgroups, through seccomp user notification, and keeps every container's
 // listener fd alive when the answering process dies.
 //
@@ -32,7 +32,7 @@
 // with the agent's loses them). The keeper also holds any other fd the
 // agent hands it (KindFd, Agent.StoreFd), so the same mechanism can keep
 // the /dev/fuse connection of a restarting corralfs.
-package seccompagent
+package sysinfoagent
 
 import (
 	"errors"
