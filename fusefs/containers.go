@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // ContainerInfo is one container as the serving worker knows it, for
@@ -15,7 +17,7 @@ type ContainerInfo struct {
 	Cgroup       string    `json:"cgroup,omitempty"`   // the init's cgroup (v1/hybrid: the memory controller's)
 	Fallbacks    uint64    `json:"fallbacks"`          // reads served from the host's file
 	LastFallback string    `json:"last_fallback,omitempty"`
-	LastReason   string    `json:"last_reason,omitempty"` // a FallbackReasons entry
+	LastReason   string    `json:"last_reason,omitempty"` // a survival.FallbackReasons entry
 	LastError    string    `json:"last_error,omitempty"`
 	LastAt       time.Time `json:"last_at,omitzero"`
 }
@@ -82,8 +84,8 @@ func (fs *FS) Containers() []ContainerInfo {
 			byNS[ns] = ci
 		}
 		ci.Fallbacks, ci.LastFallback, ci.LastError, ci.LastAt = t.n, t.path, t.err, t.at
-		if t.reason >= 0 && t.reason < len(FallbackReasons) {
-			ci.LastReason = FallbackReasons[t.reason]
+		if t.reason >= 0 && t.reason < len(survival.FallbackReasons) {
+			ci.LastReason = survival.FallbackReasons[t.reason]
 		}
 	}
 	fs.fallbacks.mu.Unlock()

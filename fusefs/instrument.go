@@ -3,6 +3,7 @@ package fusefs
 import (
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -12,7 +13,7 @@ import (
 // carry no bookkeeping.
 type instrumentedFS struct {
 	*FS
-	c *Counters
+	c *survival.Counters
 }
 
 // Series names: a view's path, one for the whole CPU tree (its files are
@@ -62,7 +63,7 @@ func (fs *FS) counterFileOf(nodeID uint64) int {
 	return fs.counterFile(counterFileCPUTree)
 }
 
-// Op indexes in CounterOps.
+// Op indexes in survival.CounterOps.
 const (
 	OpOpen = iota
 	OpRead

@@ -11,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // Config configures the FUSE file system.
@@ -27,10 +28,10 @@ type Config struct {
 	Sampler     SamplerConfig
 	// HandleStore, shared with the other workers of the connection, lets
 	// a worker go on reading handles its predecessor opened (nil: none).
-	HandleStore *HandleStore
+	HandleStore *survival.HandleStore
 	// Counters, shared with the other workers and the supervisor, count
 	// requests, latencies and fallbacks as daemon totals (nil: none).
-	Counters *Counters
+	Counters *survival.Counters
 	// MaxHandles and MaxHandlesPerContainer bound the open handles
 	// (handle_quota.go; 0 = the defaults).
 	MaxHandles             int

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -48,12 +49,12 @@ func BenchmarkOpenReadRelease(b *testing.B) {
 	testutil.RequireRoot(b)
 	cg := testutil.NewCgroup(b, "fusefs-bench-orr", testutil.CgroupLimits{MemoryBytes: 300 << 20, CPUQuotaUs: 150000, Cpus: "0"})
 	cmd := testutil.StartInPidNS(b, cg, "/bin/sh", "-c", "sleep 600")
-	f, err := NewHandleStoreFile()
+	f, err := survival.NewHandleStoreFile()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	store, err := OpenHandleStore(f)
+	store, err := survival.OpenHandleStore(f)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func noOwnPSI(err error) bool {
 }
 
 // Why a view was served from the host's file: indexes into
-// FallbackReasons (the shared counters' fixed order).
+// survival.FallbackReasons (the shared counters' fixed order).
 const (
 	fallbackUnknownCaller = iota
 	fallbackCgroupUnreadable

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // systemd's file descriptor store (FDSTORE=1, FileDescriptorStoreMax= in
@@ -23,8 +24,8 @@ const (
 	fdNameFuse     = "corralfs-fuse"
 	fdNameInit     = "corralfs-fuse-init"
 	fdNameInFlight = "corralfs-inflight" // the relay's in-flight journal (kernels without FUSE_NOTIFY_RESEND)
-	fdNameHandles  = "corralfs-handles"  // open handles' content (fusefs.HandleStore)
-	fdNameCounters = "corralfs-counters" // daemon-total counters (fusefs.Counters)
+	fdNameHandles  = "corralfs-handles"  // open handles' content (survival.HandleStore)
+	fdNameCounters = "corralfs-counters" // daemon-total counters (survival.Counters)
 )
 
 // storedConn takes the connection systemd kept for us, if any, and the
@@ -64,7 +65,7 @@ func storedConn() (*fusefs.Conn, map[string]*os.File, error) {
 		closeAll()
 		return nil, nil, fmt.Errorf("stored INIT settings: %v", err)
 	}
-	init, err := fusefs.DecodeInit(strings.TrimSpace(string(buf[:n])))
+	init, err := survival.DecodeInit(strings.TrimSpace(string(buf[:n])))
 	if err != nil {
 		closeAll()
 		return nil, nil, err
@@ -98,7 +99,7 @@ func storeConn(c *fusefs.Conn) error {
 		return fmt.Errorf("fd store: %w", err)
 	}
 	defer unix.Close(memfd)
-	if _, err := unix.Write(memfd, []byte(fusefs.EncodeInit(c.Init))); err != nil {
+	if _, err := unix.Write(memfd, []byte(survival.EncodeInit(c.Init))); err != nil {
 		return fmt.Errorf("fd store: %w", err)
 	}
 	if err := sdNotifyFDs("FDSTORE=1\nFDNAME="+fdNameInit, memfd); err != nil {

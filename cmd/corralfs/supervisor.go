@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // The supervisor is the process `corralfs MOUNTPOINT` runs as (the pid in
@@ -29,7 +30,7 @@ import (
 // from the binary now at its path, then retires the old one. Containers
 // reading the views notice neither (see fusefs/conn.go). On kernels without
 // RESEND the supervisor also reads the requests, keeps them and passes them
-// on (fusefs/relay.go): nothing else can save what a dying worker read.
+// on (fusefs/survival/relay.go): nothing else can save what a dying worker read.
 
 // restartBackoff bounds how fast a crashing worker is restarted: at once
 // after a worker that ran for a while, growing up to the maximum for one
@@ -60,14 +61,14 @@ type supervisor struct {
 
 	resend       string   // "yes", "no": does the kernel re-queue a dead worker's requests
 	relaying     bool     // the supervisor reads the requests (chooseRecovery)
-	journal      *os.File // the relay's in-flight journal (fusefs/journal.go)
-	handles      *os.File // open handles' content, for every worker (fusefs.HandleStore)
-	countersF    *os.File // daemon-total counters, for every worker (fusefs.Counters)
-	counters     *fusefs.Counters
-	relay        *fusefs.Relay // reads the device when the kernel cannot re-queue (fusefs/relay.go)
-	restarts     int           // workers started after one died
-	unresponsive int           // workers killed by the liveness check (supervisor_liveness.go)
-	upgrades     int           // workers started by SIGHUP
+	journal      *os.File // the relay's in-flight journal (fusefs/survival/journal.go)
+	handles      *os.File // open handles' content, for every worker (survival.HandleStore)
+	countersF    *os.File // daemon-total counters, for every worker (survival.Counters)
+	counters     *survival.Counters
+	relay        *survival.Relay // reads the device when the kernel cannot re-queue (fusefs/survival/relay.go)
+	restarts     int             // workers started after one died
+	unresponsive int             // workers killed by the liveness check (supervisor_liveness.go)
+	upgrades     int             // workers started by SIGHUP
 	workerSeq    int
 	probe        *livenessProbe // the liveness probe under way, if any
 
@@ -127,7 +128,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	// Also re-queues what a dead worker of a dead supervisor had read.
 	s.chooseRecovery()
 	if s.handles == nil {
-		if s.handles, err = fusefs.NewHandleStoreFile(); err != nil {
+		if s.handles, err = survival.NewHandleStoreFile(); err != nil {
 			return s.shutdown("startup", err)
 		}
 	}
@@ -138,12 +139,12 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	storeShared(fdNameCounters, s.countersF, log)
 	if s.relaying {
 		if s.journal == nil {
-			if s.journal, err = fusefs.NewJournalFile(); err != nil {
+			if s.journal, err = survival.NewJournalFile(); err != nil {
 				return s.shutdown("startup", err)
 			}
 		}
 		storeShared(fdNameInFlight, s.journal, log)
-		if s.relay, err = fusefs.NewRelay(s.conn.File, s.journal, log); err != nil {
+		if s.relay, err = survival.NewRelay(s.conn.File, s.journal, log); err != nil {
 			return s.shutdown("startup", err)
 		}
 	}
@@ -220,7 +221,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 				if err == nil {
 					s.setWorker(nw)
 					s.release(nw)
-					s.counters.AddDaemon(fusefs.CounterWorkerRestarts, 1)
+					s.counters.AddDaemon(survival.CounterWorkerRestarts, 1)
 					log.Info("worker restarted", "worker", nw.pid(), "restarts", s.restarts)
 					break
 				}
@@ -235,7 +236,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 // chooseRecovery decides how a dead worker's unanswered requests reach
 // the next one: the kernel re-queues them (FUSE_NOTIFY_RESEND, Linux 6.9+,
 // probed by sending one when nothing is queued), or the supervisor relays
-// every request and keeps it until answered (--relay, fusefs/relay.go).
+// every request and keeps it until answered (--relay, fusefs/survival/relay.go).
 func (s *supervisor) chooseRecovery() {
 	const relayWhy = "the supervisor reads every request itself and keeps it until a worker has answered it, " +
 		"so a killed worker loses none (one more hop per request)"
@@ -246,11 +247,11 @@ func (s *supervisor) chooseRecovery() {
 		s.log.Info("relaying FUSE requests (--relay=always): " + relayWhy)
 		return
 	}
-	switch err := fusefs.Resend(s.conn.File); {
+	switch err := survival.Resend(s.conn.File); {
 	case err == nil:
 		s.resend = "yes"
 		return
-	case !errors.Is(err, fusefs.ErrNoResend):
+	case !errors.Is(err, survival.ErrNoResend):
 		s.log.Warn("FUSE_NOTIFY_RESEND probe failed", "err", err)
 	}
 	s.resend = "no"
@@ -278,7 +279,7 @@ func (s *supervisor) requeue() {
 	if s.resend != "yes" {
 		return
 	}
-	if err := fusefs.Resend(s.conn.File); err != nil {
+	if err := survival.Resend(s.conn.File); err != nil {
 		s.log.Error("FUSE_NOTIFY_RESEND failed", "err", err)
 	}
 }
@@ -311,7 +312,7 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 	}
 	s.release(nw)
 	// Counted once the new worker serves: `corralfs reload` waits for it.
-	s.counters.AddDaemon(fusefs.CounterWorkerUpgrades, 1)
+	s.counters.AddDaemon(survival.CounterWorkerUpgrades, 1)
 	s.log.Info("upgraded", "worker", nw.pid(), "upgrades", s.upgrades)
 }
 
@@ -320,18 +321,18 @@ func (s *supervisor) upgrade(exited chan *workerProc) {
 // another build's layout).
 func (s *supervisor) openCounters() error {
 	if s.countersF != nil {
-		if c, err := fusefs.OpenCounters(s.countersF); err == nil {
+		if c, err := survival.OpenCounters(s.countersF); err == nil {
 			s.counters = c
 			return nil
 		}
 		s.log.Warn("the counters systemd kept have another layout: starting from zero")
 		s.countersF.Close()
 	}
-	f, err := fusefs.NewCountersFile()
+	f, err := survival.NewCountersFile()
 	if err != nil {
 		return err
 	}
-	c, err := fusefs.OpenCounters(f)
+	c, err := survival.OpenCounters(f)
 	if err != nil {
 		f.Close()
 		return err

@@ -4,9 +4,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/survival"
 	"golang.org/x/sys/unix"
-
-	"github.com/corral-dev/corral/fusefs"
 )
 
 // The liveness check (issue 11): a worker that stops answering (SIGSTOP,
@@ -66,7 +65,7 @@ func (s *supervisor) checkLiveness() {
 				return
 			}
 			s.unresponsive++
-			s.counters.AddDaemon(fusefs.CounterWorkerUnresponsive, 1)
+			s.counters.AddDaemon(survival.CounterWorkerUnresponsive, 1)
 			s.log.Error("worker left a read unanswered; replacing it", "worker", w.pid(),
 				"waited", time.Since(p.started).Round(time.Millisecond), "probe", probeView, "unresponsive", s.unresponsive)
 			w.kill() // the exit takes the restart path (requeue, new worker)

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
-	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // The descriptors a worker inherits (ExtraFiles order) and the variables
@@ -31,15 +31,15 @@ const (
 	workerControlFD = 7 // the control socket's listener, when there is one
 
 	envWorker   = "CORRALFS_WORKER"    // JSON workerInfo
-	envFuseInit = "CORRALFS_FUSE_INIT" // the kernel's INIT request (fusefs.EncodeInit)
+	envFuseInit = "CORRALFS_FUSE_INIT" // the kernel's INIT request (survival.EncodeInit)
 	// envJournalFD: the descriptor of the in-flight journal, when the
 	// kernel cannot re-queue a dead worker's requests (journal.go). An
 	// environment variable, not a fixed number: workers of older
 	// versions never see it.
 	envJournalFD  = "CORRALFS_INFLIGHT_FD"
-	envRelayFD    = "CORRALFS_REQUESTS_FD" // the relay's socket (fusefs/relay.go), with envJournalFD
-	envHandlesFD  = "CORRALFS_HANDLES_FD"  // fusefs.HandleStore's memfd
-	envCountersFD = "CORRALFS_COUNTERS_FD" // fusefs.Counters' memfd
+	envRelayFD    = "CORRALFS_REQUESTS_FD" // the relay's socket (fusefs/survival/relay.go), with envJournalFD
+	envHandlesFD  = "CORRALFS_HANDLES_FD"  // survival.HandleStore's memfd
+	envCountersFD = "CORRALFS_COUNTERS_FD" // survival.Counters' memfd
 	envMetricsFD  = "CORRALFS_METRICS_FD"  // the --metrics-listen socket
 
 	// exitUnmounted: the worker's connection ended (unmounted from
@@ -151,7 +151,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	}
 	infoJSON, _ := json.Marshal(info)
 	cmd := exec.Command(exe, append([]string{"serve-worker"}, s.args...)...)
-	cmd.Env = append(workerEnv(os.Environ()), envWorker+"="+string(infoJSON), envFuseInit+"="+fusefs.EncodeInit(s.conn.Init))
+	cmd.Env = append(workerEnv(os.Environ()), envWorker+"="+string(infoJSON), envFuseInit+"="+survival.EncodeInit(s.conn.Init))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{s.conn.File, s.aliveR, readyW, goR}
 	if s.ctl != nil {
@@ -172,7 +172,7 @@ func (s *supervisor) startWorker(exe string, exited chan<- *workerProc) (*worker
 	relayEnd := -1
 	if s.relay != nil {
 		var workerEnd *os.File
-		if relayEnd, workerEnd, err = fusefs.NewWorkerSocket(); err != nil {
+		if relayEnd, workerEnd, err = survival.NewWorkerSocket(); err != nil {
 			readyW.Close()
 			goR.Close()
 			goW.Close()

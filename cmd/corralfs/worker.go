@@ -16,6 +16,7 @@ import (
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // runWorker is `corralfs serve-worker FLAGS MOUNTPOINT`, started by the
@@ -60,7 +61,7 @@ func runWorker(args []string) int {
 }
 
 func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
-	init, err := fusefs.DecodeInit(os.Getenv(envFuseInit))
+	init, err := survival.DecodeInit(os.Getenv(envFuseInit))
 	if err != nil {
 		return err
 	}
@@ -162,8 +163,8 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 
 // inheritedRelay opens the request socket and the in-flight journal the
 // supervisor passes on kernels without FUSE_NOTIFY_RESEND (its relay reads
-// the device: fusefs/relay.go); nil, nil when it passed none.
-func inheritedRelay() (*os.File, *fusefs.Journal, error) {
+// the device: fusefs/survival/relay.go); nil, nil when it passed none.
+func inheritedRelay() (*os.File, *survival.Journal, error) {
 	sock, err := inheritedFD(envRelayFD, "corralfs-requests")
 	if err != nil {
 		return nil, nil, err
@@ -175,7 +176,7 @@ func inheritedRelay() (*os.File, *fusefs.Journal, error) {
 	if sock == nil {
 		return nil, nil, nil
 	}
-	j, err := fusefs.OpenJournal(jf)
+	j, err := survival.OpenJournal(jf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,22 +185,22 @@ func inheritedRelay() (*os.File, *fusefs.Journal, error) {
 
 // inheritedHandleStore maps the handle store the supervisor passes (nil
 // when it passed none: an older supervisor during an upgrade).
-func inheritedHandleStore() (*fusefs.HandleStore, error) {
+func inheritedHandleStore() (*survival.HandleStore, error) {
 	f, err := inheritedFD(envHandlesFD, "corralfs-handles")
 	if f == nil || err != nil {
 		return nil, err
 	}
-	return fusefs.OpenHandleStore(f)
+	return survival.OpenHandleStore(f)
 }
 
 // inheritedCounters maps the daemon-total counters the supervisor passes
 // (nil when it passed none: an older supervisor during an upgrade).
-func inheritedCounters() (*fusefs.Counters, error) {
+func inheritedCounters() (*survival.Counters, error) {
 	f, err := inheritedFD(envCountersFD, "corralfs-counters")
 	if f == nil || err != nil {
 		return nil, err
 	}
-	return fusefs.OpenCounters(f)
+	return survival.OpenCounters(f)
 }
 
 // inheritedFD is the descriptor the supervisor named in the environment
