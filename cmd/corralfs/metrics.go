@@ -168,10 +168,9 @@ func (s *supervisor) listenMetrics() error {
 
 // serveMetrics serves /metrics on the listener the supervisor passed
 // (none: nothing to do).
-func serveMetrics(reg *prometheus.Registry, log *slog.Logger) error {
-	f, err := inheritedFD(envMetricsFD, "corralfs-metrics")
-	if f == nil || err != nil {
-		return err
+func serveMetrics(f *os.File, reg *prometheus.Registry, log *slog.Logger) error {
+	if f == nil {
+		return nil
 	}
 	ln, err := net.FileListener(f)
 	f.Close()

@@ -71,9 +71,9 @@ func NewRelay(dev, journalFile *os.File, log *slog.Logger) (*Relay, error) {
 // Gone is closed once the connection has ended (unmounted from outside).
 func (r *Relay) Gone() <-chan struct{} { return r.gone }
 
-// NewWorkerSocket makes the socket pair of a worker: the relay's end and
+// newWorkerSocket makes the socket pair of a worker: the relay's end and
 // the worker's (its go-fuse RequestSource).
-func NewWorkerSocket() (relayEnd int, workerEnd *os.File, err error) {
+func newWorkerSocket() (relayEnd int, workerEnd *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, nil, err
@@ -81,7 +81,7 @@ func NewWorkerSocket() (relayEnd int, workerEnd *os.File, err error) {
 	return fds[0], os.NewFile(uintptr(fds[1]), "corralfs-requests"), nil
 }
 
-// Attach makes sock (a NewWorkerSocket relay end) the worker's: it first
+// Attach makes sock (a newWorkerSocket relay end) the worker's: it first
 // gets every request the journal holds (what a dead worker left, what
 // arrived in between), then each new one. The previous worker's socket is
 // closed. Call it once the previous worker is dead: a live one would

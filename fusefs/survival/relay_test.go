@@ -116,7 +116,7 @@ func TestRelayHandsUnansweredRequestsToTheNextWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	worker := func() (*os.File, *Journal) {
-		end, w, err := NewWorkerSocket()
+		end, w, err := newWorkerSocket()
 		if err != nil {
 			t.Fatal(err)
 		}

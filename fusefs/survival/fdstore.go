@@ -1,4 +1,4 @@
-package main
+package survival
 
 import (
 	"fmt"
@@ -6,10 +6,8 @@ import (
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
-
-	"github.com/corral-dev/corral/fusefs"
-	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // systemd's file descriptor store (FDSTORE=1, FileDescriptorStoreMax= in
@@ -21,16 +19,18 @@ import (
 // nothing is stored, and a dead supervisor's mount dies with its worker.
 
 const (
-	fdNameFuse     = "corralfs-fuse"
-	fdNameInit     = "corralfs-fuse-init"
-	fdNameInFlight = "corralfs-inflight" // the relay's in-flight journal (kernels without FUSE_NOTIFY_RESEND)
-	fdNameHandles  = "corralfs-handles"  // open handles' content (survival.HandleStore)
-	fdNameCounters = "corralfs-counters" // daemon-total counters (survival.Counters)
+	fdNameFuse = "corralfs-fuse"
+	fdNameInit = "corralfs-fuse-init"
+	// The names of the shared memory kept with the connection:
+	FDNameInFlight = "corralfs-inflight" // the relay's in-flight journal (kernels without FUSE_NOTIFY_RESEND)
+	FDNameHandles  = "corralfs-handles"  // open handles' content (HandleStore)
+	FDNameCounters = "corralfs-counters" // daemon-total counters (Counters)
 )
 
-// storedConn takes the connection systemd kept for us, if any, and the
-// shared memory kept with it (by name: fdNameInFlight, fdNameHandles).
-func storedConn() (*fusefs.Conn, map[string]*os.File, error) {
+// StoredConn takes the connection systemd kept for us, if any (nil
+// file), its INIT request, and the shared memory kept with it (by name:
+// FDNameInFlight, FDNameHandles, FDNameCounters).
+func StoredConn() (*os.File, fuse.InitIn, map[string]*os.File, error) {
 	var fuseF, initF *os.File
 	extra := map[string]*os.File{}
 	for _, f := range activation.Files(true) {
@@ -39,7 +39,7 @@ func storedConn() (*fusefs.Conn, map[string]*os.File, error) {
 			fuseF = f
 		case fdNameInit:
 			initF = f
-		case fdNameInFlight, fdNameHandles, fdNameCounters:
+		case FDNameInFlight, FDNameHandles, FDNameCounters:
 			extra[f.Name()] = f
 		default:
 			f.Close()
@@ -57,40 +57,40 @@ func storedConn() (*fusefs.Conn, map[string]*os.File, error) {
 	}
 	if fuseF == nil || initF == nil {
 		closeAll()
-		return nil, nil, nil
+		return nil, fuse.InitIn{}, nil, nil
 	}
 	buf := make([]byte, 4096)
 	n, err := initF.ReadAt(buf, 0)
 	if n == 0 {
 		closeAll()
-		return nil, nil, fmt.Errorf("stored INIT settings: %v", err)
+		return nil, fuse.InitIn{}, nil, fmt.Errorf("stored INIT settings: %v", err)
 	}
-	init, err := survival.DecodeInit(strings.TrimSpace(string(buf[:n])))
+	init, err := DecodeInit(strings.TrimSpace(string(buf[:n])))
 	if err != nil {
 		closeAll()
-		return nil, nil, err
+		return nil, fuse.InitIn{}, nil, err
 	}
 	initF.Close()
 	unix.CloseOnExec(int(fuseF.Fd()))
 	for _, f := range extra {
 		unix.CloseOnExec(int(f.Fd()))
 	}
-	return &fusefs.Conn{File: fuseF, Init: init}, extra, nil
+	return fuseF, init, extra, nil
 }
 
-// storeShared gives systemd a piece of shared memory the workers use (the
+// StoreShared gives systemd a piece of shared memory the workers use (the
 // in-flight journal, the handle store), so that a restarted supervisor
 // hands it to its workers. Storing the same file again after a restart
 // adds nothing (systemd keeps one copy of a file).
-func storeShared(name string, f *os.File, log interface{ Warn(string, ...any) }) {
+func StoreShared(name string, f *os.File, log interface{ Warn(string, ...any) }) {
 	if err := sdNotifyFDs("FDSTORE=1\nFDNAME="+name, int(f.Fd())); err != nil {
 		log.Warn("systemd cannot keep "+name, "err", err)
 	}
 }
 
-// storeConn gives systemd copies of the connection and its INIT settings.
+// StoreConn gives systemd copies of the connection and its INIT settings.
 // No NOTIFY_SOCKET: nothing to do.
-func storeConn(c *fusefs.Conn) error {
+func StoreConn(dev *os.File, init fuse.InitIn) error {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return nil
 	}
@@ -99,26 +99,26 @@ func storeConn(c *fusefs.Conn) error {
 		return fmt.Errorf("fd store: %w", err)
 	}
 	defer unix.Close(memfd)
-	if _, err := unix.Write(memfd, []byte(survival.EncodeInit(c.Init))); err != nil {
+	if _, err := unix.Write(memfd, []byte(EncodeInit(init))); err != nil {
 		return fmt.Errorf("fd store: %w", err)
 	}
 	if err := sdNotifyFDs("FDSTORE=1\nFDNAME="+fdNameInit, memfd); err != nil {
 		return err
 	}
-	return sdNotifyFDs("FDSTORE=1\nFDNAME="+fdNameFuse, int(c.File.Fd()))
+	return sdNotifyFDs("FDSTORE=1\nFDNAME="+fdNameFuse, int(dev.Fd()))
 }
 
-// unstoreConn asks systemd to drop them (a deliberate stop: the next start
+// UnstoreConn asks systemd to drop them (a deliberate stop: the next start
 // mounts afresh).
-func unstoreConn() {
+func UnstoreConn() {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return
 	}
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameFuse)
 	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInit)
-	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameInFlight)
-	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameHandles)
-	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + fdNameCounters)
+	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + FDNameInFlight)
+	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + FDNameHandles)
+	_ = sdNotifyFDs("FDSTOREREMOVE=1\nFDNAME=" + FDNameCounters)
 }
 
 // sdNotifyFDs is sd_pid_notify_with_fds: one datagram with the state and
