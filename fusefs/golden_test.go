@@ -257,7 +257,7 @@ func fixtureInputs(t *testing.T, layout string) map[string]*Input {
 		if err != nil {
 			t.Fatalf("%s %s: PathsOf: %v", layout, c.Name, err)
 		}
-		snap, err := r.Snapshot(p, cgroupreader.Options{IO: true, PSI: true})
+		snap, err := r.Snapshot(p, cgroupreader.DefaultParts|cgroupreader.PartIO|cgroupreader.PartPSI)
 		if err != nil {
 			t.Fatalf("%s %s: Snapshot: %v", layout, c.Name, err)
 		}

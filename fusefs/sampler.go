@@ -227,7 +227,9 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 	paths, prevTids := e.paths, e.nsTids
 	s.mu.Unlock()
 
-	snap, err := s.reader.Snapshot(paths, cgroupreader.Options{Tasks: true})
+	// Only the tasks: counting them is all the sampler does (it used to
+	// read the default parts too, every 5 s per container).
+	snap, err := s.reader.Snapshot(paths, cgroupreader.PartTasks)
 	if err != nil {
 		// The cgroup vanished: nothing to count; the entry ages out,
 		// or is evicted first when a newcomer needs its slot. Noted as

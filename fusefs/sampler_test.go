@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,3 +261,38 @@ func TestLargestSubtreeLRU(t *testing.T) {
 }
 
 func newBufLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// partsRecorder is the real reader, noting the parts each Snapshot asks for.
+type partsRecorder struct {
+	cgroupreader.Reader
+	mu    sync.Mutex
+	asked []cgroupreader.Part
+}
+
+func (r *partsRecorder) Snapshot(p cgroupreader.Paths, parts cgroupreader.Part) (cgroupreader.Snapshot, error) {
+	r.mu.Lock()
+	r.asked = append(r.asked, parts)
+	r.mu.Unlock()
+	return r.Reader.Snapshot(p, parts)
+}
+
+// The sampler only counts tasks: it reads cgroup.procs and nothing else
+// (it read memory, cpu, cpuset and pids too, every 5 s per container).
+func TestSamplerReadsOnlyTasks(t *testing.T) {
+	testutil.RequireRoot(t)
+	cg := testutil.NewCgroup(t, "fusefs-sampler-parts", testutil.CgroupLimits{})
+	reader, c, goFile := startSamplerContainer(t, cg, "sleep 60 & wait")
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &partsRecorder{Reader: reader}
+	s := NewSampler(rec, SamplerConfig{Interval: time.Hour}, quietLog())
+	testutil.WaitFor(t, 10*time.Second, "the container's two tasks counted", func() bool { return s.Load(&c).Total == 2 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, p := range rec.asked {
+		if p != cgroupreader.PartTasks {
+			t.Errorf("the sampler asked for parts %#x, want only PartTasks (%#x)", p, cgroupreader.PartTasks)
+		}
+	}
+}

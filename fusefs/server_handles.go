@@ -122,7 +122,7 @@ type snapCache struct {
 
 type snapKey struct {
 	c   ContainerKey
-	opt cgroupreader.Options
+	opt cgroupreader.Part
 }
 
 type snapEntry struct {

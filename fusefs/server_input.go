@@ -70,7 +70,7 @@ func (fs *FS) putInput(ib *inputBuf) {
 }
 
 // input gathers everything a render function may look at.
-func (fs *FS) input(c *Caller, needs HostNeeds, opt cgroupreader.Options, load bool, hostPath string) (*inputBuf, error) {
+func (fs *FS) input(c *Caller, needs HostNeeds, opt cgroupreader.Part, load bool, hostPath string) (*inputBuf, error) {
 	ib := fs.getInput()
 	in := &ib.in
 	in.Opts = fs.cfg.Options
@@ -187,7 +187,7 @@ func readInto(buf []byte, path string) ([]byte, error) {
 
 // snapshot returns the caller's cgroup Snapshot, from the short cache when
 // it is fresh enough.
-func (fs *FS) snapshot(c *Caller, opt cgroupreader.Options) (cgroupreader.Snapshot, error) {
+func (fs *FS) snapshot(c *Caller, opt cgroupreader.Part) (cgroupreader.Snapshot, error) {
 	now := time.Now()
 	k := snapKey{c.Key, opt}
 	if s, ok := fs.snaps.get(k, now); ok {
@@ -233,7 +233,7 @@ const hostCPUsTTL = time.Second
 
 // cpuParts is what the visible CPUs are computed from: the same parts the
 // online/possible/present views ask for, so they share cached Snapshots.
-var cpuParts = cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset}
+var cpuParts = cgroupreader.PartCPUQuota | cgroupreader.PartCpuset
 
 // visibleCPUs returns the host CPUs the caller sees, in container order.
 // Without a usable caller or Snapshot it is every host CPU (ok = false).

@@ -15,7 +15,7 @@ import (
 // free or a JVM without container support (call sysinfo) always agree.
 
 // sysinfoSnap is what one answer reads from the cgroups.
-var sysinfoSnap = cgroupreader.Options{Parts: cgroupreader.PartMemory | cgroupreader.PartPids}
+var sysinfoSnap = cgroupreader.PartMemory | cgroupreader.PartPids
 
 // Sysinfo answers sysinfo(2) for the task pid (a thread id as the host
 // sees it) with its container's numbers. *FS is a sysinfoagent.Answerer.

@@ -95,7 +95,7 @@ type RenderFunc func(in *Input) ([]byte, error)
 type View struct {
 	Path   string    // relative to the mount, e.g. "proc/meminfo"
 	Needs  HostNeeds // host files to fill into Input.Host
-	Snap   cgroupreader.Options
+	Snap   cgroupreader.Part
 	Load   bool // needs Input.Container.Load
 	Render RenderFunc
 	// HostPath is the host file served when Render fails.

@@ -15,28 +15,27 @@ import (
 // optional parts of the cgroup Snapshot it reads (Snap), whether it needs the
 // loadavg sampler (Load), and which host file to serve when rendering fails
 // (HostPath).
+//
+// Snap asks for exactly the cgroup files one view reads: every read of a
+// view pays for its Snapshot, and a zero Part would read every default
+// part (memory, cpu, usage, cpuset, pids) for any view. loadavg renders
+// from the sampler alone and asks for the cheapest part (pids) so that a
+// vanished cgroup still falls back to the host file.
 var views = []View{
-	{Path: facts.Meminfo.Rel, Snap: snapParts(cgroupreader.PartMemory), Needs: NeedMeminfo, Render: Meminfo, HostPath: facts.Meminfo.Kernel},
-	{Path: facts.Cpuinfo.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: facts.Cpuinfo.Kernel},
-	{Path: facts.Stat.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: facts.Stat.Kernel},
-	{Path: facts.Uptime.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: facts.Uptime.Kernel},
-	{Path: facts.Loadavg.Rel, Snap: snapParts(cgroupreader.PartPids), Load: true, Render: Loadavg, HostPath: facts.Loadavg.Kernel},
-	{Path: facts.Swaps.Rel, Snap: snapParts(cgroupreader.PartMemory), Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: facts.Swaps.Kernel},
-	{Path: facts.Diskstats.Rel, Needs: NeedDiskstats, Snap: snapParts(cgroupreader.PartIO), Render: Diskstats, HostPath: facts.Diskstats.Kernel},
-	{Path: facts.PressureCPU.Rel, Snap: snapParts(cgroupreader.PartPSI), Render: PressureCPU, HostPath: facts.PressureCPU.Kernel},
-	{Path: facts.PressureMemory.Rel, Snap: snapParts(cgroupreader.PartPSI), Render: PressureMemory, HostPath: facts.PressureMemory.Kernel},
-	{Path: facts.PressureIO.Rel, Snap: snapParts(cgroupreader.PartPSI), Render: PressureIO, HostPath: facts.PressureIO.Kernel},
-	{Path: facts.CPUOnline.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUOnline.Kernel},
-	{Path: facts.CPUPossible.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUPossible.Kernel},
-	{Path: facts.CPUPresent.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUPresent.Kernel},
+	{Path: facts.Meminfo.Rel, Snap: cgroupreader.PartMemory, Needs: NeedMeminfo, Render: Meminfo, HostPath: facts.Meminfo.Kernel},
+	{Path: facts.Cpuinfo.Rel, Snap: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset, Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: facts.Cpuinfo.Kernel},
+	{Path: facts.Stat.Rel, Snap: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage, Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: facts.Stat.Kernel},
+	{Path: facts.Uptime.Rel, Snap: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage, Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: facts.Uptime.Kernel},
+	{Path: facts.Loadavg.Rel, Snap: cgroupreader.PartPids, Load: true, Render: Loadavg, HostPath: facts.Loadavg.Kernel},
+	{Path: facts.Swaps.Rel, Snap: cgroupreader.PartMemory, Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: facts.Swaps.Kernel},
+	{Path: facts.Diskstats.Rel, Needs: NeedDiskstats, Snap: cgroupreader.PartIO, Render: Diskstats, HostPath: facts.Diskstats.Kernel},
+	{Path: facts.PressureCPU.Rel, Snap: cgroupreader.PartPSI, Render: PressureCPU, HostPath: facts.PressureCPU.Kernel},
+	{Path: facts.PressureMemory.Rel, Snap: cgroupreader.PartPSI, Render: PressureMemory, HostPath: facts.PressureMemory.Kernel},
+	{Path: facts.PressureIO.Rel, Snap: cgroupreader.PartPSI, Render: PressureIO, HostPath: facts.PressureIO.Kernel},
+	{Path: facts.CPUOnline.Rel, Snap: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset, Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUOnline.Kernel},
+	{Path: facts.CPUPossible.Rel, Snap: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset, Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUPossible.Kernel},
+	{Path: facts.CPUPresent.Rel, Snap: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset, Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUPresent.Kernel},
 }
-
-// snapParts asks for exactly the cgroup files one view reads: every read
-// of a view pays for its Snapshot, and a zero Options would read every
-// default part (memory, cpu, usage, cpuset, pids) for any view. loadavg
-// renders from the sampler alone and asks for the cheapest part (pids) so
-// that a vanished cgroup still falls back to the host file.
-func snapParts(p cgroupreader.Part) cgroupreader.Options { return cgroupreader.Options{Parts: p} }
 
 // Views returns the table of virtual files. The slice is shared: callers
 // must not modify it.

@@ -144,7 +144,13 @@ func startTestDaemon(t *testing.T) *testDaemon {
 	t.Cleanup(func() {
 		d.sup.Stop(5 * time.Second)
 		d.kernel.Close() // the relay's reads end
-		dev.Close()
+		// dev stays open: a relay pump between two reads must not read
+		// the next test's device under a reused descriptor number.
+		select {
+		case <-d.sup.RelayGone():
+		case <-time.After(10 * time.Second):
+			t.Error("the relay did not see the device end")
+		}
 		handles.Close()
 		countersF.Close()
 	})
