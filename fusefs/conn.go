@@ -25,7 +25,7 @@ import (
 // shared file; FUSE_NOTIFY_RESEND (Linux 6.9+) puts them back on the
 // pending list, and the next worker answers them. Every answer depends on
 // the node id, the caller and the handle's content, which every worker
-// keeps in shared memory (fixed node ids, handle_store.go), so any worker
+// keeps in shared memory (fixed node ids, survival/handle_store.go), so any worker
 // can answer anything.
 //
 //	supervisor: open /dev/fuse, mount(2), answer INIT   (MountConn)

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -33,7 +34,7 @@ func (fs *FS) registerCounterFiles() {
 	}
 	fs.counterFiles = map[string]int{}
 	names := []string{counterFileDir, counterFileCPUTree, counterFileUnknown}
-	for _, v := range Views() {
+	for _, v := range render.Views() {
 		names = append(names, v.Path)
 	}
 	for _, name := range names {

@@ -27,7 +27,7 @@ type MountConfig struct {
 	AllowOther bool // let every user (and every container) read the views
 	Debug      bool // log every FUSE request (very verbose)
 	// Adopt only, a worker behind the relay (kernels without
-	// FUSE_NOTIFY_RESEND, relay.go): where requests come from, and the
+	// FUSE_NOTIFY_RESEND, survival/relay.go): where requests come from, and the
 	// journal it frees answered requests in.
 	RequestSource *os.File
 	InFlight      *survival.Journal

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/render"
 )
 
 // The loadavg sampler computes each container's 1/5/15-minute load the way
@@ -72,7 +73,7 @@ type loadEntry struct {
 	gone     bool // its cgroup vanished: the first to evict
 	lastRead time.Time
 	avenrun  [3]uint64
-	load     LoadAvg
+	load     render.LoadAvg
 	nsTids   map[int]int // host tid -> tid in the container's pid namespace
 	lastStep time.Time   // when the averages last advanced
 	counted  time.Time   // when the tasks were last counted
@@ -118,7 +119,7 @@ func NewSampler(reader cgroupreader.Reader, cfg SamplerConfig, log *slog.Logger)
 // running/total are right from the first read; the averages start at 0
 // like a freshly booted kernel's. Task counts older than Fresh are counted
 // again (the averages still advance only every Interval, as the kernel's).
-func (s *Sampler) Load(c *Caller) LoadAvg {
+func (s *Sampler) Load(c *Caller) render.LoadAvg {
 	now := time.Now()
 	key := pathsKey(c.Paths)
 	s.mu.Lock()
@@ -258,7 +259,7 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 		}
 	}
 	e.nsTids = c.nsTids
-	e.load = LoadAvg{
+	e.load = render.LoadAvg{
 		Known:   true,
 		Running: c.running,
 		Blocked: c.blocked,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -82,7 +83,7 @@ func TestSamplerCountsContainerTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewSampler(reader, SamplerConfig{Interval: 20 * time.Millisecond}, quietLog())
-	var l LoadAvg
+	var l render.LoadAvg
 	// The children appear shortly after the init starts.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		s.SampleAll()
@@ -122,7 +123,7 @@ func TestSamplerCountsAreFreshAtRead(t *testing.T) {
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var l LoadAvg
+	var l render.LoadAvg
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if l = s.Load(&c); l.Total == 4 {
 			break

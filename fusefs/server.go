@@ -1,3 +1,8 @@
+// Package fusefs serves the per-container views over FUSE: the tree of
+// files (tree.go), the request handlers (server*.go), caller resolution and
+// input gathering (caller*.go, sampler*.go, server_input.go), and the
+// mount (mount.go, conn.go). What the views say is fusefs/render's; what
+// lets a connection outlive its worker is fusefs/survival's.
 package fusefs
 
 import (
@@ -11,13 +16,14 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // Config configures the FUSE file system.
 type Config struct {
 	Reader  cgroupreader.Reader
-	Options Options
+	Options render.Options
 	Log     *slog.Logger
 	// ProcRoot and SysRoot locate the host's /proc and /sys ("" = real).
 	ProcRoot string
@@ -143,7 +149,7 @@ func New(cfg Config) (*FS, error) {
 	if cfg.Sampler.ProcRoot == "" {
 		cfg.Sampler.ProcRoot = cfg.ProcRoot
 	}
-	tree, err := NewTree(Views(), TreeConfig{SysRoot: cfg.SysRoot})
+	tree, err := NewTree(render.Views(), TreeConfig{SysRoot: cfg.SysRoot})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/render"
 )
 
 // content computes what node n says to process pid. It is the whole
@@ -96,7 +97,7 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 // noOwnPSI: the caller's cgroup has no pressure of its own (the cgroup2
 // root, whose pressure is the host's, or no pressure files at all).
 func noOwnPSI(err error) bool {
-	return errors.Is(err, errNoPSI) || errors.Is(err, cgroupreader.ErrRootPSI)
+	return errors.Is(err, render.ErrNoPSI) || errors.Is(err, cgroupreader.ErrRootPSI)
 }
 
 // Why a view was served from the host's file: indexes into
@@ -107,7 +108,7 @@ const (
 	fallbackRenderError
 )
 
-func (fs *FS) fallback(v *View, key ContainerKey, reason int, why error) ([]byte, syscall.Errno) {
+func (fs *FS) fallback(v *render.View, key ContainerKey, reason int, why error) ([]byte, syscall.Errno) {
 	if resourceErr(why) {
 		fs.Stats.Exhausted.Add(1)
 		fs.logOnce(key, v.Path, "refusing an open: corralfs is out of descriptors or memory", why)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/fusefs/survival"
 )
 
@@ -73,7 +74,7 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 		HandleStore: in.Handles,
 		Counters:    in.Counters,
 		Reader:      reader,
-		Options:     fusefs.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
+		Options:     render.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
 		Log:         log,
 		SnapshotTTL: c.snapshotTTL,
 		Sampler:     fusefs.SamplerConfig{Max: c.maxContainers},

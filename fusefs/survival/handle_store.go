@@ -16,7 +16,7 @@ import (
 // A memfd the supervisor keeps and hands to every worker (and to systemd's
 // fd store). The worker copies each content into a ring (storeRing bytes)
 // at OPEN, and again whenever a READ at offset 0 computes a new generation
-// (server_read.go), and notes where in an index slot chosen by handle
+// (fusefs/server_read.go), and notes where in an index slot chosen by handle
 // number, with the request that computed it; a successor (or, during an
 // upgrade, the other worker) serves the handle from there. A content
 // overwritten since (the ring holds the last ~1 MiB of generations) is

@@ -1,13 +1,11 @@
-// Package fusefs renders the per-container views of /proc and /sys files and
-// serves them over FUSE.
-//
-// Two halves meet in this file:
-//   - render functions (meminfo.go, cpuinfo.go, stat.go, ...) are pure:
-//     everything they may look at is in an Input; no FUSE types, no file
-//     reads, no clocks. That is what makes them golden-testable.
-//   - the FUSE tree (tree.go, ...) identifies the caller, gathers an Input
-//     (host files, cgroup Snapshot, container times, load) and calls Render.
-package fusefs
+// Package render computes the per-container views of /proc and /sys files
+// (meminfo.go, cpuinfo.go, stat.go, ...) and sysinfo(2)'s answer
+// (sysinfo.go). Render functions are pure: everything they may look at is
+// in an Input; no FUSE types, no file reads, no clocks. That is what makes
+// them golden-testable (golden_test.go, testdata/). The views table
+// (views.go) says what each view reads; fusefs identifies the caller,
+// gathers an Input and serves the result over FUSE.
+package render
 
 import (
 	"time"

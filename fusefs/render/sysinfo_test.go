@@ -1,4 +1,4 @@
-package fusefs
+package render
 
 import (
 	"bufio"
@@ -45,7 +45,7 @@ func TestSysinfoAgreesWithViews(t *testing.T) {
 		in.Container.Now = 1000 * time.Second
 		in.Container.InitStart = time.Duration(r.Int64N(int64(900 * time.Second)))
 		in.Snap.Pids.Current = uint64(r.IntN(100) + 1)
-		si, err := SysinfoOf(in)
+		si, err := Sysinfo(in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestSysinfoProcsWithoutPidsController(t *testing.T) {
 	in := &Input{Host: loadHost(t, "host")}
 	in.Snap.Missing = map[string]error{cgroupreader.GroupPids: fmt.Errorf("no pids controller")}
 	in.Container.Load = LoadAvg{Known: true, Total: 17}
-	si, err := SysinfoOf(in)
+	si, err := Sysinfo(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestSysinfoProcsWithoutPidsController(t *testing.T) {
 		t.Errorf("procs %d, want the sampler's 17", si.Procs)
 	}
 	in.Snap.Missing = map[string]error{cgroupreader.GroupMemory: fmt.Errorf("gone")}
-	if _, err := SysinfoOf(in); err == nil {
+	if _, err := Sysinfo(in); err == nil {
 		t.Error("no memory controller: want an error (the agent then lets the real syscall run)")
 	}
 }

@@ -1,12 +1,12 @@
-package fusefs
+package render
 
 import "errors"
 
-// errNoPSI: the cgroup has no pressure files of its own (kernel without
+// ErrNoPSI: the cgroup has no pressure files of its own (kernel without
 // PSI, the cgroup2 root on a v1/hybrid host, or the reader skipped them).
 // The FUSE layer then answers ENOENT, as a kernel without PSI does (the
 // host's own callers get the host's file: that is their pressure).
-var errNoPSI = errors.New("cgroup has no pressure information")
+var ErrNoPSI = errors.New("cgroup has no pressure information")
 
 // PressureCPU renders proc/pressure/cpu from the cgroup's cpu.pressure,
 // which already has the exact /proc/pressure format.
@@ -20,7 +20,7 @@ func PressureIO(in *Input) ([]byte, error) { return psi(in.Snap.PSI.IO) }
 
 func psi(b []byte) ([]byte, error) {
 	if b == nil {
-		return nil, errNoPSI
+		return nil, ErrNoPSI
 	}
 	// A copy: outputs never alias the Input (the reader may reuse its
 	// buffers once the snapshot is released).

@@ -1,4 +1,4 @@
-package fusefs
+package render
 
 import (
 	"bytes"
@@ -153,7 +153,7 @@ func renderForGolden(v View, in *Input) []byte {
 // stableError names a render error by its sentinel: the wrapped detail
 // holds temporary paths that change from run to run.
 func stableError(err error) string {
-	for _, s := range []error{errNoMemory, errNoPSI, errNoCPUAcct, errNoIO, errCpuinfoFormat, errCpuinfoNoVisible, facts.ErrNoMemTotal} {
+	for _, s := range []error{errNoMemory, ErrNoPSI, errNoCPUAcct, errNoIO, errCpuinfoFormat, errCpuinfoNoVisible, facts.ErrNoMemTotal} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
@@ -219,11 +219,11 @@ func TestFallbackCases(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
-	// No PSI in the snapshot: errNoPSI (ENOENT for a container).
+	// No PSI in the snapshot: ErrNoPSI (ENOENT for a container).
 	in = loadCase(t, "nolimit")
 	for _, p := range []string{"proc/pressure/cpu", "proc/pressure/memory", "proc/pressure/io"} {
 		v, _ := ViewByPath(p)
-		if _, err := v.Render(in); !errors.Is(err, errNoPSI) {
+		if _, err := v.Render(in); !errors.Is(err, ErrNoPSI) {
 			t.Errorf("%s without PSI: err = %v", p, err)
 		}
 	}
