@@ -78,7 +78,7 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 		}
 		return fs.fallback(v, c.Key, fallbackCgroupUnreadable, err)
 	}
-	out, err := v.Render(&ib.in)
+	out, err := v.Render(nil, &ib.in)
 	if err == nil && ib.aliases(out) {
 		// The render returned (part of) a scratch buffer that is about
 		// to be recycled: keep a copy.

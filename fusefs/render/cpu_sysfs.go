@@ -1,14 +1,17 @@
 package render
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // CPUList renders sys/devices/system/cpu/{online,possible,present}:
 // "0-(N-1)\n" for N visible CPUs, "0\n" for one. The visible CPUs are
 // renumbered from 0 (as in cpuinfo and stat), so the list is always a
 // single range.
-func CPUList(in *Input) ([]byte, error) {
+func CPUList(dst []byte, in *Input) ([]byte, error) {
 	n := len(VisibleCPUs(in))
-	b := make([]byte, 0, 16)
+	b := slices.Grow(dst, 16)
 	b = append(b, '0')
 	if n > 1 {
 		b = append(b, '-')

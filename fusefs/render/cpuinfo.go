@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/corral-dev/corral/fusefs/facts"
@@ -26,11 +27,11 @@ var errCpuinfoNoVisible = errors.New("host /proc/cpuinfo: no block for any visib
 // that many single-thread cores. Every other field (physical id, core id,
 // apicid, flags, ...) is the host CPU's own. Blocks without a "processor"
 // field (arm32's trailing Hardware/Revision block) are kept as they are.
-func Cpuinfo(in *Input) ([]byte, error) {
+func Cpuinfo(dst []byte, in *Input) ([]byte, error) {
 	visible := VisibleCPUs(in)
 	host := in.Host.Cpuinfo
 	hostCPUs := max(len(in.Host.CPUs), 1)
-	out := make([]byte, 0, (len(host)/hostCPUs+64)*len(visible)+64)
+	out := slices.Grow(dst, (len(host)/hostCPUs+64)*len(visible)+64)
 	var sawProcessor, keptAny bool
 	for len(host) > 0 {
 		var block []byte

@@ -39,7 +39,7 @@ func processors(b []byte) []string {
 func TestCpuinfoX86(t *testing.T) {
 	host := loadHost(t, "host4")
 	in := cpuInput(host.Cpuinfo, host.CPUs, []int{1, 3})
-	out, err := Cpuinfo(in)
+	out, err := Cpuinfo(nil, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestCpuinfoX86(t *testing.T) {
 
 func TestCpuinfoOtherArchitectures(t *testing.T) {
 	arm64 := cpuinfoSample(t, "arm64")
-	out, err := Cpuinfo(cpuInput(arm64, []int{0, 1, 2, 3}, []int{2, 3}))
+	out, err := Cpuinfo(nil, cpuInput(arm64, []int{0, 1, 2, 3}, []int{2, 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestCpuinfoOtherArchitectures(t *testing.T) {
 
 	// arm32: the machine block after the processors is kept.
 	arm32 := cpuinfoSample(t, "arm32")
-	out, err = Cpuinfo(cpuInput(arm32, []int{0, 1, 2, 3}, []int{0}))
+	out, err = Cpuinfo(nil, cpuInput(arm32, []int{0, 1, 2, 3}, []int{0}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestCpuinfoOtherArchitectures(t *testing.T) {
 	}
 
 	// s390x has no per-processor blocks: fall back to the host's file.
-	_, err = Cpuinfo(cpuInput(cpuinfoSample(t, "s390x"), []int{0, 1, 2, 3}, []int{0}))
+	_, err = Cpuinfo(nil, cpuInput(cpuinfoSample(t, "s390x"), []int{0, 1, 2, 3}, []int{0}))
 	if !errors.Is(err, errCpuinfoFormat) {
 		t.Errorf("s390x: err = %v, want errCpuinfoFormat", err)
 	}
@@ -112,12 +112,12 @@ func TestCpuinfoOtherArchitectures(t *testing.T) {
 func TestCpuinfoFallbacks(t *testing.T) {
 	host := loadHost(t, "host4")
 	for name, cpuinfo := range map[string]string{"empty": "", "no blocks": "garbage\n", "blank lines": "\n\n\n"} {
-		if _, err := Cpuinfo(cpuInput([]byte(cpuinfo), host.CPUs, nil)); err == nil {
+		if _, err := Cpuinfo(nil, cpuInput([]byte(cpuinfo), host.CPUs, nil)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
 	// The visible CPUs have no block (host file and CPU list disagree).
-	if _, err := Cpuinfo(cpuInput(host.Cpuinfo, []int{6, 7}, nil)); !errors.Is(err, errCpuinfoNoVisible) {
+	if _, err := Cpuinfo(nil, cpuInput(host.Cpuinfo, []int{6, 7}, nil)); !errors.Is(err, errCpuinfoNoVisible) {
 		t.Errorf("no visible block: err = %v", err)
 	}
 }
@@ -127,7 +127,7 @@ func TestCpuinfoQuota(t *testing.T) {
 	in := cpuInput(host.Cpuinfo, host.CPUs, nil)
 	in.Snap.CPU.Quota = cgroupreader.Limit{Value: 250000, Set: true}
 	in.Snap.CPU.Period = 100000
-	out, _ := Cpuinfo(in)
+	out, _ := Cpuinfo(nil, in)
 	if got := strings.Join(processors(out), ","); got != "0,1,2" {
 		t.Errorf("2.5 CPUs of quota: processors %s, want 0,1,2", got)
 	}
@@ -158,7 +158,7 @@ func BenchmarkCpuinfo(b *testing.B) {
 			in := cpuInput(info, cpus, bc.cpuset)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Cpuinfo(in); err != nil {
+				if _, err := Cpuinfo(nil, in); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/corral-dev/corral/cgroupreader"
@@ -21,11 +22,11 @@ var errNoIO = errors.New("io controller unavailable")
 // size, as in the kernel's file). cgroups do not account merges, times or
 // queue depth, so those columns are 0. Devices the container never touched
 // are left out.
-func Diskstats(in *Input) ([]byte, error) {
+func Diskstats(dst []byte, in *Input) ([]byte, error) {
 	if err, missing := in.Snap.Missing[cgroupreader.GroupIO]; missing {
 		return nil, fmt.Errorf("%w: %v", errNoIO, err)
 	}
-	out := make([]byte, 0, 128*len(in.Snap.IO))
+	out := slices.Grow(dst, 128*len(in.Snap.IO))
 	if len(in.Snap.IO) == 0 {
 		return out, nil
 	}

@@ -20,7 +20,7 @@ func TestDiskstats(t *testing.T) {
 		{Major: 9, Minor: 9, ReadBytes: 512, ReadIOs: 3}, // not in the host's file: left out
 		{Major: 254, Minor: 16, ReadBytes: 5120, WriteBytes: 10240, ReadIOs: 4, WriteIOs: 5, DiscardBytes: 4096, DiscardIOs: 6},
 	}
-	got, err := Diskstats(in)
+	got, err := Diskstats(nil, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,12 +34,12 @@ func TestDiskstats(t *testing.T) {
 
 	// No I/O at all: an empty file, not the host's devices.
 	in.Snap.IO = nil
-	if got, err := Diskstats(in); err != nil || len(got) != 0 {
+	if got, err := Diskstats(nil, in); err != nil || len(got) != 0 {
 		t.Errorf("no I/O: %q, %v", got, err)
 	}
 	// The io controller missing: fall back.
 	in.Snap.Missing = map[string]error{"io": errNoMemory}
-	if _, err := Diskstats(in); err == nil || !strings.Contains(err.Error(), "io") {
+	if _, err := Diskstats(nil, in); err == nil || !strings.Contains(err.Error(), "io") {
 		t.Errorf("io missing: err = %v", err)
 	}
 }

@@ -214,7 +214,7 @@ func realHostInput(t *testing.T) *Input {
 func TestRenderOnRealHost(t *testing.T) {
 	in := realHostInput(t)
 	for _, v := range Views() {
-		out, err := v.Render(in)
+		out, err := v.Render(nil, in)
 		if err != nil {
 			if strings.HasPrefix(v.Path, "proc/pressure/") {
 				continue // no PSI in this snapshot: ENOENT for a container, the host file for the host
@@ -227,7 +227,7 @@ func TestRenderOnRealHost(t *testing.T) {
 		}
 		checkViewGrammar(t, v.Path, out)
 	}
-	out, err := Meminfo(in)
+	out, err := Meminfo(nil, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestRenderOnRealHost(t *testing.T) {
 	if got := meminfoValue(t, out, "MemTotal"); got != 262144 {
 		t.Errorf("MemTotal = %d kB, want 262144", got)
 	}
-	stat, err := Stat(in)
+	stat, err := Stat(nil, in)
 	if err != nil {
 		t.Fatal(err)
 	}

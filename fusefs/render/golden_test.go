@@ -143,7 +143,7 @@ func goldenName(v View) string { return strings.ReplaceAll(v.Path, "/", "_") + "
 // output ("fallback: ..."), so a view that should fall back to the host
 // file is pinned as firmly as one that renders.
 func renderForGolden(v View, in *Input) []byte {
-	out, err := v.Render(in)
+	out, err := v.Render(nil, in)
 	if err != nil {
 		return []byte("fallback: " + stableError(err) + "\n")
 	}
@@ -205,7 +205,7 @@ func TestFallbackCases(t *testing.T) {
 	in := loadCase(t, "nomemory")
 	for _, p := range []string{"proc/meminfo", "proc/swaps"} {
 		v, _ := ViewByPath(p)
-		if _, err := v.Render(in); !errors.Is(err, errNoMemory) {
+		if _, err := v.Render(nil, in); !errors.Is(err, errNoMemory) {
 			t.Errorf("%s without memory controller: err = %v, want errNoMemory", p, err)
 		}
 	}
@@ -215,7 +215,7 @@ func TestFallbackCases(t *testing.T) {
 	// The other views do not need the memory controller.
 	for _, p := range []string{"proc/cpuinfo", "proc/stat", "proc/uptime", "sys/devices/system/cpu/online"} {
 		v, _ := ViewByPath(p)
-		if _, err := v.Render(in); err != nil {
+		if _, err := v.Render(nil, in); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestFallbackCases(t *testing.T) {
 	in = loadCase(t, "nolimit")
 	for _, p := range []string{"proc/pressure/cpu", "proc/pressure/memory", "proc/pressure/io"} {
 		v, _ := ViewByPath(p)
-		if _, err := v.Render(in); !errors.Is(err, ErrNoPSI) {
+		if _, err := v.Render(nil, in); !errors.Is(err, ErrNoPSI) {
 			t.Errorf("%s without PSI: err = %v", p, err)
 		}
 	}
@@ -345,8 +345,8 @@ func TestFixtureLayoutsAgree(t *testing.T) {
 			m1.Cached != m2.Cached || m1.Shared != m2.Shared {
 			t.Errorf("%s: memory differs:\nv1 %+v\nv2 %+v", name, m1, m2)
 		}
-		s1, _ := Stat(v1[name])
-		s2, _ := Stat(v2[name])
+		s1, _ := Stat(nil, v1[name])
+		s2, _ := Stat(nil, v2[name])
 		if l1, l2 := firstLine(s1), firstLine(s2); l1 != l2 {
 			t.Errorf("%s: stat cpu line v1 %q, v2 %q", name, l1, l2)
 		}

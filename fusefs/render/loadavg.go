@@ -2,6 +2,7 @@ package render
 
 import (
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -14,9 +15,9 @@ import (
 // shows too, and it is the honest start of an average that has no history
 // yet. running/total/lastpid are whatever the sampler already counted,
 // with at least "1/1" because the reading process itself is running.
-func Loadavg(in *Input) ([]byte, error) {
+func Loadavg(dst []byte, in *Input) ([]byte, error) {
 	l := &in.Container.Load
-	out := make([]byte, 0, 64)
+	out := slices.Grow(dst, 64)
 	for i, a := range l.Avg {
 		if i > 0 {
 			out = append(out, ' ')

@@ -19,9 +19,9 @@ func TestLoadavg(t *testing.T) {
 		{LoadAvg{Known: true, Avg: [3]float64{-1, math.NaN(), math.Inf(1)}, Running: -1, Total: -5, LastPid: -3}, "0.00 0.00 0.00 0/0 0\n"},
 	} {
 		in := &Input{Container: Container{Load: tc.load}}
-		got, err := Loadavg(in)
+		got, err := Loadavg(nil, in)
 		if err != nil || string(got) != tc.want {
-			t.Errorf("Loadavg(%+v) = %q, %v; want %q", tc.load, got, err, tc.want)
+			t.Errorf("Loadavg(nil, %+v) = %q, %v; want %q", tc.load, got, err, tc.want)
 		}
 		checkViewGrammar(t, "proc/loadavg", got)
 	}

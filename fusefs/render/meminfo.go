@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs/facts"
@@ -142,13 +143,13 @@ func computeSwap(in *Input, m cgroupreader.Memory, host facts.HostMemory) (total
 // Meminfo renders proc/meminfo: the host's file, line by line in the
 // host's order, with the lines the cgroup knows about replaced and every
 // other line (Committed_AS, Vmalloc*, HugePages_*, ...) kept as the host's.
-func Meminfo(in *Input) ([]byte, error) {
+func Meminfo(dst []byte, in *Input) ([]byte, error) {
 	v, err := ComputeMemory(in)
 	if err != nil {
 		return nil, err
 	}
 	host := in.Host.Meminfo
-	out := make([]byte, 0, len(host)+64)
+	out := slices.Grow(dst, len(host)+64)
 	// Unchanged stretches of the host's text are copied in one piece.
 	copied := 0 // host[:copied] is already in out
 	for pos := 0; pos < len(host); {

@@ -86,7 +86,7 @@ func TestMemoryProperties(t *testing.T) {
 			case v.Cached > v.Total || v.Active > v.Total || v.Slab > v.Total || v.Shared > v.Total:
 				fail("a counter exceeds MemTotal: %+v", v)
 			}
-			out, err := Meminfo(in)
+			out, err := Meminfo(nil, in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestMemoryProperties(t *testing.T) {
 			}
 			checkMeminfoLikeHost(t, in.Host.Meminfo, out)
 			// swaps agrees with meminfo.
-			sw, err := Swaps(in)
+			sw, err := Swaps(nil, in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +171,7 @@ func TestMemoryNumbers(t *testing.T) {
 	}
 	// v1 has no kernel stack counters: the host's lines stay.
 	in.Snap.Mode = cgroupreader.ModeHybrid
-	out, _ := Meminfo(in)
+	out, _ := Meminfo(nil, in)
 	if got, want := meminfoValue(t, out, "KernelStack"), meminfoValue(t, host.Meminfo, "KernelStack"); got != want {
 		t.Errorf("v1 KernelStack = %d, want the host's %d", got, want)
 	}
@@ -182,13 +182,13 @@ func TestMemoryNumbers(t *testing.T) {
 func TestMeminfoBadHost(t *testing.T) {
 	for _, host := range []string{"", "garbage", "MemTotal: x kB\n", "MemFree: 1 kB\n"} {
 		in := &Input{Host: Host{Meminfo: []byte(host)}}
-		if out, err := Meminfo(in); err == nil {
+		if out, err := Meminfo(nil, in); err == nil {
 			t.Errorf("host %q: rendered %q, want an error", host, out)
 		}
 	}
 	// A last line without a newline still renders with one.
 	in := &Input{Host: Host{Meminfo: []byte("MemTotal:       1000 kB\nMemFree:         500 kB")}}
-	out, err := Meminfo(in)
+	out, err := Meminfo(nil, in)
 	if err != nil || string(out) != "MemTotal:           1000 kB\nMemFree:            1000 kB\n" {
 		t.Errorf("Meminfo = %q, %v", out, err)
 	}
@@ -198,7 +198,7 @@ func BenchmarkMeminfo(b *testing.B) {
 	in := loadCase(b, "swap")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Meminfo(in); err != nil {
+		if _, err := Meminfo(nil, in); err != nil {
 			b.Fatal(err)
 		}
 	}

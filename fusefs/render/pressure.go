@@ -10,19 +10,19 @@ var ErrNoPSI = errors.New("cgroup has no pressure information")
 
 // PressureCPU renders proc/pressure/cpu from the cgroup's cpu.pressure,
 // which already has the exact /proc/pressure format.
-func PressureCPU(in *Input) ([]byte, error) { return psi(in.Snap.PSI.CPU) }
+func PressureCPU(dst []byte, in *Input) ([]byte, error) { return psi(dst, in.Snap.PSI.CPU) }
 
 // PressureMemory renders proc/pressure/memory from memory.pressure.
-func PressureMemory(in *Input) ([]byte, error) { return psi(in.Snap.PSI.Memory) }
+func PressureMemory(dst []byte, in *Input) ([]byte, error) { return psi(dst, in.Snap.PSI.Memory) }
 
 // PressureIO renders proc/pressure/io from io.pressure.
-func PressureIO(in *Input) ([]byte, error) { return psi(in.Snap.PSI.IO) }
+func PressureIO(dst []byte, in *Input) ([]byte, error) { return psi(dst, in.Snap.PSI.IO) }
 
-func psi(b []byte) ([]byte, error) {
+func psi(dst, b []byte) ([]byte, error) {
 	if b == nil {
 		return nil, ErrNoPSI
 	}
 	// A copy: outputs never alias the Input (the reader may reuse its
 	// buffers once the snapshot is released).
-	return append([]byte(nil), b...), nil
+	return append(dst, b...), nil
 }

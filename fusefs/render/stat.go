@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -114,7 +115,7 @@ func ContainerUptime(c *Container) time.Duration {
 //   - processes (forks since boot) stays the host's: the kernel keeps no
 //     per-cgroup fork count, and vmstat only uses its rate.
 //   - intr, ctxt, softirq stay the host's: not accounted per cgroup.
-func Stat(in *Input) ([]byte, error) {
+func Stat(dst []byte, in *Input) ([]byte, error) {
 	visible := VisibleCPUs(in)
 	var buf [64]cpuTicks
 	total, perCPU, err := containerCPUTimes(in, visible, buf[:0])
@@ -122,7 +123,7 @@ func Stat(in *Input) ([]byte, error) {
 		return nil, err
 	}
 	host := in.Host.Stat
-	out := make([]byte, 0, len(host)+64*(len(visible)+1))
+	out := slices.Grow(dst, len(host)+64*(len(visible)+1))
 	out = appendCPULine(out, -1, total)
 	for i, t := range perCPU {
 		out = appendCPULine(out, i, t)

@@ -80,7 +80,7 @@ func TestStatProperties(t *testing.T) {
 		host := loadHost(t, hostDir)
 		for i := 0; i < testutil.Repeat(2000, 200); i++ { // pure: the host run carries the volume
 			in := randomCPUInput(r, host)
-			out, err := Stat(in)
+			out, err := Stat(nil, in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestStatProperties(t *testing.T) {
 			}
 			// Uptime agrees (unless the host's uptime is served as-is).
 			if !in.Container.HostNamespace {
-				up, err := Uptime(in)
+				up, err := Uptime(nil, in)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -126,14 +126,14 @@ func TestStatProperties(t *testing.T) {
 				}
 			}
 			// cpuinfo and the sysfs lists count the same CPUs.
-			ci, err := Cpuinfo(in)
+			ci, err := Cpuinfo(nil, in)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Count(string(ci), "processor\t: "); got != n {
 				t.Fatalf("case %d: cpuinfo has %d processors, stat %d", i, got, n)
 			}
-			list, _ := CPUList(in)
+			list, _ := CPUList(nil, in)
 			if cpus, _ := facts.ParseCPUList(list); len(cpus) != n {
 				t.Fatalf("case %d: online %q, stat %d CPUs", i, list, n)
 			}
@@ -151,7 +151,7 @@ func TestStatPerCPUMapping(t *testing.T) {
 		PerCPU: []cgroupreader.CPUTime{{User: 1e9, System: 2e9}, {User: 3e9, System: 4e9}, {User: 5e9, System: 6e9}, {User: 7e9, System: 8e9}},
 	}
 	in.Snap.CPU.UsageUser, in.Snap.CPU.UsageSystem = 16e9, 20e9
-	out, err := Stat(in)
+	out, err := Stat(nil, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestStatPerCPUMapping(t *testing.T) {
 // sampler knows them, the host's btime and processes.
 func TestStatOtherLines(t *testing.T) {
 	in := loadCase(t, "abovehost")
-	out, _ := Stat(in)
+	out, _ := Stat(nil, in)
 	s := string(out)
 	for _, want := range []string{"\nprocs_running 2\n", "\nprocs_blocked 1\n", "\nbtime 1795877346\n"} {
 		if !strings.Contains(s, want) {
@@ -182,7 +182,7 @@ func TestStatOtherLines(t *testing.T) {
 		}
 	}
 	in.Container.Load.Known = false
-	out, _ = Stat(in)
+	out, _ = Stat(nil, in)
 	hostRunning := nonCPULines(in.Host.Stat)
 	if got := nonCPULines(out); strings.Join(got, "\n") != strings.Join(hostRunning, "\n") {
 		t.Errorf("unknown load: non-cpu lines differ from the host's:\n%q\n%q", got, hostRunning)
@@ -193,11 +193,11 @@ func TestStatNoCPUAccounting(t *testing.T) {
 	in := loadCase(t, "cpusetquota")
 	in.Snap.CPU.UsageUser, in.Snap.CPU.UsageSystem = 0, 0
 	in.Snap.Missing = map[string]error{cgroupreader.GroupCPUAcct: errNoCPUAcct}
-	if _, err := Stat(in); err == nil {
+	if _, err := Stat(nil, in); err == nil {
 		t.Error("Stat without cpu accounting: no error, want a host fallback")
 	}
 	// Uptime still knows the age.
-	up, err := Uptime(in)
+	up, err := Uptime(nil, in)
 	if err != nil || !strings.HasPrefix(string(up), "30.25 ") {
 		t.Errorf("Uptime = %q, %v", up, err)
 	}
@@ -205,11 +205,11 @@ func TestStatNoCPUAccounting(t *testing.T) {
 
 func TestUptime(t *testing.T) {
 	in := loadCase(t, "hostns")
-	if up, _ := Uptime(in); string(up) != string(in.Host.Uptime) {
+	if up, _ := Uptime(nil, in); string(up) != string(in.Host.Uptime) {
 		t.Errorf("host namespace: %q, want the host's %q", up, in.Host.Uptime)
 	}
 	in.Container = Container{InitStart: 10 * time.Second, Now: 5 * time.Second}
-	if up, _ := Uptime(in); !strings.HasPrefix(string(up), "0.00 ") {
+	if up, _ := Uptime(nil, in); !strings.HasPrefix(string(up), "0.00 ") {
 		t.Errorf("init started after now: %q", up)
 	}
 }
@@ -218,7 +218,7 @@ func BenchmarkStat(b *testing.B) {
 	in := loadCase(b, "ancestor")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Stat(in); err != nil {
+		if _, err := Stat(nil, in); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -228,7 +228,7 @@ func BenchmarkUptime(b *testing.B) {
 	in := loadCase(b, "ancestor")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Uptime(in); err != nil {
+		if _, err := Uptime(nil, in); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,9 @@
 package render
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // swapsHeader is the kernel's /proc/swaps header, byte for byte.
 const swapsHeader = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
@@ -10,12 +13,12 @@ const swapsHeader = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
 // filename and type) in the kernel's column layout, sizes in kB. The
 // numbers are meminfo's SwapTotal and SwapTotal-SwapFree, so `swapon`,
 // `free` and sysinfo(2) agree.
-func Swaps(in *Input) ([]byte, error) {
+func Swaps(dst []byte, in *Input) ([]byte, error) {
 	v, err := ComputeMemory(in)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(swapsHeader)+80)
+	out := slices.Grow(dst, len(swapsHeader)+80)
 	out = append(out, swapsHeader...)
 	if v.SwapTotal == 0 {
 		return out, nil

@@ -49,7 +49,7 @@ func TestSysinfoAgreesWithViews(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mi, err := Meminfo(in)
+		mi, err := Meminfo(nil, in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func TestSysinfoAgreesWithViews(t *testing.T) {
 		if d := time.Duration(si.Uptime)*time.Second - want; d < 0 || d >= time.Second {
 			t.Fatalf("case %d: uptime %d s for an age of %v", i, si.Uptime, want)
 		}
-		la, _ := Loadavg(in)
+		la, _ := Loadavg(nil, in)
 		fields := strings.Fields(string(la))
 		for k := 0; k < 3; k++ {
 			x := si.Loads[k]

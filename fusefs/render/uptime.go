@@ -1,6 +1,9 @@
 package render
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Uptime renders proc/uptime: "<age of the container's init> <idle>\n",
 // both in seconds with two decimals like the kernel. Idle is the sum of
@@ -8,11 +11,11 @@ import "time"
 // idle column is also summed over CPUs, so it may exceed the age), so the
 // two files always agree. Callers in the host pid namespace get the
 // host's file.
-func Uptime(in *Input) ([]byte, error) {
+func Uptime(dst []byte, in *Input) ([]byte, error) {
 	if in.Container.HostNamespace && len(in.Host.Uptime) > 0 {
 		// A copy: outputs never alias the Input, whose buffers the
 		// FUSE layer recycles.
-		return append([]byte(nil), in.Host.Uptime...), nil
+		return append(dst, in.Host.Uptime...), nil
 	}
 	age := uint64(ContainerUptime(&in.Container) / (time.Second / userHZ))
 	var idle uint64
@@ -27,7 +30,7 @@ func Uptime(in *Input) ([]byte, error) {
 		// TODO: idle cannot agree with a host-file stat fallback.
 		idle = age * uint64(len(visible))
 	}
-	out := make([]byte, 0, 48)
+	out := slices.Grow(dst, 48)
 	out = appendCentis(out, age)
 	out = append(out, ' ')
 	out = appendCentis(out, idle)

@@ -82,12 +82,15 @@ type Input struct {
 	Opts      Options
 }
 
-// RenderFunc renders one view. An error means the view cannot be computed
-// from this Input (e.g. the memory controller is Missing); the caller then
-// serves the host's own file for this read and logs once per container.
-// The returned bytes are freshly allocated: they never alias the Input's
-// buffers, so the caller may recycle those right away.
-type RenderFunc func(in *Input) ([]byte, error)
+// RenderFunc renders one view, appending it to dst (which may be nil) and
+// returning the extended buffer, as strconv's Append functions do: a
+// caller that keeps a buffer renders into it without allocating. An error
+// means the view cannot be computed from this Input (e.g. the memory
+// controller is Missing); the result is then nil, and the caller serves
+// the host's own file for this read and logs once per container. The
+// result never aliases the Input's buffers, so the caller may recycle
+// those right away.
+type RenderFunc func(dst []byte, in *Input) ([]byte, error)
 
 // View describes one virtual file.
 type View struct {

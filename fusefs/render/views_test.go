@@ -165,7 +165,7 @@ func TestCPUList(t *testing.T) {
 		for i := 0; i < n; i++ {
 			in.Host.CPUs = append(in.Host.CPUs, i*2)
 		}
-		got, err := CPUList(in)
+		got, err := CPUList(nil, in)
 		if err != nil || string(got) != want {
 			t.Errorf("%d cpus: %q, %v; want %q", n, got, err, want)
 		}
@@ -175,10 +175,10 @@ func TestCPUList(t *testing.T) {
 func TestPressurePassesThroughOrFallsBack(t *testing.T) {
 	in := &Input{}
 	in.Snap.PSI.Memory = []byte("some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n")
-	if b, err := PressureMemory(in); err != nil || !strings.HasSuffix(string(b), "total=1\n") {
+	if b, err := PressureMemory(nil, in); err != nil || !strings.HasSuffix(string(b), "total=1\n") {
 		t.Errorf("PressureMemory = %q, %v", b, err)
 	}
-	if _, err := PressureCPU(in); err == nil {
+	if _, err := PressureCPU(nil, in); err == nil {
 		t.Error("PressureCPU without PSI: no error, want fallback")
 	}
 }
@@ -224,7 +224,7 @@ func TestRenderOutputOwnsItsBytes(t *testing.T) {
 				&in.Snap.PSI.CPU, &in.Snap.PSI.Memory, &in.Snap.PSI.IO} {
 				*p = bytes.Clone(*p) // embedded files are read-only
 			}
-			out, err := v.Render(in)
+			out, err := v.Render(nil, in)
 			if err != nil {
 				continue
 			}
@@ -252,6 +252,29 @@ func TestViewsMatchFacts(t *testing.T) {
 		f := facts.Views[i]
 		if v.Path != f.Rel || v.HostPath != f.Kernel {
 			t.Errorf("view %d serves %q (host %q); facts says %q (%q)", i, v.Path, v.HostPath, f.Rel, f.Kernel)
+		}
+	}
+}
+
+// Every view appends to the caller's buffer: what is there stays, the
+// view follows, and a buffer with room is extended in place.
+func TestRenderAppendsToDst(t *testing.T) {
+	for _, name := range handCases(t) {
+		for _, v := range Views() {
+			alone, err := v.Render(nil, loadCase(t, name))
+			if err != nil {
+				continue
+			}
+			dst := make([]byte, 0, 64<<10)
+			dst = append(dst, "kept"...)
+			out, err := v.Render(dst, loadCase(t, name))
+			if err != nil || string(out) != "kept"+string(alone) {
+				t.Errorf("%s/%s into a buffer: %q, %v; want \"kept\" then %q", name, v.Path, out, err, alone)
+				continue
+			}
+			if &out[0] != &dst[0] {
+				t.Errorf("%s/%s: a buffer with room was not used", name, v.Path)
+			}
 		}
 	}
 }
