@@ -63,19 +63,9 @@ func (l *fallbackLog) note(ns uint64, path string, reason int, why error) {
 // namespace that was served host values, by pid namespace.
 func (fs *FS) Containers() []ContainerInfo {
 	byNS := map[uint64]*ContainerInfo{}
-	fs.resolver.mu.RLock()
-	for ns, e := range fs.resolver.byNS {
-		ci := &ContainerInfo{PidNS: ns, InitPid: e.initPid}
-		if sp := e.paths.Load(); sp != nil {
-			// v1 and hybrid: the memory controller's path (a hybrid
-			// host's unified hierarchy holds no controllers); v2: the one.
-			if ci.Cgroup = sp.paths.V1["memory"]; ci.Cgroup == "" {
-				ci.Cgroup = sp.paths.Unified
-			}
-		}
-		byNS[ns] = ci
+	for _, k := range fs.resolver.Known() {
+		byNS[k.PidNS] = &ContainerInfo{PidNS: k.PidNS, InitPid: k.InitPid, Cgroup: k.Cgroup}
 	}
-	fs.resolver.mu.RUnlock()
 	fs.fallbacks.mu.Lock()
 	for ns, t := range fs.fallbacks.m {
 		ci := byNS[ns]

@@ -1,8 +1,9 @@
 // Package fusefs serves the per-container views over FUSE: the tree of
-// files (tree.go), the request handlers (server*.go), caller resolution and
-// input gathering (caller*.go, sampler*.go, server_input.go), and the
-// mount (mount.go, conn.go). What the views say is fusefs/render's; what
-// lets a connection outlive its worker is fusefs/survival's.
+// files (tree.go), the request handlers (server*.go), the gathering of a
+// view's Input (server_input.go) and the mount (mount.go, conn.go). Who is
+// reading and their load are fusefs/inputs'; what the views say is
+// fusefs/render's; what lets a connection outlive its worker is
+// fusefs/survival's.
 package fusefs
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/inputs"
 	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/fusefs/survival"
 )
@@ -31,7 +33,7 @@ type Config struct {
 	// SnapshotTTL is how long a container's cgroup Snapshot is reused
 	// (0 = DefaultSnapshotTTL, negative = never reused).
 	SnapshotTTL time.Duration
-	Sampler     SamplerConfig
+	Sampler     inputs.SamplerConfig
 	// HandleStore, shared with the other workers of the connection, lets
 	// a worker go on reading handles its predecessor opened (nil: none).
 	HandleStore *survival.HandleStore
@@ -43,11 +45,6 @@ type Config struct {
 	MaxHandles             int
 	MaxHandlesPerContainer int
 }
-
-// DefaultSnapshotTTL: short enough that numbers are current for any
-// human or monitoring tool, long enough that the files one `top` refresh
-// or `lscpu` opens share one set of cgroup reads.
-const DefaultSnapshotTTL = 100 * time.Millisecond
 
 // Cache lifetimes the kernel gets. The tree is static and node ids are
 // fixed, so entries and attributes may be cached for long; what a file
@@ -104,8 +101,8 @@ type FS struct {
 	cfg       Config
 	log       *slog.Logger
 	tree      *Tree
-	resolver  *Resolver
-	sampler   *Sampler
+	resolver  *inputs.Resolver
+	sampler   *inputs.Sampler
 	handles   handleTable
 	quota     *handleQuota
 	snaps     snapCache
@@ -153,13 +150,13 @@ func New(cfg Config) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := NewResolver(cfg.ProcRoot, cfg.Reader)
+	res, err := inputs.NewResolver(cfg.ProcRoot, cfg.Reader)
 	if err != nil {
 		return nil, err
 	}
 	ttl := cfg.SnapshotTTL
 	if ttl == 0 {
-		ttl = DefaultSnapshotTTL
+		ttl = inputs.DefaultSnapshotTTL
 	}
 	fs := &FS{
 		RawFileSystem: fuse.NewDefaultRawFileSystem(),
@@ -167,7 +164,7 @@ func New(cfg Config) (*FS, error) {
 		log:           cfg.Log,
 		tree:          tree,
 		resolver:      res,
-		sampler:       NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
+		sampler:       inputs.NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
 		quota:         newHandleQuota(cfg.MaxHandlesPerContainer, cfg.MaxHandles),
 		snaps:         snapCache{ttl: ttl},
 		hostCache:     hostFileCache{ttl: ttl},
@@ -434,9 +431,7 @@ type Status struct {
 
 // Status reports the counters.
 func (fs *FS) Status() Status {
-	fs.resolver.mu.RLock()
-	containers := len(fs.resolver.byNS)
-	fs.resolver.mu.RUnlock()
+	containers := fs.resolver.Len()
 	return Status{
 		Opens:       fs.Stats.Opens.Load(),
 		Reads:       fs.Stats.Reads.Load(),

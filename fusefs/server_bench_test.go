@@ -6,6 +6,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/corral-dev/corral/fusefs/inputs"
 	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/corral-dev/corral/tests/testutil"
@@ -19,7 +20,7 @@ func BenchmarkOpenContent(b *testing.B) {
 	cg := testutil.NewCgroup(b, "fusefs-bench", testutil.CgroupLimits{MemoryBytes: 300 << 20, CPUQuotaUs: 150000, Cpus: "0"})
 	cmd := testutil.StartInPidNS(b, cg, "/bin/sh", "-c", "sleep 600")
 	time.Sleep(50 * time.Millisecond)
-	for _, ttl := range []time.Duration{-1, DefaultSnapshotTTL} {
+	for _, ttl := range []time.Duration{-1, inputs.DefaultSnapshotTTL} {
 		fs, err := New(Config{Reader: mustReader(b), Log: quietLog(), SnapshotTTL: ttl, Options: render.Options{CPUQuotaView: true, SwapReporting: true}})
 		if err != nil {
 			b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/inputs"
 	"github.com/corral-dev/corral/fusefs/render"
 )
 
@@ -69,7 +70,7 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 	v := n.view
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {
-		return fs.fallback(v, ContainerKey{}, fallbackUnknownCaller, fmt.Errorf("caller %d: %w", pid, err))
+		return fs.fallback(v, inputs.ContainerKey{}, fallbackUnknownCaller, fmt.Errorf("caller %d: %w", pid, err))
 	}
 	ib, err := fs.input(&c, v.Needs, v.Snap, v.Load, v.HostPath)
 	if err != nil {
@@ -108,8 +109,8 @@ const (
 	fallbackRenderError
 )
 
-func (fs *FS) fallback(v *render.View, key ContainerKey, reason int, why error) ([]byte, syscall.Errno) {
-	if resourceErr(why) {
+func (fs *FS) fallback(v *render.View, key inputs.ContainerKey, reason int, why error) ([]byte, syscall.Errno) {
+	if inputs.OutOfResources(why) {
 		fs.Stats.Exhausted.Add(1)
 		fs.logOnce(key, v.Path, "refusing an open: corralfs is out of descriptors or memory", why)
 		return nil, syscall.EMFILE
@@ -127,13 +128,13 @@ func (fs *FS) fallback(v *render.View, key ContainerKey, reason int, why error) 
 }
 
 type logKey struct {
-	c    ContainerKey
+	c    inputs.ContainerKey
 	path string
 }
 
 // logOnce logs a fallback once per container and path. The set is bounded:
 // when it fills up it starts over (a log line repeats, nothing grows).
-func (fs *FS) logOnce(key ContainerKey, path, msg string, err error) {
+func (fs *FS) logOnce(key inputs.ContainerKey, path, msg string, err error) {
 	k := logKey{key, path}
 	fs.loggedMu.Lock()
 	if fs.logged == nil || len(fs.logged) > 10000 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/inputs"
 )
 
 // handleTable holds, per file handle, the content of its latest generation
@@ -121,7 +122,7 @@ type snapCache struct {
 }
 
 type snapKey struct {
-	c   ContainerKey
+	c   inputs.ContainerKey
 	opt cgroupreader.Part
 }
 

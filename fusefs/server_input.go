@@ -10,6 +10,7 @@ import (
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs/facts"
+	"github.com/corral-dev/corral/fusefs/inputs"
 	"github.com/corral-dev/corral/fusefs/render"
 )
 
@@ -71,7 +72,7 @@ func (fs *FS) putInput(ib *inputBuf) {
 }
 
 // input gathers everything a render function may look at.
-func (fs *FS) input(c *Caller, needs render.HostNeeds, opt cgroupreader.Part, load bool, hostPath string) (*inputBuf, error) {
+func (fs *FS) input(c *inputs.Caller, needs render.HostNeeds, opt cgroupreader.Part, load bool, hostPath string) (*inputBuf, error) {
 	ib := fs.getInput()
 	in := &ib.in
 	in.Opts = fs.cfg.Options
@@ -188,7 +189,7 @@ func readInto(buf []byte, path string) ([]byte, error) {
 
 // snapshot returns the caller's cgroup Snapshot, from the short cache when
 // it is fresh enough.
-func (fs *FS) snapshot(c *Caller, opt cgroupreader.Part) (cgroupreader.Snapshot, error) {
+func (fs *FS) snapshot(c *inputs.Caller, opt cgroupreader.Part) (cgroupreader.Snapshot, error) {
 	now := time.Now()
 	k := snapKey{c.Key, opt}
 	if s, ok := fs.snaps.get(k, now); ok {
@@ -201,8 +202,8 @@ func (fs *FS) snapshot(c *Caller, opt cgroupreader.Part) (cgroupreader.Snapshot,
 	// A group unreadable for want of descriptors is not a missing
 	// controller: rendering without it would show the host's numbers.
 	for g, gerr := range s.Missing {
-		if resourceErr(gerr) {
-			return s, fmt.Errorf("cgroup snapshot: %s: %w (%w)", g, ErrResources, gerr)
+		if inputs.OutOfResources(gerr) {
+			return s, fmt.Errorf("cgroup snapshot: %s: %w (%w)", g, inputs.ErrResources, gerr)
 		}
 	}
 	fs.snaps.put(k, s, now)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/inputs"
 	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/fusefs/survival"
 )
@@ -77,7 +78,7 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 		Options:     render.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
 		Log:         log,
 		SnapshotTTL: c.snapshotTTL,
-		Sampler:     fusefs.SamplerConfig{Max: c.maxContainers},
+		Sampler:     inputs.SamplerConfig{Max: c.maxContainers},
 
 		MaxHandles:             c.maxHandles,
 		MaxHandlesPerContainer: c.maxHandlesPer,

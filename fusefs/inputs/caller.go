@@ -1,4 +1,8 @@
-package fusefs
+// Package inputs tells who is reading (caller.go, caller_lookup.go: the
+// pid's namespace, container init and cgroups, cached per pid namespace)
+// and samples each container's load (sampler.go): what fusefs gathers into
+// a render.Input, for the FUSE views and the sysinfo(2) answers alike.
+package inputs
 
 import (
 	"bytes"
@@ -299,6 +303,11 @@ func ticksToDuration(t uint64) time.Duration {
 	return time.Duration(t) * (time.Second / clockTicks)
 }
 
+// CgroupKey is the caller's cgroups as a stable string: what the handle
+// quota charges (everything reading in one cgroup, whatever its pid
+// namespaces).
+func (c *Caller) CgroupKey() string { return pathsKey(c.Paths) }
+
 // pathsKey flattens cgroup paths into a stable string key.
 func pathsKey(p cgroupreader.Paths) string {
 	if len(p.V1) == 0 {
@@ -312,4 +321,36 @@ func pathsKey(p cgroupreader.Paths) string {
 		b = append(b, p.V1[c]...)
 	}
 	return string(b)
+}
+
+// Known is a container (pid namespace) the resolver holds.
+type Known struct {
+	PidNS   uint64
+	InitPid int
+	Cgroup  string // v1 and hybrid: the memory controller's path; v2: the one
+}
+
+// Known lists the containers the resolver holds, for status.
+func (r *Resolver) Known() []Known {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Known, 0, len(r.byNS))
+	for ns, e := range r.byNS {
+		k := Known{PidNS: ns, InitPid: e.initPid}
+		if sp := e.paths.Load(); sp != nil {
+			// A hybrid host's unified hierarchy holds no controllers.
+			if k.Cgroup = sp.paths.V1["memory"]; k.Cgroup == "" {
+				k.Cgroup = sp.paths.Unified
+			}
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// Len is how many containers the resolver holds.
+func (r *Resolver) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byNS)
 }

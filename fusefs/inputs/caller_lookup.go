@@ -1,4 +1,4 @@
-package fusefs
+package inputs
 
 import (
 	"bytes"
@@ -52,9 +52,9 @@ type nsLookup struct {
 // error rather than show the host's numbers or half a file.
 var ErrResources = errors.New("corralfs is out of descriptors or memory")
 
-// resourceErr tells an exhaustion of the daemon's resources from a
+// OutOfResources tells an exhaustion of the daemon's resources from a
 // caller that cannot be identified.
-func resourceErr(err error) bool {
+func OutOfResources(err error) bool {
 	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOMEM) || errors.Is(err, ErrResources)
 }
 
@@ -81,7 +81,7 @@ func (r *Resolver) findInit(pid int, ns uint64, stale *nsEntry) (*nsEntry, error
 	if l := r.pending[ns]; l != nil {
 		r.mu.Unlock()
 		<-l.done
-		if l.err == nil || resourceErr(l.err) {
+		if l.err == nil || OutOfResources(l.err) {
 			return l.e, l.err
 		}
 		// That lookup started from another process, which may have
@@ -143,7 +143,7 @@ func (r *Resolver) lookupInit(pid int, ns uint64) (*nsEntry, error) {
 	if err == nil {
 		return r.pin(init, ns)
 	}
-	if resourceErr(err) {
+	if OutOfResources(err) {
 		return nil, err
 	}
 	// Entered by setns: the ancestry leaves the namespace before its init.
@@ -198,7 +198,7 @@ func (r *Resolver) initFromAncestry(pid int, ns uint64) (int, error) {
 			break
 		}
 		if ino, err := nsInode(r.procRoot + "/" + strconv.Itoa(ppid) + "/ns/pid"); err != nil {
-			if resourceErr(err) {
+			if OutOfResources(err) {
 				return 0, err
 			}
 			break
@@ -228,13 +228,13 @@ func (r *Resolver) scanForInit(ns uint64) (int, error) {
 		}
 		dir := r.procRoot + "/" + name
 		if ino, err := nsInode(dir + "/ns/pid"); err != nil || ino != ns {
-			if resourceErr(err) {
+			if OutOfResources(err) {
 				return 0, err
 			}
 			continue
 		}
 		if _, nsPid, err := statusIDs(dir + "/status"); err != nil || nsPid != 1 {
-			if resourceErr(err) {
+			if OutOfResources(err) {
 				return 0, err
 			}
 			continue
@@ -256,7 +256,7 @@ func (r *Resolver) pin(pid int, ns uint64) (*nsEntry, error) {
 		switch {
 		case err == nil:
 			e.pidfd = fd
-		case errors.Is(err, unix.ENOSYS) || resourceErr(err):
+		case errors.Is(err, unix.ENOSYS) || OutOfResources(err):
 			// No pidfds here, or none left: the start time check
 			// is as safe, one file read dearer per request.
 			r.pidfds.Add(-1)

@@ -1,4 +1,4 @@
-package fusefs
+package inputs
 
 import (
 	"io"
@@ -260,8 +260,6 @@ func TestLargestSubtreeLRU(t *testing.T) {
 		t.Errorf("same path: evicted %+v", got)
 	}
 }
-
-func newBufLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // partsRecorder is the real reader, noting the parts each Snapshot asks for.
 type partsRecorder struct {

@@ -1,4 +1,4 @@
-package fusefs
+package inputs
 
 import (
 	"bytes"
@@ -13,6 +13,11 @@ import (
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs/render"
 )
+
+// DefaultSnapshotTTL: short enough that numbers are current for any
+// human or monitoring tool, long enough that the files one `top` refresh
+// or `lscpu` opens share one set of cgroup reads.
+const DefaultSnapshotTTL = 100 * time.Millisecond
 
 // The loadavg sampler computes each container's 1/5/15-minute load the way
 // the kernel computes the host's (kernel/sched/loadavg.c): every 5 seconds
