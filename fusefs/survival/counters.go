@@ -191,7 +191,7 @@ func (c *Counters) Fallbacks(file, reason int) uint64 {
 }
 
 // AddDaemon adds to a daemon-wide counter (CounterWorkerRestarts, ...).
-func (c *Counters) AddDaemon(which int, n uint64) {
+func (c *Counters) addDaemon(which int, n uint64) {
 	if c != nil && which >= 0 && which < daemonWords {
 		c.word(daemonOff + which*8).Add(n)
 	}

@@ -52,8 +52,8 @@ const (
 	opBatchForget = 42
 )
 
-// NewJournalFile makes the shared memory of a journal.
-func NewJournalFile() (*os.File, error) { return newSharedFile("corralfs-inflight", journalSize) }
+// newJournalFile makes the shared memory of a journal.
+func newJournalFile() (*os.File, error) { return newSharedFile("corralfs-inflight", journalSize) }
 
 // Journal is a process's mapping of a journal file. Its Taken and
 // Answered make it the worker's fuse.InFlightJournal.
@@ -63,8 +63,8 @@ type Journal struct {
 
 var _ fuse.InFlightJournal = (*Journal)(nil)
 
-// OpenJournal maps f (from NewJournalFile).
-func OpenJournal(f *os.File) (*Journal, error) {
+// openJournal maps f (from newJournalFile).
+func openJournal(f *os.File) (*Journal, error) {
 	mem, err := mapSharedFile(f, journalSize)
 	if err != nil {
 		return nil, err
@@ -98,9 +98,9 @@ func wantsAnswer(raw []byte) (unique uint64, ok bool) {
 // (FUSE_REQ_ID_STEP), so requests in flight together sit side by side.
 func home(unique uint64) int { return int(unique>>1) % journalSlots }
 
-// Record keeps a request the relay read from the device (relay only).
+// record keeps a request the relay read from the device (relay only).
 // False: not kept (wants no answer, too big, or the journal is full).
-func (j *Journal) Record(raw []byte) bool {
+func (j *Journal) record(raw []byte) bool {
 	unique, ok := wantsAnswer(raw)
 	if !ok {
 		return false
@@ -116,9 +116,9 @@ func (j *Journal) Record(raw []byte) bool {
 	return false
 }
 
-// Each calls f with every request kept and not yet answered (relay only;
+// each calls f with every request kept and not yet answered (relay only;
 // f must not keep raw).
-func (j *Journal) Each(f func(raw []byte)) {
+func (j *Journal) each(f func(raw []byte)) {
 	for i := 0; i < journalSlots; i++ {
 		if n := j.lenWord(i).Load(); n != 0 && n != slotClaimed {
 			f(j.data(i, n))

@@ -39,8 +39,8 @@ const relayPumps = 3
 // mount options (max_write 128 KiB plus headers).
 const maxRequest = 128*1024 + 4096
 
-// Relay passes requests from the device to the attached worker.
-type Relay struct {
+// relay passes requests from the device to the attached worker.
+type relay struct {
 	dev     *os.File
 	journal *Journal
 	log     *slog.Logger
@@ -54,22 +54,19 @@ type Relay struct {
 	relayed, unkept atomic.Uint64
 }
 
-// NewRelay starts reading requests from dev, keeping them in the journal
+// newRelay starts reading requests from dev, keeping them in the journal
 // file until a worker is attached.
-func NewRelay(dev, journalFile *os.File, log *slog.Logger) (*Relay, error) {
-	j, err := OpenJournal(journalFile)
+func newRelay(dev, journalFile *os.File, log *slog.Logger) (*relay, error) {
+	j, err := openJournal(journalFile)
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{dev: dev, journal: j, log: log, sock: -1, gone: make(chan struct{})}
+	r := &relay{dev: dev, journal: j, log: log, sock: -1, gone: make(chan struct{})}
 	for i := 0; i < relayPumps; i++ {
 		go r.pump()
 	}
 	return r, nil
 }
-
-// Gone is closed once the connection has ended (unmounted from outside).
-func (r *Relay) Gone() <-chan struct{} { return r.gone }
 
 // newWorkerSocket makes the socket pair of a worker: the relay's end and
 // the worker's (its go-fuse RequestSource).
@@ -86,7 +83,7 @@ func newWorkerSocket() (relayEnd int, workerEnd *os.File, err error) {
 // arrived in between), then each new one. The previous worker's socket is
 // closed. Call it once the previous worker is dead: a live one would
 // answer its requests a second time (harmless, but wasted).
-func (r *Relay) Attach(sock int) {
+func (r *relay) Attach(sock int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sock >= 0 {
@@ -94,7 +91,7 @@ func (r *Relay) Attach(sock int) {
 	}
 	r.sock = sock
 	n := 0
-	r.journal.Each(func(raw []byte) {
+	r.journal.each(func(raw []byte) {
 		if sendRequest(sock, raw) == nil {
 			n++
 		}
@@ -105,9 +102,9 @@ func (r *Relay) Attach(sock int) {
 }
 
 // Stats: requests relayed, and those relayed without a journal slot.
-func (r *Relay) Stats() (relayed, unkept uint64) { return r.relayed.Load(), r.unkept.Load() }
+func (r *relay) Stats() (relayed, unkept uint64) { return r.relayed.Load(), r.unkept.Load() }
 
-func (r *Relay) pump() {
+func (r *relay) pump() {
 	buf := make([]byte, maxRequest)
 	fd := int(r.dev.Fd())
 	for {
@@ -130,7 +127,7 @@ func (r *Relay) pump() {
 			return
 		}
 		raw := buf[:n]
-		if _, wants := wantsAnswer(raw); wants && !r.journal.Record(raw) {
+		if _, wants := wantsAnswer(raw); wants && !r.journal.record(raw) {
 			r.unkept.Add(1)
 		}
 		r.relayed.Add(1)

@@ -24,12 +24,12 @@ func request(opcode uint32, unique uint64, payload int) []byte {
 func uniqueOf(b []byte) uint64 { return binary.LittleEndian.Uint64(b[8:]) }
 
 func newTestJournal(t *testing.T) (*Journal, *os.File) {
-	return newTestShared(t, NewJournalFile, OpenJournal)
+	return newTestShared(t, newJournalFile, openJournal)
 }
 
 func kept(j *Journal) []uint64 {
 	var u []uint64
-	j.Each(func(raw []byte) { u = append(u, uniqueOf(raw)) })
+	j.each(func(raw []byte) { u = append(u, uniqueOf(raw)) })
 	sort.Slice(u, func(a, b int) bool { return u[a] < u[b] })
 	return u
 }
@@ -38,18 +38,18 @@ func TestJournalKeepsUntilAnswered(t *testing.T) {
 	j, f := newTestJournal(t)
 	const opRead, opLookup = 15, 1
 	for u := uint64(2); u <= 8; u += 2 {
-		if !j.Record(request(opRead, u, 40)) {
+		if !j.record(request(opRead, u, 40)) {
 			t.Fatalf("request %d not kept", u)
 		}
 	}
-	if j.Record(request(opForget, 10, 8)) || j.Record(request(opInterrupt, 12, 8)) {
+	if j.record(request(opForget, 10, 8)) || j.record(request(opInterrupt, 12, 8)) {
 		t.Error("kept a request that wants no answer")
 	}
-	if j.Record(request(opLookup, 14, journalSlotSize)) {
+	if j.record(request(opLookup, 14, journalSlotSize)) {
 		t.Error("kept a request bigger than a slot")
 	}
 	// A second mapping (the worker's) sees them and frees what it answers.
-	w, err := OpenJournal(f)
+	w, err := openJournal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func TestJournalKeepsUntilAnswered(t *testing.T) {
 func TestJournalCollisionsAndFull(t *testing.T) {
 	j, _ := newTestJournal(t)
 	a, b := uint64(2), uint64(2+2*journalSlots) // same home slot
-	j.Record(request(15, a, 40))
-	j.Record(request(15, b, 40))
+	j.record(request(15, a, 40))
+	j.record(request(15, b, 40))
 	j.Answered(j.Taken(request(15, a, 40)))
 	if s := j.Taken(request(15, b, 40)); s < 0 {
 		t.Fatal("request pushed past a since-freed slot is lost")
@@ -83,11 +83,11 @@ func TestJournalCollisionsAndFull(t *testing.T) {
 		j.Answered(s)
 	}
 	for u := uint64(0); u < journalSlots; u++ {
-		if !j.Record(request(15, 1000+2*u, 40)) {
+		if !j.record(request(15, 1000+2*u, 40)) {
 			t.Fatalf("journal full after %d requests, want %d", u, journalSlots)
 		}
 	}
-	if j.Record(request(15, 5000, 40)) {
+	if j.record(request(15, 5000, 40)) {
 		t.Error("kept a request in a full journal")
 	}
 	if n := len(kept(j)); n != journalSlots {
@@ -106,12 +106,12 @@ func TestRelayHandsUnansweredRequestsToTheNextWorker(t *testing.T) {
 	}
 	kernel := os.NewFile(uintptr(devFDs[0]), "kernel")
 	defer kernel.Close()
-	jf, err := NewJournalFile()
+	jf, err := newJournalFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer jf.Close()
-	r, err := NewRelay(os.NewFile(uintptr(devFDs[1]), "dev"), jf, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := newRelay(os.NewFile(uintptr(devFDs[1]), "dev"), jf, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestRelayHandsUnansweredRequestsToTheNextWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.Attach(end)
-		wj, err := OpenJournal(jf)
+		wj, err := openJournal(jf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestRelayHandsUnansweredRequestsToTheNextWorker(t *testing.T) {
 	}
 	kernel.Close() // the device ends: the relay says the mount is gone
 	select {
-	case <-r.Gone():
+	case <-r.gone:
 	case <-time.After(5 * time.Second):
 		t.Error("relay did not notice the device's end")
 	}

@@ -55,7 +55,7 @@ type Supervisor struct {
 	Unresponsive          int           // workers killed by the liveness check
 	resend, relaying      bool
 	journal               *os.File // the relay's in-flight journal
-	relay                 *Relay
+	relay                 *relay
 	alive, aliveR         *os.File // a pipe whose EOF tells workers we died
 	exited                chan *Worker
 	backoff               time.Duration
@@ -111,12 +111,12 @@ func (s *Supervisor) ChooseRecovery(mode string, journal *os.File) (Recovery, er
 	if s.relaying {
 		var err error
 		if journal == nil {
-			if journal, err = NewJournalFile(); err != nil {
+			if journal, err = newJournalFile(); err != nil {
 				return Recovery{}, err
 			}
 		}
 		s.journal = journal
-		if s.relay, err = NewRelay(s.Conn, journal, s.Log); err != nil {
+		if s.relay, err = newRelay(s.Conn, journal, s.Log); err != nil {
 			return Recovery{}, err
 		}
 	}
@@ -136,7 +136,7 @@ func (s *Supervisor) RelayGone() <-chan struct{} {
 	if s.relay == nil {
 		return nil
 	}
-	return s.relay.Gone()
+	return s.relay.gone
 }
 
 func (s *Supervisor) init() {
@@ -269,6 +269,6 @@ func (s *Supervisor) Stop(grace time.Duration) {
 
 func (s *Supervisor) count(which int) {
 	if s.Counters != nil {
-		s.Counters.AddDaemon(which, 1)
+		s.Counters.addDaemon(which, 1)
 	}
 }

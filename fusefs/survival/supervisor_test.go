@@ -224,7 +224,7 @@ func TestSupervisorReplacesKilledWorker(t *testing.T) {
 	// The journal keeps it (and nothing else) until answered.
 	testutil.WaitFor(t, 10*time.Second, "only the stuck request is in flight", func() bool {
 		var kept []uint64
-		d.sup.relay.journal.Each(func(raw []byte) { kept = append(kept, uniqueOf(raw)) })
+		d.sup.relay.journal.each(func(raw []byte) { kept = append(kept, uniqueOf(raw)) })
 		return len(kept) == 1 && kept[0] == stuck
 	})
 	if err := syscall.Kill(first.Pid(), syscall.SIGKILL); err != nil {

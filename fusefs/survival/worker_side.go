@@ -108,7 +108,7 @@ func inheritedRelay() (*os.File, *Journal, error) {
 	if sock == nil {
 		return nil, nil, nil
 	}
-	j, err := OpenJournal(jf)
+	j, err := openJournal(jf)
 	if err != nil {
 		return nil, nil, err
 	}
