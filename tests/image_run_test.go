@@ -127,6 +127,9 @@ func TestImagePullRun(t *testing.T) {
 	// with its layers.
 	name := runName("img")
 	e.must(t, "run", "-d", "--name", name, "--views", "none", "--sysinfo", "off", ref, "sleep 600")
+	if row := lineWith(e.must(t, "list"), name); !strings.Contains(row, ref) || !strings.Contains(row, "sleep 600") {
+		t.Errorf("list shows the image container as %q, want its image and command", row)
+	}
 	if r := e.corral(t, "rmi", ref); r.code == 0 || !strings.Contains(r.stderr, name) {
 		t.Errorf("rmi of an image in use: exit %d, stderr %q; want a refusal naming %s", r.code, r.stderr, name)
 	}
