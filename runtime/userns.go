@@ -58,6 +58,12 @@ func checkUserNS(spec *specs.Spec) error {
 		return errors.New("config: a new user namespace needs both linux.uidMappings and linux.gidMappings")
 	case has && ns.Path != "" && haveMaps:
 		return fmt.Errorf("config: user namespace %s is joined by path: it has its mappings already; drop linux.uidMappings/gidMappings", ns.Path)
+	case has && ns.Path == "":
+		// The init sets up the container as the namespace's root: an
+		// unmapped root would exec without capabilities.
+		if _, _, ok := hostRootIDs(spec); !ok {
+			return errors.New("config: the user namespace must map the container's uid 0 and gid 0 (linux.uidMappings/gidMappings)")
+		}
 	}
 	for i, m := range spec.Mounts {
 		po := parseMountOptions(m.Options)

@@ -122,6 +122,7 @@ func TestCheckUserNS(t *testing.T) {
 		{"maps without ns", spec("", maps, maps, false), false},
 		{"joined with maps", spec("/proc/1/ns/user", maps, maps, true), false},
 		{"joined", spec("/proc/1/ns/user", nil, nil, true), true},
+		{"root unmapped", spec("", []specs.LinuxIDMapping{{ContainerID: 1000, HostID: 1000, Size: 1}}, maps, true), false},
 		{"overflowing map", spec("", []specs.LinuxIDMapping{{HostID: 1 << 31, Size: 1 << 31}, {HostID: 4294967295, Size: 2}}, maps, true), false},
 	} {
 		if err := checkUserNS(c.s); (err == nil) != c.ok {

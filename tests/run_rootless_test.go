@@ -284,3 +284,31 @@ func (e *rootlessEnv) delegateCgroup(t *testing.T, name string) *testutil.Cgroup
 	}
 	return cg
 }
+
+// TestRunRootlessSubordinateIDs: with ranges in /etc/subuid and /etc/subgid
+// (edited in the VM only: the host's are not the tests' to change),
+// newuidmap/newgidmap map them behind the user's own id: --userns=auto
+// makes the user root and the range ids 1...; keep-id keeps the user's
+// uid inside, root being the range's first id.
+func TestRunRootlessSubordinateIDs(t *testing.T) {
+	testutil.RequireRoot(t)
+	if !testutil.InVM() {
+		t.Skip("edits /etc/subuid and /etc/subgid: the cgroup v2 VM runs this")
+	}
+	testutil.RequireCommand(t, "newuidmap")
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		if err := os.WriteFile(f, []byte("nobody:200000:65536\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(f)
+	}
+	e := newRootlessEnv(t)
+	r := e.run(t, e.dir, "run", "--rm", "--views", "none", "--sysinfo", "off", "--userns", "auto", "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+	if got := strings.Join(strings.Fields(r.stdout), " "); r.code != 0 || got != "0 65534 1 1 200000 65536 0 65534 1 1 200000 65536" {
+		t.Fatalf("--userns=auto with subordinate ids: exit %d, maps %q\n%s", r.code, got, r.stderr)
+	}
+	r = e.run(t, e.dir, "run", "--rm", "--views", "none", "--sysinfo", "off", "--userns", "keep-id", "--", "sh", "-c", "id -u; cat /proc/self/uid_map")
+	if f := strings.Fields(r.stdout); r.code != 0 || len(f) < 1 || f[0] != "65534" || !strings.Contains(strings.Join(f, " "), "65534 65534 1") {
+		t.Fatalf("--userns=keep-id: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -80,6 +80,10 @@ func rootlessMaps(s *specs.Spec, keepID bool) error {
 	}
 	subUIDs, _ := subid.Parse(orEnv("CORRAL_SUBUID", "/etc/subuid"), name, int(uid))
 	subGIDs, _ := subid.Parse(orEnv("CORRAL_SUBGID", "/etc/subgid"), name, int(uid))
+	if keepID && (len(subUIDs) == 0 || len(subGIDs) == 0) {
+		// Root inside must come from somewhere: the first subordinate id.
+		return fmt.Errorf("--userns=keep-id: the container's root comes from your subordinate ids, and /etc/subuid or /etc/subgid has none for %s (add a range; or use --userns=auto)", name)
+	}
 	uids := ownPlusRanges(uid, subUIDs, keepID)
 	gids := ownPlusRanges(gid, subGIDs, keepID)
 	setMaps(s, uids, gids)
