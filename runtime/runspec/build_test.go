@@ -202,7 +202,7 @@ func TestBuild(t *testing.T) {
 				t.Error("a listener without seccomp support")
 			}
 		}},
-		{name: "--sysinfo on", edit: func(c *Config, h *Host) { c.Sysinfo = "on" }, err: "want auto or off"},
+		{name: "--sysinfo on", edit: func(c *Config, h *Host) { c.Sysinfo = "on" }, err: "want auto, off or the absolute path"},
 		{name: "--rootfs missing", edit: func(c *Config, h *Host) { c.Rootfs = filepath.Join(root, "missing") }, err: "not a directory"},
 		{name: "default root", edit: func(c *Config, h *Host) { c.Rootfs = "" }, check: func(t *testing.T, r *Result) {
 			if !r.Spec.Root.Readonly || !slices.ContainsFunc(r.Spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/usr" }) {
