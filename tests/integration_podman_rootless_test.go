@@ -48,9 +48,10 @@ func TestPodmanRootless(t *testing.T) {
 	}
 	e := newRootlessEnv(t)
 	cg := e.delegateCgroup(t, "tests-podman-rootless")
-	// podman checks the controllers of the cgroup it runs in before it
-	// passes a memory limit on (else "Memory limits not supported"): the
-	// delegated root hands them to its children, as systemd's does.
+	// The controllers on for the delegated cgroup's children before podman
+	// starts, as a systemd user session has them (rootless podman looks at
+	// the controllers of its own cgroup when it applies limits; whether it
+	// would drop the limit without this was not tried).
 	if err := os.WriteFile(filepath.Join(cg.Dir(""), "cgroup.subtree_control"), []byte("+memory +pids"), 0o644); err != nil {
 		t.Fatal(err)
 	}
