@@ -17,6 +17,12 @@ func init() {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Stdin, o.Stdout, o.Stderr = os.Stdin, os.Stdout, os.Stderr
 			o.ExtraFiles = preservedFiles(preserveFDs)
+			// The bundle's spec with corralfs's views added (create_views.go);
+			// one that does not load is left to Create, which says why.
+			if spec, err := runtime.LoadSpec(o.Bundle); err == nil {
+				addEngineViews(spec, os.Stderr)
+				o.Spec = spec
+			}
 			_, err := newRuntime().Create(args[0], o)
 			return err
 		},

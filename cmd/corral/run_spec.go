@@ -187,6 +187,11 @@ func addViews(s *specs.Spec, mode string, warn io.Writer) error {
 // A spec with its own seccomp policy keeps it, with the rule merged in
 // (seccomp.AddSysinfoNotify never widens a policy that denies sysinfo).
 func addSysinfo(s *specs.Spec, mode string) error {
+	return addSysinfoAt(s, mode, sysinfoSocket)
+}
+
+// addSysinfoAt is addSysinfo with the agent's socket at socket.
+func addSysinfoAt(s *specs.Spec, mode, socket string) error {
 	switch mode {
 	case "off":
 		return nil
@@ -194,7 +199,7 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	default:
 		return fmt.Errorf("--sysinfo %q: want auto or off", mode)
 	}
-	if fi, err := os.Stat(sysinfoSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+	if fi, err := os.Stat(socket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil
 	}
 	// A runtime without seccomp support would refuse the whole container;
@@ -202,7 +207,7 @@ func addSysinfo(s *specs.Spec, mode string) error {
 	if sc := runtime.Features().Linux.Seccomp; sc == nil || sc.Enabled == nil || !*sc.Enabled {
 		return nil
 	}
-	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, sysinfoSocket)
+	out, _, err := seccomp.AddSysinfoNotify(s.Linux.Seccomp, socket)
 	if err != nil {
 		return fmt.Errorf("--sysinfo: %w", err)
 	}
