@@ -98,6 +98,10 @@ func main() {
 // that exited would leave containers created meanwhile without views
 // until the kubelet's back-off restarted it.
 func (p *plugin) serve(ctx context.Context, socket, name, idx string) int {
+	// The wait doubles up to 30 s while the runtime is not there (a
+	// runtime without NRI enabled: no socket), so such a node's log gets
+	// two lines a minute, not one a second.
+	wait := time.Second
 	for {
 		s, err := stub.New(p, stub.WithSocketPath(socket), stub.WithPluginName(name), stub.WithPluginIdx(idx))
 		if err != nil {
@@ -105,15 +109,20 @@ func (p *plugin) serve(ctx context.Context, socket, name, idx string) int {
 			return 1
 		}
 		p.log.Printf("connecting to %s (views %s, opt-in %v, sysinfo agent %q)", socket, p.cfg.views, p.cfg.optIn, p.cfg.sysinfo)
+		began := time.Now()
 		err = s.Run(ctx)
 		if ctx.Err() != nil {
 			return 0
 		}
-		p.log.Printf("NRI connection ended (%v); connecting again in 1s", err)
+		if time.Since(began) > time.Minute {
+			wait = time.Second // it was connected: the runtime restarted
+		}
+		p.log.Printf("NRI connection ended (%v); connecting again in %v", err, wait)
 		select {
 		case <-ctx.Done():
 			return 0
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 30*time.Second)
 	}
 }

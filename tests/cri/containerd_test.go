@@ -98,11 +98,6 @@ state = %[2]q
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         BinaryName = %[6]q
         SystemdCgroup = false
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.corral]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.corral.options]
-        BinaryName = %[7]q
-        SystemdCgroup = false
 
 [plugins."io.containerd.nri.v1.nri"]
   disable = false
@@ -112,7 +107,26 @@ state = %[2]q
   plugin_config_path = %[5]q
   plugin_registration_timeout = "10s"
   plugin_request_timeout = "5s"
+
+# The corral handler: deploy/kubernetes/runtime-handlers/containerd-corral.toml
+%[7]s
 `
+
+// shippedHandlerConfig is the containerd snippet the project ships for the
+// "corral" RuntimeClass, with the node's binary path replaced by corral:
+// the test runs what the documentation tells users to configure.
+func shippedHandlerConfig(t *testing.T, corral string) string {
+	t.Helper()
+	const nodeBinary = "/opt/corral/bin/corral"
+	b, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(), "deploy", "kubernetes", "runtime-handlers", "containerd-corral.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `BinaryName = "`+nodeBinary+`"`) {
+		t.Fatalf("containerd-corral.toml does not name %s as BinaryName:\n%s", nodeBinary, b)
+	}
+	return strings.ReplaceAll(string(b), `"`+nodeBinary+`"`, fmt.Sprintf("%q", corral))
+}
 
 // startContainerd starts containerd with env added to its environment
 // (its shims and runtimes inherit it) and connects a CRI client. Cleanup
@@ -141,7 +155,7 @@ func startContainerd(t *testing.T, runc, corral string, env []string) *container
 		}
 	}
 	conf := fmt.Sprintf(containerdConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"), e.sock,
-		testImage, empty, runc, corral, e.nriSock)
+		testImage, empty, runc, shippedHandlerConfig(t, corral), e.nriSock)
 	must(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(conf), 0o644))
 
 	e.cmd = exec.Command(filepath.Join(e.bins, "containerd"), "--config", filepath.Join(dir, "config.toml"))
