@@ -93,6 +93,32 @@ func TestCRIPodsSeeTheirLimits(t *testing.T) {
 			p.remove(t, e)
 		})
 	}
+
+	// With corralfs stopped, both ways start containers as plain runc
+	// would: the host's files, no error.
+	cfs.stop(t)
+	hostTotal := memTotalRE.FindStringSubmatch(readFile(t, "/proc/meminfo"))
+	for _, handler := range []string{"", "corral"} {
+		name := "no-corralfs-" + handler
+		if handler == "" {
+			name += "runc"
+		}
+		p := runPod(t, e, name, handler, nil)
+		if got := memTotalRE.FindStringSubmatch(p.exec(t, "cat", "/proc/meminfo")); got == nil || hostTotal == nil || got[1] != hostTotal[1] {
+			t.Errorf("%s without corralfs: MemTotal %v, want the host's %v", name, got, hostTotal)
+		}
+		if handler == "" && !strings.Contains(plugin.out.String(), "skipped default/"+p.name+" container app: no corralfs mounted at "+cfs.mp) {
+			t.Errorf("the NRI plugin did not say it skipped %s for want of corralfs:\n%s", p.name, plugin.out.String())
+		}
+		p.remove(t, e)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	return string(b)
 }
 
 // pod is one pod sandbox with one container, "app", in its own pod cgroup.
