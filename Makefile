@@ -70,6 +70,7 @@ vet:
 # Unit, golden and root integration tests on this host (cgroup v1/hybrid here).
 test-unit: build
 	$(GO) test -count=1 -timeout 15m ./...
+	cd third_party/go-fuse && $(GO) test -count=1 -run TestCorralPatch ./fuse/
 
 # The same cgroup and integration tests on a real cgroup v2 kernel in a VM.
 # run.sh builds bin/* itself and reports a build failure alongside the test

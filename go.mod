@@ -62,7 +62,8 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
 )
 
-// third_party/go-fuse: go-fuse v2.12.1 plus one patch (MountOptions.AdoptInit) that lets a
-// restarted corralfs worker take over a live, already initialised FUSE connection
-// (issue 5). See third_party/go-fuse/PATCH.md.
+// third_party/go-fuse: go-fuse v2.12.1 plus two patches, both for surviving a killed
+// worker: MountOptions.AdoptInit (a restarted worker takes over a live, already
+// initialised FUSE connection) and MountOptions.RequestSource/InFlight (requests
+// relayed by the supervisor on kernels before 6.9). See third_party/go-fuse/PATCH.md.
 replace github.com/hanwen/go-fuse/v2 => ./third_party/go-fuse

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"syscall"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // collect records which groups of a Snapshot were read and which failed.
@@ -88,7 +90,7 @@ func readUint(s *scratch, dir, cg, file string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, ok := parseUint(data)
+	v, ok := facts.ParseUint(data)
 	if !ok {
 		return 0, malformed(s, data)
 	}
@@ -202,7 +204,7 @@ func readTasks(s *scratch, dir, cg string) ([]int, error) {
 			if len(f) == 0 {
 				continue
 			}
-			pid, ok := parseUint(f)
+			pid, ok := facts.ParseUint(f)
 			if !ok || pid > 1<<31 {
 				return malformed(s, f)
 			}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Hand-written parsers over the bytes of cgroup files: no regexp, no Sscanf,
@@ -28,70 +30,27 @@ func malformed(s *scratch, data []byte) error {
 	return fmt.Errorf("%s: %w: %q", s.pathString(), ErrMalformed, data)
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// nextLine splits off the first line (without its '\n').
-func nextLine(b []byte) (line, rest []byte) {
-	for i, c := range b {
-		if c == '\n' {
-			return b[:i], b[i+1:]
-		}
-	}
-	return b, nil
-}
-
 // nextField skips blanks and splits off the next blank-separated field.
 func nextField(b []byte) (field, rest []byte) {
 	i := 0
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && facts.IsSpace(b[i]) {
 		i++
 	}
 	j := i
-	for j < len(b) && !isSpace(b[j]) {
+	for j < len(b) && !facts.IsSpace(b[j]) {
 		j++
 	}
 	return b[i:j], b[j:]
 }
 
-// parseUint parses a decimal uint64 (surrounding blanks allowed).
-func parseUint(b []byte) (uint64, bool) {
-	b = trimSpace(b)
-	if len(b) == 0 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		hi, lo := bits.Mul64(v, 10)
-		lo, carry := bits.Add64(lo, uint64(c-'0'), 0)
-		if hi != 0 || carry != 0 {
-			return 0, false
-		}
-		v = lo
-	}
-	return v, true
-}
-
 // parseInt parses a decimal int64 with an optional '-'.
 func parseInt(b []byte) (int64, bool) {
-	b = trimSpace(b)
+	b = facts.TrimSpace(b)
 	neg := len(b) > 0 && b[0] == '-'
 	if neg {
 		b = b[1:]
 	}
-	u, ok := parseUint(b)
+	u, ok := facts.ParseUint(b)
 	if !ok || u > 1<<63 || (!neg && u == 1<<63) {
 		return 0, false
 	}
@@ -108,7 +67,7 @@ const v1Unlimited = 1 << 62
 
 // parseV1Limit parses memory.limit_in_bytes and friends.
 func parseV1Limit(b []byte) (Limit, bool) {
-	v, ok := parseUint(b)
+	v, ok := facts.ParseUint(b)
 	if !ok {
 		// -1 is what a user writes; some kernels echo it back.
 		if i, ok := parseInt(b); ok && i == -1 {
@@ -124,91 +83,26 @@ func parseV1Limit(b []byte) (Limit, bool) {
 
 // parseMax parses a v2 limit: "max" or a number.
 func parseMax(b []byte) (Limit, bool) {
-	b = trimSpace(b)
+	b = facts.TrimSpace(b)
 	if string(b) == "max" {
 		return Limit{}, true
 	}
-	v, ok := parseUint(b)
+	v, ok := facts.ParseUint(b)
 	return Limit{Value: v, Set: ok}, ok
 }
 
-// maxCPUs bounds CPU numbers in a cpulist so a corrupt "0-4294967295"
-// cannot make us allocate gigabytes (the kernel's NR_CPUS limit is 8192).
-const maxCPUs = 1 << 16
-
-// parseCPUList parses a kernel cpulist ("0-2,5\n"); "" gives an empty list.
-// The result is sorted and free of duplicates when the input is in the
-// kernel's (ascending) format.
-func parseCPUList(b []byte) ([]int, bool) {
-	b = trimSpace(b)
-	if len(b) == 0 {
-		return nil, true
-	}
-	// Count first so the result is allocated once.
-	n := 0
-	for pass := 0; pass < 2; pass++ {
-		var out []int
-		if pass == 1 {
-			out = make([]int, 0, n)
-		}
-		rest := b
-		for len(rest) > 0 {
-			var item []byte
-			item, rest = cutByte(rest, ',')
-			lo, hi, ok := parseRange(item)
-			if !ok {
-				return nil, false
-			}
-			if pass == 0 {
-				n += hi - lo + 1
-				if n > maxCPUs {
-					return nil, false
-				}
-				continue
-			}
-			for c := lo; c <= hi; c++ {
-				out = append(out, c)
-			}
-		}
-		if pass == 1 {
-			return out, true
-		}
-	}
-	return nil, false // not reached
-}
-
-func parseRange(b []byte) (lo, hi int, ok bool) {
-	a, z := cutByte(b, '-')
-	l, ok1 := parseUint(a)
-	h := l
-	ok2 := true
-	if z != nil {
-		h, ok2 = parseUint(z)
-	}
-	if !ok1 || !ok2 || l > h || h >= maxCPUs {
-		return 0, 0, false
-	}
-	return int(l), int(h), true
-}
-
-// cutByte splits b at the first sep; after is nil when sep is absent.
-func cutByte(b []byte, sep byte) (before, after []byte) {
-	for i, c := range b {
-		if c == sep {
-			return b[:i], b[i+1:]
-		}
-	}
-	return b, nil
-}
+// maxCPUs bounds CPU numbers read from per-CPU accounting files, as
+// facts.ParseCPUList bounds lists.
+const maxCPUs = facts.MaxCPUs
 
 // parseDev parses "MAJ:MIN".
 func parseDev(b []byte) (major, minor uint32, ok bool) {
-	a, z := cutByte(b, ':')
+	a, z := facts.Cut(b, ':')
 	if z == nil {
 		return 0, 0, false
 	}
-	ma, ok1 := parseUint(a)
-	mi, ok2 := parseUint(z)
+	ma, ok1 := facts.ParseUint(a)
+	mi, ok2 := facts.ParseUint(z)
 	if !ok1 || !ok2 || ma > 1<<32-1 || mi > 1<<32-1 {
 		return 0, 0, false
 	}

@@ -8,34 +8,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func TestParseCPUList(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want []int
-		ok   bool
-	}{
-		{"0-2,5\n", []int{0, 1, 2, 5}, true},
-		{"0-3", []int{0, 1, 2, 3}, true},
-		{"1,3\n", []int{1, 3}, true},
-		{"7", []int{7}, true},
-		{"\n", nil, true},
-		{"", nil, true},
-		{"0-1,4-5,9", []int{0, 1, 4, 5, 9}, true},
-		{"2-1", nil, false},
-		{"a", nil, false},
-		{"1,,2", nil, false},
-		{"-1", nil, false},
-		{"0-4294967295", nil, false}, // bounded: no giant allocation
-		{"0-60000,0-60000", nil, false},
-	} {
-		got, ok := parseCPUList([]byte(tc.in))
-		if ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("parseCPUList(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
+	"github.com/corral-dev/corral/fusefs/facts"
+)
 
 func TestParseNumbersAndLimits(t *testing.T) {
 	for _, tc := range []struct {
@@ -46,8 +21,8 @@ func TestParseNumbersAndLimits(t *testing.T) {
 		{"0\n", 0, true}, {" 42 ", 42, true}, {"18446744073709551615", 1<<64 - 1, true},
 		{"18446744073709551616", 0, false}, {"", 0, false}, {"1x", 0, false}, {"-1", 0, false},
 	} {
-		if got, ok := parseUint([]byte(tc.in)); got != tc.want || ok != tc.ok {
-			t.Errorf("parseUint(%q) = %d, %v", tc.in, got, ok)
+		if got, ok := facts.ParseUint([]byte(tc.in)); got != tc.want || ok != tc.ok {
+			t.Errorf("facts.ParseUint(%q) = %d, %v", tc.in, got, ok)
 		}
 	}
 	if v, ok := parseInt([]byte("-1\n")); !ok || v != -1 {

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"strconv"
 	"syscall"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // pathsOf parses PROCROOT/PID/cgroup, which has one line per hierarchy:
@@ -37,16 +39,16 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 	lines := 0
 	for rest := data; len(rest) > 0; {
 		var line []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		if len(line) == 0 {
 			continue
 		}
-		id, after := cutByte(line, ':')
-		ctrls, path := cutByte(after, ':')
+		id, after := facts.Cut(line, ':')
+		ctrls, path := facts.Cut(after, ':')
 		if after == nil || path == nil || len(path) == 0 || path[0] != '/' {
 			return Paths{}, malformed(sc, line)
 		}
-		if _, ok := parseUint(id); !ok {
+		if _, ok := facts.ParseUint(id); !ok {
 			return Paths{}, malformed(sc, line)
 		}
 		lines++
@@ -63,7 +65,7 @@ func pathsOf(procRoot string, pid int) (Paths, error) {
 		}
 		for r := ctrls; r != nil; {
 			var c []byte
-			c, r = cutByte(r, ',')
+			c, r = facts.Cut(r, ',')
 			if len(c) > 0 {
 				out.V1[controllerName(c)] = last
 			}

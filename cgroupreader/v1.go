@@ -3,6 +3,8 @@ package cgroupreader
 import (
 	"fmt"
 	"time"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // v1Reader reads cgroup v1 hierarchies, one directory per controller (or
@@ -138,7 +140,7 @@ type v1Hierarchical struct {
 func parseV1MemoryStat(data []byte, st *MemoryStat, h *v1Hierarchical) bool {
 	for rest := data; len(rest) > 0; {
 		var line, key, val []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		key, line = nextField(line)
 		val, _ = nextField(line)
 		switch string(key) {
@@ -190,7 +192,7 @@ func parseV1MemoryStat(data []byte, st *MemoryStat, h *v1Hierarchical) bool {
 		default:
 			continue
 		}
-		v, ok := parseUint(val)
+		v, ok := facts.ParseUint(val)
 		if !ok {
 			return false
 		}
@@ -262,7 +264,7 @@ func (r *v1Reader) cpu(sc *scratch, p Paths, c *CPU, full bool) error {
 func parseKeyed(data []byte, k1 string, d1 *uint64, k2 string, d2 *uint64, k3 string, d3 *uint64) bool {
 	for rest := data; len(rest) > 0; {
 		var line, key, val []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		key, line = nextField(line)
 		val, _ = nextField(line)
 		var dst *uint64
@@ -276,7 +278,7 @@ func parseKeyed(data []byte, k1 string, d1 *uint64, k2 string, d2 *uint64, k3 st
 		default:
 			continue
 		}
-		v, ok := parseUint(val)
+		v, ok := facts.ParseUint(val)
 		if !ok {
 			return false
 		}
@@ -317,8 +319,8 @@ func (r *v1Reader) cpuset(sc *scratch, p Paths, c *CPU) error {
 				}
 				return err
 			}
-			cpus, ok := parseCPUList(data)
-			if !ok {
+			cpus, err := facts.ParseCPUList(data)
+			if err != nil {
 				return malformed(sc, data)
 			}
 			if len(cpus) > 0 {

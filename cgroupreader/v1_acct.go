@@ -1,5 +1,7 @@
 package cgroupreader
 
+import "github.com/corral-dev/corral/fusefs/facts"
+
 // CPU time and block I/O of cgroup v1: cpuacct and blkio.
 
 // userHZ is the unit of cpuacct.stat (USER_HZ, 100 on every Linux ABI).
@@ -75,19 +77,19 @@ func parseUsageAll(data []byte, c *CPU) bool {
 	}
 	per := make([]CPUTime, 0, n)
 	var user, sys uint64
-	_, rest := nextLine(data) // header
+	_, rest := facts.NextLine(data) // header
 	for len(rest) > 0 {
 		var line, f []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		f, line = nextField(line)
 		if len(f) == 0 {
 			continue
 		}
-		cpu, ok1 := parseUint(f)
+		cpu, ok1 := facts.ParseUint(f)
 		f, line = nextField(line)
-		u, ok2 := parseUint(f)
+		u, ok2 := facts.ParseUint(f)
 		f, _ = nextField(line)
-		s, ok3 := parseUint(f)
+		s, ok3 := facts.ParseUint(f)
 		if !ok1 || !ok2 || !ok3 || cpu >= maxCPUs {
 			return false
 		}
@@ -112,7 +114,7 @@ func parsePerCPU(data []byte, per *[]CPUTime, system bool) bool {
 		if len(f) == 0 {
 			return true
 		}
-		v, ok := parseUint(f)
+		v, ok := facts.ParseUint(f)
 		if !ok || i >= maxCPUs {
 			return false
 		}
@@ -158,7 +160,7 @@ func (r *v1Reader) io(sc *scratch, p Paths, s *Snapshot) error {
 func parseBlkio(data []byte, list *[]IODevice, counts bool) bool {
 	for rest := data; len(rest) > 0; {
 		var line, dev, op, val []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		dev, line = nextField(line)
 		op, line = nextField(line)
 		val, _ = nextField(line)
@@ -166,7 +168,7 @@ func parseBlkio(data []byte, list *[]IODevice, counts bool) bool {
 			continue // blank, or the trailing "Total N"
 		}
 		major, minor, ok := parseDev(dev)
-		v, ok2 := parseUint(val)
+		v, ok2 := facts.ParseUint(val)
 		if !ok || !ok2 {
 			return false
 		}

@@ -2,6 +2,8 @@ package cgroupreader
 
 import (
 	"time"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // v2Reader reads the unified cgroup2 hierarchy at cfg.CgroupRoot.
@@ -82,7 +84,7 @@ func (r *v2Reader) memory(sc *scratch, cg string, m *Memory) error {
 		return err
 	}
 	var ok bool
-	if m.Usage, ok = parseUint(data); !ok {
+	if m.Usage, ok = facts.ParseUint(data); !ok {
 		return malformed(sc, data)
 	}
 	if data, err = sc.read(dir, at, "memory.stat"); err != nil {
@@ -111,7 +113,7 @@ func (r *v2Reader) memory(sc *scratch, cg string, m *Memory) error {
 func parseV2MemoryStat(data []byte, st *MemoryStat) bool {
 	for rest := data; len(rest) > 0; {
 		var line, key, val []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		key, line = nextField(line)
 		val, _ = nextField(line)
 		var dst *uint64
@@ -153,7 +155,7 @@ func parseV2MemoryStat(data []byte, st *MemoryStat) bool {
 		default:
 			continue
 		}
-		v, ok := parseUint(val)
+		v, ok := facts.ParseUint(val)
 		if !ok {
 			return false
 		}
@@ -225,7 +227,7 @@ func parseCPUMax(data []byte) (Limit, uint64, bool) {
 	q, rest := nextField(data)
 	p, _ := nextField(rest)
 	quota, ok := parseMax(q)
-	period, ok2 := parseUint(p)
+	period, ok2 := facts.ParseUint(p)
 	if !ok || !ok2 || period == 0 {
 		return Limit{}, 0, false
 	}
@@ -235,7 +237,7 @@ func parseCPUMax(data []byte) (Limit, uint64, bool) {
 func parseV2CPUStat(data []byte, c *CPU) bool {
 	for rest := data; len(rest) > 0; {
 		var line, key, val []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		key, line = nextField(line)
 		val, _ = nextField(line)
 		switch string(key) {
@@ -243,7 +245,7 @@ func parseV2CPUStat(data []byte, c *CPU) bool {
 		default:
 			continue
 		}
-		v, ok := parseUint(val)
+		v, ok := facts.ParseUint(val)
 		if !ok {
 			return false
 		}
@@ -270,8 +272,8 @@ func v2Cpuset(sc *scratch, dir, cg string, c *CPU) error {
 		data, err := sc.read(dir, a, "cpuset.cpus.effective")
 		switch {
 		case err == nil:
-			cpus, ok := parseCPUList(data)
-			if !ok {
+			cpus, err := facts.ParseCPUList(data)
+			if err != nil {
 				return malformed(sc, data)
 			}
 			if len(cpus) > 0 {
@@ -296,7 +298,7 @@ func (r *v2Reader) pids(sc *scratch, cg string, pd *Pids) error {
 		return err
 	}
 	var ok bool
-	if pd.Current, ok = parseUint(data); !ok {
+	if pd.Current, ok = facts.ParseUint(data); !ok {
 		return malformed(sc, data)
 	}
 	pd.Limit, err = walkLimit(sc, dir, at, "pids.max", parseMax, r.skipRoot)
@@ -312,7 +314,7 @@ func v2IO(sc *scratch, dir, cg string, s *Snapshot) error {
 	}
 	for rest := data; len(rest) > 0; {
 		var line, f []byte
-		line, rest = nextLine(rest)
+		line, rest = facts.NextLine(rest)
 		f, line = nextField(line)
 		if len(f) == 0 {
 			continue
@@ -324,7 +326,7 @@ func v2IO(sc *scratch, dir, cg string, s *Snapshot) error {
 		d := ioDevice(&s.IO, major, minor)
 		for len(line) > 0 {
 			f, line = nextField(line)
-			k, v := cutByte(f, '=')
+			k, v := facts.Cut(f, '=')
 			if v == nil {
 				continue
 			}
@@ -345,7 +347,7 @@ func v2IO(sc *scratch, dir, cg string, s *Snapshot) error {
 			default:
 				continue
 			}
-			n, ok := parseUint(v)
+			n, ok := facts.ParseUint(v)
 			if !ok {
 				return malformed(sc, f)
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // A FUSE connection that outlives the process serving it (issue 5).
@@ -168,5 +170,5 @@ func MountedAt(mp string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return top != nil && top.FSType == FSType, nil
+	return top != nil && top.FSType == facts.FSType, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // errCpuinfoFormat: the host's cpuinfo has no "processor : N" blocks we
@@ -78,10 +80,10 @@ func cpuinfoKey(line []byte) (key []byte, afterColon int) {
 func blockProcessor(block []byte) (int, bool) {
 	for len(block) > 0 {
 		var line []byte
-		line, block = nextLine(block)
+		line, block = facts.NextLine(block)
 		key, after := cpuinfoKey(line)
 		if string(key) == "processor" {
-			v, ok := parseUint(line[after:])
+			v, ok := facts.ParseUint(line[after:])
 			return int(v), ok && v < 1<<31
 		}
 	}

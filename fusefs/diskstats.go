@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // errNoIO: the io (v1 blkio) controller could not be read for this
@@ -31,9 +32,9 @@ func Diskstats(in *Input) ([]byte, error) {
 	host := in.Host.Diskstats
 	for len(host) > 0 {
 		var line []byte
-		line, host = nextLine(host)
-		major, ok1 := parseUint(field(line, 0))
-		minor, ok2 := parseUint(field(line, 1))
+		line, host = facts.NextLine(host)
+		major, ok1 := facts.ParseUint(field(line, 0))
+		minor, ok2 := facts.ParseUint(field(line, 1))
 		if !ok1 || !ok2 {
 			continue
 		}

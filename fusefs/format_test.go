@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Format tests hold our output and the host's real files (this machine's
@@ -176,7 +177,7 @@ func realHostInput(t *testing.T) *Input {
 		}
 		return b
 	}
-	online, err := ParseCPUList(read("/sys/devices/system/cpu/online"))
+	online, err := facts.ParseCPUList(read("/sys/devices/system/cpu/online"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +201,8 @@ func realHostInput(t *testing.T) *Input {
 		Cpuset: online, UsageUser: 3e9, UsageSystem: 1e9}
 	// The first device of the host, so diskstats has a line.
 	if f := field(in.Host.Diskstats, 0); f != nil {
-		maj, _ := parseUint(f)
-		min, _ := parseUint(field(in.Host.Diskstats, 1))
+		maj, _ := facts.ParseUint(f)
+		min, _ := facts.ParseUint(field(in.Host.Diskstats, 1))
 		in.Snap.IO = []cgroupreader.IODevice{{Major: uint32(maj), Minor: uint32(min), ReadBytes: 4096, ReadIOs: 1}}
 	}
 	return in
@@ -275,7 +276,7 @@ func meminfoValue(t testing.TB, b []byte, name string) uint64 {
 	t.Helper()
 	for _, l := range strings.Split(string(b), "\n") {
 		if n, v, ok := strings.Cut(l, ":"); ok && n == name {
-			x, ok := meminfoKB([]byte(v))
+			x, ok := facts.MeminfoKB([]byte(v))
 			if !ok {
 				t.Fatalf("meminfo %s: bad value %q", name, v)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/cgroupreader/fixtures"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Golden tests: every view rendered from fixture inputs, compared with
@@ -58,7 +59,7 @@ func loadHost(t testing.TB, dir string) Host {
 		}
 		return b
 	}
-	cpus, err := ParseCPUList(read("online"))
+	cpus, err := facts.ParseCPUList(read("online"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func renderForGolden(v View, in *Input) []byte {
 // stableError names a render error by its sentinel: the wrapped detail
 // holds temporary paths that change from run to run.
 func stableError(err error) string {
-	for _, s := range []error{errNoMemory, errNoPSI, errNoCPUAcct, errNoIO, errCpuinfoFormat, errCpuinfoNoVisible, errHostMeminfo} {
+	for _, s := range []error{errNoMemory, errNoPSI, errNoCPUAcct, errNoIO, errCpuinfoFormat, errCpuinfoNoVisible, facts.ErrNoMemTotal} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}

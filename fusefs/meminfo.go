@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // MemoryView is the container's memory as its /proc/meminfo shows it, in
@@ -61,7 +62,7 @@ func ComputeMemory(in *Input) (MemoryView, error) {
 	if err, missing := in.Snap.Missing[cgroupreader.GroupMemory]; missing {
 		return MemoryView{}, fmt.Errorf("%w: %v", errNoMemory, err)
 	}
-	host, err := parseHostMemory(in.Host.Meminfo)
+	host, err := facts.ParseHostMemory(in.Host.Meminfo)
 	if err != nil {
 		return MemoryView{}, err
 	}
@@ -127,7 +128,7 @@ func ComputeMemory(in *Input) (MemoryView, error) {
 //     swap (what LXCFS shows too).
 //   - a swap limit: the limit capped at host swap, minus the container's
 //     swap usage.
-func computeSwap(in *Input, m cgroupreader.Memory, host hostMemory) (total, free uint64) {
+func computeSwap(in *Input, m cgroupreader.Memory, host facts.HostMemory) (total, free uint64) {
 	switch {
 	case !in.Opts.SwapReporting:
 		return 0, 0

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -47,7 +48,7 @@ func TestMemoryProperties(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, hostDir := range []string{"host", "host4"} {
 		host := loadHost(t, hostDir)
-		hm, err := parseHostMemory(host.Meminfo)
+		hm, err := facts.ParseHostMemory(host.Meminfo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +123,8 @@ func checkSwapsAgree(t *testing.T, swaps []byte, v MemoryView) {
 	if len(lines) != 2 {
 		t.Fatalf("swap %d B but swaps is:\n%s", v.SwapTotal, swaps)
 	}
-	size, _ := parseUint(field([]byte(lines[1]), 2))
-	used, _ := parseUint(field([]byte(lines[1]), 3))
+	size, _ := facts.ParseUint(field([]byte(lines[1]), 2))
+	used, _ := facts.ParseUint(field([]byte(lines[1]), 3))
 	if size != v.SwapTotal/1024 || used != (v.SwapTotal-v.SwapFree)/1024 {
 		t.Fatalf("swaps says %d/%d kB, meminfo %d/%d B", size, used, v.SwapTotal, v.SwapFree)
 	}

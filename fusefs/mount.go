@@ -17,10 +17,9 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
-)
 
-// FSType is the mount's type as /proc/self/mountinfo shows it.
-const FSType = "fuse.corralfs"
+	"github.com/corral-dev/corral/fusefs/facts"
+)
 
 // MountConfig are the mount's switches.
 type MountConfig struct {
@@ -58,7 +57,7 @@ func PrepareMountpointDead(mp string, log *slog.Logger) (dead []uint64, err erro
 		if top == nil {
 			break
 		}
-		if top.FSType != FSType {
+		if top.FSType != facts.FSType {
 			return nil, fmt.Errorf("%s: a %s file system is already mounted there", mp, top.FSType)
 		}
 		switch err := probe(mp); {
@@ -153,8 +152,8 @@ func mountOptions(cfg MountConfig, lg *slog.Logger) *fuse.MountOptions {
 	}
 	opts := &fuse.MountOptions{
 		AllowOther:         cfg.AllowOther,
-		FsName:             "corralfs",
-		Name:               "corralfs",
+		FsName:             facts.FSName,
+		Name:               facts.FSName,
 		DisableXAttrs:      true,
 		DisableReadDirPlus: true, // plain READDIR: cpuN entries must not be cached from a listing
 		// Every READ is answered from memory (fuse.ReadResultData). With

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Gathering a render function's Input: host files, the caller's cgroup
@@ -220,7 +221,7 @@ func (fs *FS) hostCPUs() ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host cpus: %w", err)
 	}
-	cpus, err := ParseCPUList(b)
+	cpus, err := facts.ParseCPUList(b)
 	if err != nil {
 		return nil, err
 	}

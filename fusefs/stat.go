@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // userHZ is the unit of /proc/stat times (USER_HZ, 100 on every Linux ABI).
@@ -129,7 +130,7 @@ func Stat(in *Input) ([]byte, error) {
 	load := &in.Container.Load
 	for len(host) > 0 {
 		var line []byte
-		line, host = nextLine(host)
+		line, host = facts.NextLine(host)
 		switch {
 		case bytes.HasPrefix(line, []byte("cpu")):
 			continue // replaced above

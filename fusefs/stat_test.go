@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -133,7 +134,7 @@ func TestStatProperties(t *testing.T) {
 				t.Fatalf("case %d: cpuinfo has %d processors, stat %d", i, got, n)
 			}
 			list, _ := CPUList(in)
-			if cpus, _ := ParseCPUList(list); len(cpus) != n {
+			if cpus, _ := facts.ParseCPUList(list); len(cpus) != n {
 				t.Fatalf("case %d: online %q, stat %d CPUs", i, list, n)
 			}
 		}

@@ -2,8 +2,11 @@ package fusefs
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Translating the host's per-CPU sysfs files into the container's CPU
@@ -21,7 +24,7 @@ func renumberCPUList(b []byte, visible []int, format cpuFormat) ([]byte, syscall
 	if format == formatMask {
 		host, err = parseCPUMask(b)
 	} else {
-		host, err = ParseCPUList(b)
+		host, err = facts.ParseCPUList(b)
 	}
 	if err != nil {
 		return nil, syscall.EIO
@@ -40,27 +43,7 @@ func renumberCPUList(b []byte, visible []int, format cpuFormat) ([]byte, syscall
 	if format == formatMask {
 		return appendCPUMask(nil, mine, len(visible)), 0
 	}
-	return append(appendCPUList(nil, mine), '\n'), 0
-}
-
-// appendCPUList formats ascending CPU numbers the kernel's way: "0-2,5".
-func appendCPUList(b []byte, cpus []int) []byte {
-	for i := 0; i < len(cpus); {
-		j := i
-		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
-			j++
-		}
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, int64(cpus[i]), 10)
-		if j > i {
-			b = append(b, '-')
-			b = strconv.AppendInt(b, int64(cpus[j]), 10)
-		}
-		i = j + 1
-	}
-	return b
+	return append(facts.AppendCPUList(nil, mine), '\n'), 0
 }
 
 // parseCPUMask parses a kernel CPU bitmap such as "00000000,00000003\n"
@@ -85,8 +68,8 @@ func parseCPUMask(b []byte) ([]int, error) {
 		}
 		bit += 4
 	}
-	sortUniqueInts(cpus)
-	return cpus, nil
+	slices.Sort(cpus) // read from the highest group down
+	return slices.Compact(cpus), nil
 }
 
 // appendCPUMask formats a bitmap of nbits CPUs the way the kernel prints

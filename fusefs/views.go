@@ -1,29 +1,34 @@
 package fusefs
 
-import "github.com/corral-dev/corral/cgroupreader"
+import (
+	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
+)
 
 // The virtual tree's files, as one literal table (gVisor's tasks.go is the
-// model). Paths are relative to the mount point and follow LXCFS's layout so
-// any LXCFS recipe works with the path changed.
+// model). Paths and kernel twins come from package facts, which the runtime
+// binds from too, so the served files and the bound ones cannot drift
+// apart (TestViewsMatchFacts); they follow LXCFS's layout so any LXCFS
+// recipe works with the directory changed.
 //
 // Each entry says which host files its render function reads (Needs), which
 // optional parts of the cgroup Snapshot it reads (Snap), whether it needs the
 // loadavg sampler (Load), and which host file to serve when rendering fails
 // (HostPath).
 var views = []View{
-	{Path: "proc/meminfo", Snap: snapParts(cgroupreader.PartMemory), Needs: NeedMeminfo, Render: Meminfo, HostPath: "/proc/meminfo"},
-	{Path: "proc/cpuinfo", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: "/proc/cpuinfo"},
-	{Path: "proc/stat", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: "/proc/stat"},
-	{Path: "proc/uptime", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: "/proc/uptime"},
-	{Path: "proc/loadavg", Snap: snapParts(cgroupreader.PartPids), Load: true, Render: Loadavg, HostPath: "/proc/loadavg"},
-	{Path: "proc/swaps", Snap: snapParts(cgroupreader.PartMemory), Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: "/proc/swaps"},
-	{Path: "proc/diskstats", Needs: NeedDiskstats, Snap: snapParts(cgroupreader.PartIO), Render: Diskstats, HostPath: "/proc/diskstats"},
-	{Path: "proc/pressure/cpu", Snap: snapParts(cgroupreader.PartPSI), Render: PressureCPU, HostPath: "/proc/pressure/cpu"},
-	{Path: "proc/pressure/memory", Snap: snapParts(cgroupreader.PartPSI), Render: PressureMemory, HostPath: "/proc/pressure/memory"},
-	{Path: "proc/pressure/io", Snap: snapParts(cgroupreader.PartPSI), Render: PressureIO, HostPath: "/proc/pressure/io"},
-	{Path: "sys/devices/system/cpu/online", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/online"},
-	{Path: "sys/devices/system/cpu/possible", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/possible"},
-	{Path: "sys/devices/system/cpu/present", Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: "/sys/devices/system/cpu/present"},
+	{Path: facts.Meminfo.Rel, Snap: snapParts(cgroupreader.PartMemory), Needs: NeedMeminfo, Render: Meminfo, HostPath: facts.Meminfo.Kernel},
+	{Path: facts.Cpuinfo.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCpuinfo | NeedCPUs, Render: Cpuinfo, HostPath: facts.Cpuinfo.Kernel},
+	{Path: facts.Stat.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedStat | NeedCPUs, Load: true, Render: Stat, HostPath: facts.Stat.Kernel},
+	{Path: facts.Uptime.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset | cgroupreader.PartCPUUsage), Needs: NeedUptime | NeedCPUs, Render: Uptime, HostPath: facts.Uptime.Kernel},
+	{Path: facts.Loadavg.Rel, Snap: snapParts(cgroupreader.PartPids), Load: true, Render: Loadavg, HostPath: facts.Loadavg.Kernel},
+	{Path: facts.Swaps.Rel, Snap: snapParts(cgroupreader.PartMemory), Needs: NeedSwaps | NeedMeminfo, Render: Swaps, HostPath: facts.Swaps.Kernel},
+	{Path: facts.Diskstats.Rel, Needs: NeedDiskstats, Snap: snapParts(cgroupreader.PartIO), Render: Diskstats, HostPath: facts.Diskstats.Kernel},
+	{Path: facts.PressureCPU.Rel, Snap: snapParts(cgroupreader.PartPSI), Render: PressureCPU, HostPath: facts.PressureCPU.Kernel},
+	{Path: facts.PressureMemory.Rel, Snap: snapParts(cgroupreader.PartPSI), Render: PressureMemory, HostPath: facts.PressureMemory.Kernel},
+	{Path: facts.PressureIO.Rel, Snap: snapParts(cgroupreader.PartPSI), Render: PressureIO, HostPath: facts.PressureIO.Kernel},
+	{Path: facts.CPUOnline.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUOnline.Kernel},
+	{Path: facts.CPUPossible.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUPossible.Kernel},
+	{Path: facts.CPUPresent.Rel, Snap: snapParts(cgroupreader.PartCPUQuota | cgroupreader.PartCpuset), Needs: NeedCPUs, Render: CPUList, HostPath: facts.CPUPresent.Kernel},
 }
 
 // snapParts asks for exactly the cgroup files one view reads: every read

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 func TestViewTable(t *testing.T) {
@@ -158,26 +159,6 @@ func TestVisibleCPUs(t *testing.T) {
 	}
 }
 
-func TestParseCPUList(t *testing.T) {
-	for in, want := range map[string][]int{
-		"0\n":         {0},
-		"0-3\n":       {0, 1, 2, 3},
-		"0-1,4,6-7\n": {0, 1, 4, 6, 7},
-		"3,1,2-3":     {1, 2, 3},
-		"\n":          nil,
-	} {
-		got, err := ParseCPUList([]byte(in))
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("ParseCPUList(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"a", "1-", "3-1", "-1", "0-99999999", "1,,2"} {
-		if got, err := ParseCPUList([]byte(bad)); err == nil {
-			t.Errorf("ParseCPUList(%q) = %v, want an error", bad, got)
-		}
-	}
-}
-
 func TestCPUList(t *testing.T) {
 	for n, want := range map[int]string{1: "0\n", 2: "0-1\n", 12: "0-11\n"} {
 		in := &Input{}
@@ -203,12 +184,12 @@ func TestPressurePassesThroughOrFallsBack(t *testing.T) {
 }
 
 func TestHostParseHelpers(t *testing.T) {
-	if v, ok := parseUint([]byte(" 18446744073709551615 ")); !ok || v != 1<<64-1 {
+	if v, ok := facts.ParseUint([]byte(" 18446744073709551615 ")); !ok || v != 1<<64-1 {
 		t.Errorf("max uint64: %d %v", v, ok)
 	}
 	for _, bad := range []string{"", "18446744073709551616", "1x", "-1"} {
-		if _, ok := parseUint([]byte(bad)); ok {
-			t.Errorf("parseUint(%q) accepted", bad)
+		if _, ok := facts.ParseUint([]byte(bad)); ok {
+			t.Errorf("facts.ParseUint(%q) accepted", bad)
 		}
 	}
 	line := []byte(" 254       0 vda 1 2")
@@ -229,12 +210,6 @@ func TestHostParseHelpers(t *testing.T) {
 	}
 	if got := string(appendCentis(nil, 7)); got != "0.07" {
 		t.Errorf("appendCentis = %q", got)
-	}
-	if _, err := parseHostMemory([]byte("MemFree: 1 kB\n")); err == nil {
-		t.Error("meminfo without MemTotal accepted")
-	}
-	if _, err := parseHostMemory([]byte("MemTotal: lots kB\n")); err == nil {
-		t.Error("meminfo with a bad MemTotal accepted")
 	}
 }
 
@@ -263,6 +238,20 @@ func TestRenderOutputOwnsItsBytes(t *testing.T) {
 			if !bytes.Equal(out, before) {
 				t.Errorf("%s/%s: output changed when the input buffers were reused", name, v.Path)
 			}
+		}
+	}
+}
+
+// TestViewsMatchFacts: the served table is exactly facts.Views (the list
+// the runtime binds from), in the same order.
+func TestViewsMatchFacts(t *testing.T) {
+	if len(views) != len(facts.Views) {
+		t.Fatalf("%d served views, facts lists %d", len(views), len(facts.Views))
+	}
+	for i, v := range views {
+		f := facts.Views[i]
+		if v.Path != f.Rel || v.HostPath != f.Kernel {
+			t.Errorf("view %d serves %q (host %q); facts says %q (%q)", i, v.Path, v.HostPath, f.Rel, f.Kernel)
 		}
 	}
 }

@@ -2,11 +2,11 @@ package runtime
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -171,4 +171,12 @@ func (c *Container) checkStatus(op Op) (Status, error) {
 	return s, CheckTransition(c.st.ID, s, op)
 }
 
-var errNotImplemented = errors.New("not implemented yet")
+// ShortID keeps a generated 64-hex id readable (docker's 12 characters:
+// `corral stats`, and the hostname of `corral run` without --name); a
+// name is kept whole.
+func ShortID(id string) string {
+	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
+		return id[:12]
+	}
+	return id
+}

@@ -198,69 +198,43 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			r.log().Warn("rollback: delete cgroup", "cgroup", cgPath, "err", err)
 		}
 	})
-	cgFD, err := cg.CloneFD()
-	if err != nil {
-		return nil, err
-	}
-	if cgFD != nil {
-		defer cgFD.Close()
-	}
-
-	parent, child, err := newSyncPair()
-	if err != nil {
-		return nil, err
-	}
-	defer parent.Close()
-	files := []*os.File{o.Stdin, o.Stdout, o.Stderr}
-	files = append(files, o.ExtraFiles...)
-	syncFd := len(files)
-	files = append(files, child.f, fifo)
 	cfg := &initConfig{
 		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		FifoFd: syncFd + 1, NumExtraFiles: len(o.ExtraFiles),
-		NewCgroupNS: plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
+		NumExtraFiles: len(o.ExtraFiles),
+		NewCgroupNS:   plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
 		OwnUTSNS: plan.ownUTS,
 	}
+	l := &launch{
+		spawnOpts: spawnOpts{
+			kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
+			newTimeNS: plan.newTimeNS, setsid: true, callerMountNS: plan.sharedMount,
+		},
+		cg: cg, stdio: [3]*os.File{o.Stdin, o.Stdout, o.Stderr}, extra: o.ExtraFiles,
+		initFiles: []initFile{{f: fifo, at: &cfg.FifoFd}},
+		cfg:       cfg, who: "container init",
+	}
 	if plan.joinMnt != nil {
-		cfg.JoinMntNsFd = len(files)
-		files = append(files, plan.joinMnt)
+		l.initFiles = append(l.initFiles, initFile{f: plan.joinMnt, at: &cfg.JoinMntNsFd})
 	}
 	if plan.sharedMount {
 		bind, err := bindSharedRootfs(dir, rootfs)
 		if err != nil {
-			child.Close()
 			return nil, err
 		}
 		undo = append(undo, func() { releaseSharedRootfs(dir) })
 		cfg.Rootfs, cfg.SharedMountNS = bind, true
 	}
-	so := spawnOpts{
-		kind: "create", cloneFlags: plan.cloneFlags, joinNS: plan.join,
-		newTimeNS: plan.newTimeNS, cgroupFD: cgFD, files: files, syncFd: syncFd, setsid: true,
-		callerMountNS: plan.sharedMount,
-	}
 	if plan.newTimeNS {
-		if so.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {
-			child.Close()
+		if l.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {
 			return nil, err
 		}
 	}
-	proc, err := spawn(so)
-	child.Close() // the child has its copy; EOF on ours now means it died
+	child, err := l.start()
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { killAndReap(proc) })
-	pid := proc.Pid
-	if cgFD == nil {
-		if err := cg.Join(pid); err != nil {
-			return nil, err
-		}
-	}
-	// The config first: the child sets up its rootfs while we record it.
-	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
-		return nil, err
-	}
+	undo = append(undo, child.kill)
+	pid := child.proc.Pid
 	_, start, err := procStat(pid)
 	if err != nil {
 		return nil, fmt.Errorf("container init: %w", err)
@@ -270,7 +244,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	c = &Container{rt: r, dir: dir, st: st, cg: cg}
-	if err := c.handshake(parent, o.ConsoleSocket, o.Foreground); err != nil {
+	if err := child.handshake(c, c.createSyncHandlers(o.ConsoleSocket, o.Foreground)); err != nil {
 		return nil, err
 	}
 	st.Status = Created
@@ -284,7 +258,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	}
 	// msgGo carries the state startContainer hooks get (the init cannot
 	// know its host pid).
-	if err := parent.send(&syncMsg{Type: msgGo, State: c.hookState(specs.StateCreated)}); err != nil {
+	if err := child.proceed(c.hookState(specs.StateCreated)); err != nil {
 		return nil, err
 	}
 	// Now the init only waits on the fifo, in a raw syscall with its GC
@@ -295,60 +269,42 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 	if o.Foreground {
-		c.proc = proc
+		c.proc = child.proc
 	} else {
-		proc.Release()
+		child.proc.Release()
 	}
 	return c, nil
 }
 
-// handshake runs the parent's side of the sync protocol from msgConfig to
-// msgReady (see sync.go).
-func (c *Container) handshake(conn *syncConn, consoleSocket string, foreground bool) error {
-	for {
-		m, files, err := conn.recv()
-		if err != nil {
-			return fmt.Errorf("container init: %w", c.initDied(err))
-		}
-		switch m.Type {
-		case msgError:
-			closeAll(files)
-			return errFromMsg(m)
-		case msgConsole:
-			if len(files) != 1 {
-				closeAll(files)
-				return errors.New("sync protocol: console message without a pty fd")
-			}
-			master := files[0]
-			if consoleSocket != "" {
-				err := sendConsole(consoleSocket, master)
-				master.Close()
-				if err != nil {
-					return err
-				}
-			} else if foreground {
+// createSyncHandlers answers a container init's console and hooks
+// messages: the pty master goes to the console socket, or is kept for a
+// foreground caller (Container.Console); the prestart and createRuntime
+// hooks run in the runtime's namespaces.
+func (c *Container) createSyncHandlers(consoleSocket string, foreground bool) syncHandlers {
+	return syncHandlers{
+		console: func(master *os.File) error {
+			switch {
+			case consoleSocket != "":
+				defer master.Close()
+				return sendConsole(consoleSocket, master)
+			case foreground:
 				c.console = master
-			} else {
+			default:
 				master.Close()
 			}
-		case msgHooks:
-			closeAll(files)
+			return nil
+		},
+		hooks: func() (*specs.State, error) {
 			st := c.hookState(specs.StateCreating)
 			h := c.st.Spec.Hooks
 			if err := runHooks("prestart", h.Prestart, st); err != nil {
-				return err
+				return nil, err
 			}
 			if err := runHooks("createRuntime", h.CreateRuntime, st); err != nil {
-				return err
+				return nil, err
 			}
-			if err := conn.send(&syncMsg{Type: msgHooksDone, State: st}); err != nil {
-				return err
-			}
-		default:
-			if done, err := c.handleCommonSync(conn, m, files); err != nil || done {
-				return err
-			}
-		}
+			return st, nil
+		},
 	}
 }
 

@@ -77,20 +77,28 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 			cgNS.Close()
 		}
 	}()
-	so := spawnOpts{kind: "exec", joinNS: joins, setsid: p.Terminal}
+	cfg := &initConfig{
+		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot, NoNewKeyring: c.st.NoNewKeyring,
+		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, CgroupNsFd: -1,
+	}
+	l := &launch{
+		spawnOpts: spawnOpts{kind: "exec", joinNS: joins, setsid: p.Terminal},
+		stdio:     [3]*os.File{o.Stdin, o.Stdout, o.Stderr}, extra: o.ExtraFiles,
+		initFiles: []initFile{{f: mntNS, at: &cfg.MntNsFd}},
+		cfg:       cfg, who: "exec init",
+	}
 	if timeNS {
-		if so.timeOffsets, err = readTimeOffsets(pid); err != nil {
+		if l.timeOffsets, err = readTimeOffsets(pid); err != nil {
 			return -1, fmt.Errorf("exec: container clocks: %w", err)
 		}
-		so.newTimeNS = true
+		l.newTimeNS = true
 	}
 	// The namespace files are open: if the init is still the same process
 	// now, they are the container's (not a recycled pid's).
 	if !c.initAlive() {
 		return -1, fmt.Errorf("exec: container %q stopped", c.st.ID)
 	}
-	cg, err := c.cgroup()
-	if err != nil {
+	if l.cg, err = c.cgroup(); err != nil {
 		return -1, err
 	}
 	// Under a pids limit the exec init (a Go program with a few threads)
@@ -99,77 +107,38 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 	// start inside the cgroup could be refused (the Go runtime's crash
 	// dump "failed to create new OS thread"). Create does the same by
 	// setting the limit late.
-	joinLate := hasPidsLimit(c.st.Spec)
-	var cgFD *os.File
-	if !joinLate {
-		if cgFD, err = cg.CloneFD(); err != nil {
-			return -1, err
-		}
-	}
-	if cgFD != nil {
-		defer cgFD.Close()
-		so.cgroupFD = cgFD
-	}
-	parent, child, err := newSyncPair()
-	if err != nil {
-		return -1, err
-	}
-	defer parent.Close()
-	files := []*os.File{o.Stdin, o.Stdout, o.Stderr}
-	files = append(files, o.ExtraFiles...)
-	so.syncFd = len(files)
-	files = append(files, child.f, mntNS)
-	cfg := &initConfig{
-		ID: c.st.ID, Spec: c.st.Spec, Rootfs: c.st.Rootfs, Bundle: c.st.Bundle, NoPivot: c.st.NoPivot, NoNewKeyring: c.st.NoNewKeyring,
-		FifoFd: -1, NumExtraFiles: len(o.ExtraFiles), Process: p, MntNsFd: so.syncFd + 1, CgroupNsFd: -1,
-	}
+	l.cgroupLate = hasPidsLimit(c.st.Spec)
 	if sharesMountNS(c.st.Spec) {
 		// The namespace's root is the caller's: enter the init's chroot.
 		cfg.ExecRoot = fmt.Sprintf("/proc/%d/root", pid)
 	}
 	if cgNS != nil {
-		cfg.CgroupNsFd = len(files)
-		files = append(files, cgNS)
+		l.initFiles = append(l.initFiles, initFile{f: cgNS, at: &cfg.CgroupNsFd})
 	}
-	so.files = files
-	proc, err := spawn(so)
-	child.Close()
+	child, err := l.start()
 	if err != nil {
 		return -1, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			killAndReap(proc)
+			child.kill()
 		}
 	}()
-	if cgFD == nil && !joinLate {
-		if err := cg.Join(proc.Pid); err != nil {
-			return -1, err
-		}
-	}
-	if err := parent.send(&syncMsg{Type: msgConfig, Config: cfg}); err != nil {
-		return -1, err
-	}
-	if err := c.execHandshake(parent, o); err != nil {
+	if err := child.handshake(c, c.execSyncHandlers(o)); err != nil {
 		return -1, fmt.Errorf("exec: %w", err)
 	}
-	if joinLate {
-		if err := cg.Join(proc.Pid); err != nil {
-			return -1, err
-		}
-	}
 	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
+		if err := writePidFile(o.PidFile, child.proc.Pid); err != nil {
 			return -1, err
 		}
 	}
-	if err := parent.send(&syncMsg{Type: msgGo}); err != nil {
+	if err := child.proceed(nil); err != nil {
 		return -1, err
 	}
 	ok = true
 	if o.Detach {
-		proc.Release()
+		child.proc.Release()
 		return 0, nil
 	}
 	if o.ForwardSignals {
@@ -178,44 +147,25 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		defer signal.Stop(sigs)
 		go func() {
 			for s := range sigs {
-				proc.Signal(s)
+				child.proc.Signal(s)
 			}
 		}()
 	}
-	return waitStatus(proc)
+	return waitStatus(child.proc)
 }
 
-// execHandshake is the parent's side of the exec sync protocol.
-func (c *Container) execHandshake(conn *syncConn, o ExecOpts) error {
-	for {
-		m, files, err := conn.recv()
-		if err != nil {
-			return fmt.Errorf("exec init: %w", c.initDied(err))
+// execSyncHandlers answers an exec init's console message: the pty
+// master goes to the console socket or to the foreground caller. An exec
+// init runs no hooks.
+func (c *Container) execSyncHandlers(o ExecOpts) syncHandlers {
+	return syncHandlers{console: func(master *os.File) error {
+		if o.ConsoleSocket != "" {
+			defer master.Close()
+			return sendConsole(o.ConsoleSocket, master)
 		}
-		switch m.Type {
-		case msgError:
-			closeAll(files)
-			return errFromMsg(m)
-		case msgConsole:
-			if len(files) != 1 {
-				closeAll(files)
-				return errors.New("sync protocol: console message without a pty fd")
-			}
-			if o.ConsoleSocket != "" {
-				err := sendConsole(o.ConsoleSocket, files[0])
-				files[0].Close()
-				if err != nil {
-					return err
-				}
-			} else {
-				o.OnConsole(files[0])
-			}
-		default:
-			if done, err := c.handleCommonSync(conn, m, files); err != nil || done {
-				return err
-			}
-		}
-	}
+		o.OnConsole(master)
+		return nil
+	}}
 }
 
 // openNamespaces opens the container init's namespaces: the ones the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -79,14 +80,12 @@ func hasCgroupController(ctrl string) bool {
 		data, err := os.ReadFile(filepath.Join(v2Root, "cgroup.controllers"))
 		return err == nil && containsWord(string(data), ctrl)
 	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup"))
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		_, after, ok := strings.Cut(line, " - ")
-		f := strings.Fields(after)
-		if ok && len(f) >= 3 && f[0] == "cgroup" && containsWord(strings.ReplaceAll(f[2], ",", " "), ctrl) {
+	for _, m := range ms {
+		if containsWord(strings.ReplaceAll(m.VFSOptions, ",", " "), ctrl) {
 			return true
 		}
 	}

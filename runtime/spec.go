@@ -43,6 +43,29 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
+// LoadBundle is LoadSpec for callers that need the container's root too
+// (`corral run --bundle`, `corral hook`): it refuses a config without
+// root.path and returns the root as a clean absolute path (root.path is
+// absolute, or relative to the bundle: runtime spec, root.path). Create
+// resolves it further (symlinks, existence) in validateSpec.
+func LoadBundle(bundle string) (spec *specs.Spec, rootfs string, err error) {
+	if spec, err = LoadSpec(bundle); err != nil {
+		return nil, "", err
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, "", fmt.Errorf("%s has no root.path", filepath.Join(bundle, "config.json"))
+	}
+	return spec, bundleRootfs(bundle, spec.Root.Path), nil
+}
+
+// bundleRootfs resolves a root.path against its bundle.
+func bundleRootfs(bundle, root string) string {
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundle, root)
+	}
+	return filepath.Clean(root)
+}
+
 // describeJSONError adds the line and column to a decoding error.
 func describeJSONError(data []byte, err error) string {
 	var off int64 = -1
@@ -86,11 +109,7 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 	if spec.Linux == nil {
 		return "", errors.New("config: the linux section is missing")
 	}
-	rootfs := spec.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
-	}
-	rootfs, err := filepath.Abs(rootfs)
+	rootfs, err := filepath.Abs(bundleRootfs(bundle, spec.Root.Path))
 	if err != nil {
 		return "", err
 	}

@@ -101,6 +101,23 @@ func TestLoadSpecMalformed(t *testing.T) {
 	}
 }
 
+func TestLoadBundle(t *testing.T) {
+	b := t.TempDir()
+	if _, _, err := LoadBundle(b); err == nil || !strings.Contains(err.Error(), "no config.json") {
+		t.Errorf("missing config.json: %v", err)
+	}
+	os.WriteFile(filepath.Join(b, "config.json"), []byte(`{"ociVersion":"1.0.2"}`), 0o644)
+	if _, _, err := LoadBundle(b); err == nil || !strings.Contains(err.Error(), "has no root.path") {
+		t.Errorf("no root.path: %v", err)
+	}
+	for root, want := range map[string]string{"rootfs": filepath.Join(b, "rootfs"), "./r/../rootfs/": filepath.Join(b, "rootfs"), "/srv/root": "/srv/root"} {
+		os.WriteFile(filepath.Join(b, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"`+root+`"}}`), 0o644)
+		if _, got, err := LoadBundle(b); err != nil || got != want {
+			t.Errorf("root.path %q: %q, %v; want %q", root, got, err, want)
+		}
+	}
+}
+
 func TestCgroupPathFor(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                 "/corral/c1",

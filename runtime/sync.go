@@ -59,7 +59,8 @@ import (
 // exec follows the same shape with an exec init: the parent joins the
 // container's namespaces on thread T (pid and time for children), the
 // child joins the mount namespace itself, applies the process and execs;
-// there is no fifo and msgGo is sent at once.
+// there is no fifo and msgGo is sent at once. Both are started and driven
+// through the same code, launch.go.
 
 type msgType string
 
@@ -259,8 +260,8 @@ func closeAll(files []*os.File) {
 	}
 }
 
-// handleCommonSync answers the messages that create's handshake and exec's
-// handshake treat alike: the seccomp listener (passed on to the spec's
+// handleCommonSync answers the messages that a container init and an exec
+// init send alike (parentProcess.handshake, launch.go): the seccomp listener (passed on to the spec's
 // listenerPath), ready (logging the child's warnings) and anything
 // unexpected. done is true once the child is ready.
 func (c *Container) handleCommonSync(conn *syncConn, m *syncMsg, files []*os.File) (done bool, err error) {

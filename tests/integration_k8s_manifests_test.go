@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime/views"
 	"github.com/corral-dev/corral/tests/testutil"
 )
@@ -94,8 +95,8 @@ func checkHookFile(t *testing.T, name string, raw []byte) ociHookFile {
 	if len(h.Hook.Args) < 2 || h.Hook.Args[0] != "corral" || h.Hook.Args[1] != "hook" {
 		t.Errorf("%s: hook.args %q, want [corral hook ...]", name, h.Hook.Args)
 	}
-	if i := slices.Index(h.Hook.Args, "--views"); i >= 0 && (i+1 >= len(h.Hook.Args) || h.Hook.Args[i+1] != views.DefaultDir) {
-		t.Errorf("%s: --views is not %s: %q", name, views.DefaultDir, h.Hook.Args)
+	if i := slices.Index(h.Hook.Args, "--views"); i >= 0 && (i+1 >= len(h.Hook.Args) || h.Hook.Args[i+1] != facts.DefaultDir) {
+		t.Errorf("%s: --views is not %s: %q", name, facts.DefaultDir, h.Hook.Args)
 	}
 	if h.When.Always == nil || !*h.When.Always {
 		t.Errorf("%s: when.always is not true (the hook decides itself whether there is anything to bind)", name)
@@ -242,21 +243,21 @@ func TestK8sManifests(t *testing.T) {
 		t.Fatal("want a container running corralfs and one running corral-nri")
 	}
 	checkNRIPlugin(t, daemon, plugin, hostPath)
-	if last := daemon.Command[len(daemon.Command)-1]; last != views.DefaultDir {
-		t.Errorf("corralfs mounts at %q, want %s (where the hook looks)", last, views.DefaultDir)
+	if last := daemon.Command[len(daemon.Command)-1]; last != facts.DefaultDir {
+		t.Errorf("corralfs mounts at %q, want %s (where the hook looks)", last, facts.DefaultDir)
 	}
 	mounts := map[string]corev1.VolumeMount{}
 	for _, m := range daemon.VolumeMounts {
 		mounts[m.MountPath] = m
 	}
-	viewMount, ok := mounts[views.DefaultDir]
+	viewMount, ok := mounts[facts.DefaultDir]
 	switch {
 	case !ok:
-		t.Errorf("corralfs container does not mount %s", views.DefaultDir)
+		t.Errorf("corralfs container does not mount %s", facts.DefaultDir)
 	case viewMount.MountPropagation == nil || *viewMount.MountPropagation != corev1.MountPropagationBidirectional:
-		t.Errorf("%s is not mounted with Bidirectional propagation: the FUSE mount would stay inside the pod", views.DefaultDir)
-	case hostPath(viewMount.Name) != views.DefaultDir:
-		t.Errorf("%s comes from host path %q", views.DefaultDir, hostPath(viewMount.Name))
+		t.Errorf("%s is not mounted with Bidirectional propagation: the FUSE mount would stay inside the pod", facts.DefaultDir)
+	case hostPath(viewMount.Name) != facts.DefaultDir:
+		t.Errorf("%s comes from host path %q", facts.DefaultDir, hostPath(viewMount.Name))
 	}
 	if m, ok := mounts["/dev/fuse"]; !ok || hostPath(m.Name) != "/dev/fuse" || *volumes[m.Name].HostPath.Type != corev1.HostPathCharDev {
 		t.Error("corralfs container has no /dev/fuse character device from the host")
@@ -326,13 +327,13 @@ func TestK8sHostPathExample(t *testing.T) {
 		}
 	}
 	for _, v := range views.List {
-		if v.HostGate != "" {
+		if v.PSI {
 			continue
 		}
-		if want := filepath.Join(views.DefaultDir, v.Rel); got[v.Dest] != want {
-			t.Errorf("%s: bound from %q, want %s", v.Dest, got[v.Dest], want)
+		if want := filepath.Join(facts.DefaultDir, v.Rel); got[v.Kernel] != want {
+			t.Errorf("%s: bound from %q, want %s", v.Kernel, got[v.Kernel], want)
 		}
-		delete(got, v.Dest)
+		delete(got, v.Kernel)
 	}
 	if len(got) != 0 {
 		t.Errorf("binds that are not views: %v", got)

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 
-	"github.com/corral-dev/corral/runtime/views"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // flagValue returns the value of --name=VALUE in a command line.
@@ -33,15 +33,15 @@ func checkNRIPlugin(t *testing.T, daemon, plugin *corev1.Container, hostPath fun
 		mounts[m.MountPath] = m
 	}
 	dir := flagValue(plugin.Command, "views")
-	if dir != views.DefaultDir {
-		t.Errorf("corral-nri --views=%q, want %s", dir, views.DefaultDir)
+	if dir != facts.DefaultDir {
+		t.Errorf("corral-nri --views=%q, want %s", dir, facts.DefaultDir)
 	}
 	switch m, ok := mounts[dir]; {
 	case !ok:
 		t.Errorf("corral-nri does not mount %s", dir)
 	case m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationHostToContainer:
 		t.Errorf("corral-nri mounts %s without HostToContainer propagation: it would never see corralfs's mount", dir)
-	case hostPath(m.Name) != views.DefaultDir:
+	case hostPath(m.Name) != facts.DefaultDir:
 		t.Errorf("corral-nri's %s comes from host path %q", dir, hostPath(m.Name))
 	}
 	sock := flagValue(plugin.Command, "seccomp-socket")

@@ -90,6 +90,11 @@ func TestRuntimeLifecycle(t *testing.T) {
 	if got := rtReadTrim(t, rtCgroupFile(id, "pids", "pids.max", "pids.max")); got != "50" {
 		t.Errorf("pids.max = %s after update", got)
 	}
+	// One size grammar: update takes what `run -m` takes (1.5g, 96MiB).
+	e.must("update", "--memory", "0.125g", id)
+	if got := rtReadTrim(t, mem); got != strconv.Itoa(128<<20) {
+		t.Errorf("%s = %s after update --memory 0.125g", mem, got)
+	}
 	res := filepath.Join(t.TempDir(), "res.json")
 	os.WriteFile(res, []byte(`{"memory":{"limit":100663296}}`), 0o644)
 	e.must("update", "--resources", res, id)

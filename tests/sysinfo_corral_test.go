@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/seccompagent"
 	"github.com/corral-dev/corral/tests/testutil"
 )
@@ -43,7 +44,7 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 	if s := f.Linux.Seccomp; s == nil || s.Enabled == nil || !*s.Enabled {
 		t.Fatalf("corral features says seccomp is not supported: corral run cannot trap sysinfo(2)")
 	}
-	sock := seccompagent.DefaultSocket
+	sock := facts.SeccompSocket
 	if pid, err := seccompagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {
 		// A corralfs serves this host: the test would take its
 		// containers' sysinfo over and kill its keeper at the end.

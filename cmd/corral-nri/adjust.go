@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/runtime/views"
 )
@@ -16,7 +17,7 @@ import (
 // ViewsAnnotation is the pod annotation that opts a pod out ("off") of the
 // views, or, when the plugin runs with --opt-in, in ("on"). A pod-level
 // switch: every container of a pod reads its limits the same way.
-const ViewsAnnotation = "corral.dev/views"
+const ViewsAnnotation = facts.ViewsAnnotation
 
 // config is what the plugin was started with.
 type config struct {
@@ -85,19 +86,19 @@ func (c config) decide(pod *api.PodSandbox, ctr *api.Container) decision {
 		// runc (and crun) accept mounts over /proc only for a fixed list
 		// of files, which /proc/pressure/* is not on: asking for one would
 		// fail the container's creation. Only `corral hook` binds those.
-		if strings.HasPrefix(b.Dest, views.PressureDir+"/") {
+		if b.PSI {
 			continue
 		}
-		if hasMount(ctr, b.Dest) {
+		if hasMount(ctr, b.Kernel) {
 			continue // the pod binds it itself (LXCFS-style volumes)
 		}
 		adj.AddMount(&api.Mount{
-			Destination: b.Dest,
+			Destination: b.Kernel,
 			Type:        "bind",
 			Source:      b.Source,
 			Options:     append([]string(nil), views.MountOptions...),
 		})
-		bound = append(bound, b.Dest)
+		bound = append(bound, b.Kernel)
 	}
 	if len(bound) == 0 {
 		return decision{reason: "no view files below " + c.views}

@@ -22,12 +22,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
-	"github.com/corral-dev/corral/runtime/views"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
-
-// defaultSeccompSocket is where the corralfs unit and DaemonSet put the
-// sysinfo agent's socket (as `corral run` expects it).
-const defaultSeccompSocket = "/run/corralfs/seccomp.sock"
 
 // plugin answers the runtime's CreateContainer requests.
 type plugin struct {
@@ -59,9 +55,9 @@ func main() {
 	var nriSocket, name, idx string
 	var version bool
 	fl := pflag.NewFlagSet("corral-nri", pflag.ContinueOnError)
-	fl.StringVar(&cfg.views, "views", views.DefaultDir, "where corralfs serves its views on the node")
+	fl.StringVar(&cfg.views, "views", facts.DefaultDir, "where corralfs serves its views on the node")
 	fl.BoolVar(&cfg.optIn, "opt-in", false, "only pods annotated "+ViewsAnnotation+"=on get the views (default: every pod except those annotated "+ViewsAnnotation+"=off)")
-	fl.StringVar(&cfg.sysinfo, "seccomp-socket", defaultSeccompSocket, "corralfs's sysinfo agent socket; \"\" leaves sysinfo(2) alone")
+	fl.StringVar(&cfg.sysinfo, "seccomp-socket", facts.SeccompSocket, "corralfs's sysinfo agent socket; \"\" leaves sysinfo(2) alone")
 	fl.StringVar(&nriSocket, "nri-socket", "/var/run/nri/nri.sock", "the runtime's NRI socket")
 	fl.StringVar(&name, "name", "corral", "plugin name the runtime logs")
 	fl.StringVar(&idx, "idx", "50", "plugin index: order among NRI plugins (two digits)")

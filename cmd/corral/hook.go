@@ -12,6 +12,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"github.com/corral-dev/corral/fusefs/facts"
+	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/views"
 )
 
@@ -51,7 +53,7 @@ runc and crun bundles name it in config.json:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.views, "views", views.DefaultDir, "directory where corralfs (or LXCFS) serves the views")
+	f.StringVar(&opts.views, "views", facts.DefaultDir, "directory where corralfs (or LXCFS) serves the views")
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "give up (and let the container start without views) after this long")
 	rootCmd.AddCommand(cmd)
 }
@@ -87,33 +89,14 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	target, err := findTargetMountNS(state.Pid)
+	bound, err := views.BindIntoContainer(state.Pid, rootfs, present, opts.timeout)
 	if err != nil {
+		if len(bound) > 0 {
+			return "", fmt.Errorf("bound %s, then: %w", strings.Join(bound, " "), err)
+		}
 		return "", err
 	}
-
-	type result struct {
-		bound []string
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		bound, err := bindViewsInto(target, rootfs, present)
-		done <- result{bound, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			if len(r.bound) > 0 {
-				return "", fmt.Errorf("bound %s, then: %w", strings.Join(r.bound, " "), r.err)
-			}
-			return "", r.err
-		}
-		return fmt.Sprintf("bound %d views of %s into %s: %s", len(r.bound), dir, state.ID, strings.Join(r.bound, " ")), nil
-	case <-time.After(opts.timeout):
-		// The stuck thread (a hung FUSE lookup) dies with the process.
-		return "", fmt.Errorf("binding the views took longer than %v", opts.timeout)
-	}
+	return fmt.Sprintf("bound %d views of %s into %s: %s", len(bound), dir, state.ID, strings.Join(bound, " ")), nil
 }
 
 // readHookState decodes the OCI state the runtime writes to a hook's stdin.
@@ -133,22 +116,12 @@ func readHookState(r io.Reader) (*specs.State, error) {
 }
 
 // hookRootfs returns the container's root path from the bundle's
-// config.json: absolute, or relative to the bundle (runtime spec, root.path).
+// config.json (runtime.LoadBundle: the one spec loader, size-checked, with
+// the line and column of a syntax error).
 func hookRootfs(st *specs.State) (string, error) {
-	raw, err := os.ReadFile(filepath.Join(st.Bundle, "config.json"))
+	_, rootfs, err := runtime.LoadBundle(st.Bundle)
 	if err != nil {
 		return "", fmt.Errorf("reading the bundle's config: %w", err)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return "", fmt.Errorf("%s: %w", filepath.Join(st.Bundle, "config.json"), err)
-	}
-	if spec.Root == nil || spec.Root.Path == "" {
-		return "", fmt.Errorf("%s has no root.path", filepath.Join(st.Bundle, "config.json"))
-	}
-	root := spec.Root.Path
-	if !filepath.IsAbs(root) {
-		root = filepath.Join(st.Bundle, root)
-	}
-	return filepath.Clean(root), nil
+	return rootfs, nil
 }

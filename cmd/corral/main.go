@@ -42,6 +42,9 @@ var rootCmd = &cobra.Command{
 	SilenceErrors: true, // main prints errors once, to stderr and the log
 	SilenceUsage:  true,
 	PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+		if err := checkRootless(); err != nil {
+			return err
+		}
 		return setupLogging()
 	},
 }
@@ -65,6 +68,16 @@ func init() {
 // newRuntime builds the runtime from the global flags.
 func newRuntime() *runtime.Runtime {
 	return &runtime.Runtime{Root: global.root, SystemdCgroup: global.systemdCgroup, Log: logger}
+}
+
+// checkRootless refuses --rootless=true: corral runs containers as root
+// only (runc's flag is accepted so runc-style callers such as podman can
+// pass --rootless=false or auto).
+func checkRootless() error {
+	if global.rootless != "auto" && global.rootless != "false" {
+		return fmt.Errorf("--rootless=%s: corral needs root (rootless containers are not supported)", global.rootless)
+	}
+	return nil
 }
 
 // setupLogging opens --log and picks the format. JSON lines look like
@@ -91,9 +104,6 @@ func setupLogging() error {
 		logger = slog.New(slog.NewTextHandler(w, opts))
 	default:
 		return fmt.Errorf("unknown --log-format %q: use text or json", global.logFormat)
-	}
-	if global.rootless != "auto" && global.rootless != "false" {
-		return fmt.Errorf("--rootless=%s: corral needs root (rootless containers are not supported)", global.rootless)
 	}
 	return nil
 }

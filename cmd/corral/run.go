@@ -160,6 +160,9 @@ func runMain(args []string) error {
 		fs.Usage()
 		return nil
 	}
+	if err := checkRootless(); err != nil {
+		return withExitCode(exitRuntimeError, err)
+	}
 	if err := setupLogging(); err != nil {
 		return withExitCode(exitRuntimeError, err)
 	}
@@ -243,7 +246,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return runDetached(rt, f, id, rs)
 	}
 
-	opts := runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring}
+	opts := runtime.CreateOpts{Bundle: rs.Bundle, Spec: rs.Spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}
@@ -252,7 +255,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return execErrorCode(err), err
 	}
 	var master *os.File
-	if rs.spec.Process.Terminal {
+	if rs.Spec.Process.Terminal {
 		if master = c.Console(); master == nil {
 			if f.rm {
 				c.Delete(true)

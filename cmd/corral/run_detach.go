@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/runtime"
+	"github.com/corral-dev/corral/runtime/runspec"
 )
 
 // reaperCommand is the hidden subcommand a `corral run -d --rm` leaves
@@ -20,7 +21,7 @@ const reaperCommand = "__run-reaper"
 // runDetached creates and starts the container with its output in
 // ROOT/ID.log, prints the id and returns. With --rm a reaper process deletes
 // the container (and the log) when it exits.
-func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runSpec) (int, error) {
+func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runspec.Result) (int, error) {
 	logPath := detachLogPath(rt, id)
 	if err := os.MkdirAll(runtimeRoot(rt), 0o700); err != nil {
 		return exitRuntimeError, err
@@ -30,7 +31,7 @@ func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runSpec) (int,
 		return exitRuntimeError, fmt.Errorf("detach log: %w", err)
 	}
 	defer logf.Close()
-	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.bundle, Spec: rs.spec, Stdout: logf, Stderr: logf, NoNewKeyring: f.noNewKeyring})
+	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.Bundle, Spec: rs.Spec, Stdout: logf, Stderr: logf, NoNewKeyring: f.noNewKeyring})
 	if err != nil {
 		os.Remove(logPath)
 		return execErrorCode(err), err

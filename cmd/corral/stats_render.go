@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
+
+	"github.com/corral-dev/corral/runtime"
 )
 
 // ANSI sequences for the live table: home the cursor and clear the screen,
@@ -20,7 +21,7 @@ func renderStatsTable(w io.Writer, rows []statsRow) error {
 	fmt.Fprintln(tw, "CONTAINER ID\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS")
 	for _, r := range rows {
 		if r.Stopped {
-			fmt.Fprintf(tw, "%s\t--\t-- / --\t--\t--\t--\t--\n", shortID(r.ID))
+			fmt.Fprintf(tw, "%s\t--\t-- / --\t--\t--\t--\t--\n", runtime.ShortID(r.ID))
 			continue
 		}
 		pids := fmt.Sprint(r.Pids)
@@ -28,7 +29,7 @@ func renderStatsTable(w io.Writer, rows []statsRow) error {
 			pids += fmt.Sprintf(" / %d", *r.PidsLimit)
 		}
 		fmt.Fprintf(tw, "%s\t%.2f%%\t%s / %s\t%.2f%%\t%s / %s\t%s / %s\t%s\n",
-			shortID(r.ID), r.CPUPercent,
+			runtime.ShortID(r.ID), r.CPUPercent,
 			binarySize(r.MemUsage), binarySize(r.MemLimit), r.MemPercent,
 			decimalSize(r.NetRx), decimalSize(r.NetTx),
 			decimalSize(r.BlkRead), decimalSize(r.BlkWrite), pids)
@@ -48,14 +49,6 @@ func renderStatsJSON(w io.Writer, rows []statsRow) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
-}
-
-// shortID keeps a generated 64-hex id readable; a name is shown whole.
-func shortID(id string) string {
-	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
-		return id[:12]
-	}
-	return id
 }
 
 // binarySize formats bytes in IEC units (memory, as docker shows it).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // statsTarget is a container `corral stats` watches: its id and the host
@@ -141,22 +142,9 @@ func netDevTotals(path string) (rx, tx uint64) {
 	return rx, tx
 }
 
-// hostMemTotal reads MemTotal from the host's /proc/meminfo, in bytes.
+// hostMemTotal reads MemTotal from the host's /proc/meminfo, in bytes (0
+// when unreadable: the stats then show no percentage).
 func hostMemTotal() uint64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			fields := strings.Fields(v)
-			if len(fields) > 0 {
-				n, _ := strconv.ParseUint(fields[0], 10, 64)
-				return n * 1024
-			}
-		}
-	}
-	return 0
+	h, _ := facts.ReadHostMemory()
+	return h.Total
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // subcommands are dispatched on the first argument; anything else is the
@@ -72,7 +73,7 @@ over. "corralfs reload" sends it and returns once the new worker serves
 (systemctl reload corralfs runs it). See docs/operations.md.
 
 Flags:
-%s`, defaultMountpoint, fl.FlagUsages())
+%s`, facts.DefaultDir, fl.FlagUsages())
 }
 
 // logLevels maps --log-level to slog levels.

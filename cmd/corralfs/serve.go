@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 const (
-	defaultMountpoint = "/var/lib/corralfs"
 	// defaultControlSocket lives in corralfs's own runtime directory
 	// (systemd's RuntimeDirectory=corralfs), beside the seccomp socket.
 	defaultControlSocket = "/run/corralfs/control.sock"
@@ -113,7 +113,7 @@ func parseServe(args []string) (serveConfig, string, *slog.Logger, int) {
 		fmt.Fprintf(os.Stderr, "corralfs: one mount point expected, got %q\n", fl.Args())
 		return c, "", nil, 2
 	}
-	mp := defaultMountpoint
+	mp := facts.DefaultDir
 	if fl.NArg() == 1 {
 		mp = fl.Arg(0)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/seccompagent"
 )
 
@@ -28,7 +29,7 @@ func init() {
 }
 
 func addSysinfoFlags(fl *pflag.FlagSet) {
-	fl.StringVar(&sysinfoConfig.socket, "seccomp-socket", seccompagent.DefaultSocket,
+	fl.StringVar(&sysinfoConfig.socket, "seccomp-socket", facts.SeccompSocket,
 		"answer sysinfo(2) for containers whose seccomp listenerPath is this socket (OCI seccomp notify; corral run uses it when it exists). "+
 			"A small keeper process owns the socket and the containers' listeners, so they outlive corralfs. Empty: no sysinfo agent")
 	fl.DurationVar(&sysinfoConfig.stall, "seccomp-stall-timeout", seccompagent.DefaultStallTimeout,

@@ -14,6 +14,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/pflag"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/seccompagent"
 )
 
@@ -27,7 +28,7 @@ import (
 // meant to be started by hand.
 func runSeccompKeeper(args []string) int {
 	fl := pflag.NewFlagSet("corralfs seccomp-keeper", pflag.ContinueOnError)
-	socket := fl.String("socket", seccompagent.DefaultSocket, "the OCI seccomp listener socket to own")
+	socket := fl.String("socket", facts.SeccompSocket, "the OCI seccomp listener socket to own")
 	idle := fl.Duration("idle-exit", 30*time.Second, "exit after this long with no agent attached and no listener held (0: never)")
 	stall := fl.Duration("stall-timeout", seccompagent.DefaultStallTimeout, "let the real syscall run when the agent has not answered a sysinfo call by then")
 	level := fl.String("log-level", "info", "debug, info, warn or error")

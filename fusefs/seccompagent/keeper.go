@@ -49,9 +49,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultSocket is where runtimes send listener fds (linux.seccomp.listenerPath).
-const DefaultSocket = "/run/corralfs/seccomp.sock"
-
 // ControlPath is the keeper's socket for the agent, next to the OCI socket.
 func ControlPath(socket string) string { return socket + ".ctl" }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
 // Options are the `corral run` flags that change a spec. The zero value
@@ -34,8 +36,9 @@ type Options struct {
 }
 
 // Apply changes s as the options say. rootfs is the absolute path of the
-// root (for user and group names). lookupEnv is os.LookupEnv outside tests.
-func Apply(s *specs.Spec, o Options, rootfs string, lookupEnv func(string) (string, bool)) error {
+// root (for user and group names); host gives the environment for `-e KEY`,
+// swap accounting and the online CPUs.
+func Apply(s *specs.Spec, o Options, rootfs string, host Host) error {
 	if s.Process == nil {
 		s.Process = &specs.Process{Cwd: "/"}
 	}
@@ -64,7 +67,7 @@ func Apply(s *specs.Spec, o Options, rootfs string, lookupEnv func(string) (stri
 		}
 		p.Cwd = filepath.Clean(o.Workdir)
 	}
-	if err := applyEnv(p, o.Env, lookupEnv); err != nil {
+	if err := applyEnv(p, o.Env, host.LookupEnv); err != nil {
 		return err
 	}
 	if o.User != "" {
@@ -84,7 +87,7 @@ func Apply(s *specs.Spec, o Options, rootfs string, lookupEnv func(string) (stri
 	if err := applyNet(s, o.Net); err != nil {
 		return err
 	}
-	if err := applyResources(s, o); err != nil {
+	if err := applyResources(s, o, host); err != nil {
 		return err
 	}
 	finishEnv(s, rootfs)
@@ -222,17 +225,17 @@ func applyNet(s *specs.Spec, net string) error {
 }
 
 // applyResources sets memory, swap, CPU quota, cpuset and pids limits.
-func applyResources(s *specs.Spec, o Options) error {
+func applyResources(s *specs.Spec, o Options, host Host) error {
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
 	r := s.Linux.Resources
-	if err := applyMemory(r, o.Memory, o.MemorySwap, swapAccounting()); err != nil {
+	if err := applyMemory(r, o.Memory, o.MemorySwap, host.SwapAccounting); err != nil {
 		return err
 	}
 	if o.CPUs != "" {
 		cpus, err := strconv.ParseFloat(o.CPUs, 64)
-		online, _ := onlineCPUs()
+		online := host.OnlineCPUs
 		if err != nil || cpus < 0.01 || math.IsNaN(cpus) || math.IsInf(cpus, 0) {
 			return fmt.Errorf("--cpus %q: want a number of CPUs such as 0.5 or 2", o.CPUs)
 		}
@@ -248,11 +251,14 @@ func applyResources(s *specs.Spec, o Options) error {
 		r.CPU.Period, r.CPU.Quota = &per, &quota
 	}
 	if o.CpusetCPUs != "" {
-		cpus, err := ParseCPUList(o.CpusetCPUs)
+		cpus, err := facts.ParseCPUList([]byte(o.CpusetCPUs))
+		if err == nil && len(cpus) == 0 {
+			err = fmt.Errorf("invalid CPU list %q: empty", o.CpusetCPUs)
+		}
 		if err != nil {
 			return fmt.Errorf("--cpuset-cpus: %w", err)
 		}
-		if online, err := onlineCPUs(); err == nil {
+		if online := host.OnlineCPUs; online != nil {
 			for _, c := range cpus {
 				if !slices.Contains(online, c) {
 					return fmt.Errorf("--cpuset-cpus %s: CPU %d is not online (online: %v)", o.CpusetCPUs, c, online)
@@ -288,7 +294,7 @@ func applyMemory(r *specs.LinuxResources, memory, memorySwap string, swapAcct bo
 	if memory == "" {
 		return errors.New("--memory-swap needs --memory: the swap limit counts memory plus swap")
 	}
-	m, err := ParseSize(memory)
+	m, err := facts.ParseSize(memory)
 	if err != nil {
 		return fmt.Errorf("--memory: %w", err)
 	}
@@ -310,7 +316,7 @@ func applyMemory(r *specs.LinuxResources, memory, memorySwap string, swapAcct bo
 	case "-1":
 		swap = -1
 	default:
-		swap, err = ParseSize(memorySwap)
+		swap, err = facts.ParseSize(memorySwap)
 		if err != nil {
 			return fmt.Errorf("--memory-swap: %w", err)
 		}
@@ -326,16 +332,4 @@ func applyMemory(r *specs.LinuxResources, memory, memorySwap string, swapAcct bo
 	}
 	r.Memory.Swap = &swap
 	return nil
-}
-
-// swapAccounting reports whether the kernel limits swap per cgroup: the v1
-// memory controller has memsw files, or a v2 cgroup has memory.swap.max.
-func swapAccounting() bool {
-	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
-		return true
-	}
-	if m, _ := filepath.Glob("/sys/fs/cgroup/*/memory.swap.max"); len(m) > 0 {
-		return true
-	}
-	return false
 }

@@ -10,36 +10,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{
-		"256m": 256 << 20, "256M": 256 << 20, "256mb": 256 << 20, "256MiB": 256 << 20,
-		"1g": 1 << 30, "1.5g": 3 << 29, "4096": 4096, "4096b": 4096, "2k": 2048, "1t": 1 << 40,
-	}
-	for in, want := range good {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "m", "-1", "12q", "1e9", "0x10", "abc", "1.2.3m", "99999999999999t"} {
-		if got, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) = %d; want an error", in, got)
-		}
-	}
-}
-
-func TestParseCPUList(t *testing.T) {
-	got, err := ParseCPUList("3,0-1,1")
-	if err != nil || !slices.Equal(got, []int{0, 1, 3}) {
-		t.Errorf("got %v, %v", got, err)
-	}
-	for _, in := range []string{"", "a", "2-1", "-1", "1,", "0-99999999"} {
-		if _, err := ParseCPUList(in); err == nil {
-			t.Errorf("ParseCPUList(%q): want an error", in)
-		}
-	}
-}
-
 func noEnv(string) (string, bool) { return "", false }
+
+// testHost is a two-CPU host with swap accounting and an empty
+// environment: Apply and Build read nothing of the machine they run on.
+var testHost = Host{LookupEnv: noEnv, SwapAccounting: true, OnlineCPUs: []int{0, 1}}
 
 func TestDefaultSpecShape(t *testing.T) {
 	s := Default("/r", []string{"sh"})
@@ -68,14 +43,14 @@ func TestDefaultSpecShape(t *testing.T) {
 func TestApplyResources(t *testing.T) {
 	s := Default("/r", []string{"true"})
 	o := Options{Memory: "256m", MemorySwap: "256m", CPUs: "0.5", CpusetCPUs: "0", PidsLimit: 20}
-	if err := Apply(s, o, "", noEnv); err != nil {
+	if err := Apply(s, o, "", testHost); err != nil {
 		t.Fatal(err)
 	}
 	r := s.Linux.Resources
 	if *r.Memory.Limit != 256<<20 {
 		t.Errorf("memory %d", *r.Memory.Limit)
 	}
-	if swapAccounting() && (r.Memory.Swap == nil || *r.Memory.Swap != 256<<20) {
+	if r.Memory.Swap == nil || *r.Memory.Swap != 256<<20 {
 		t.Errorf("swap = memory means no swap: memory+swap total must equal memory, got %v", r.Memory.Swap)
 	}
 	if *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || r.CPU.Cpus != "0" {
@@ -150,7 +125,7 @@ func TestApplyErrors(t *testing.T) {
 		"no group \"nosuchgrp": {Args: []string{"x"}, User: "0:nosuchgrp"},
 	}
 	for want, o := range cases {
-		err := Apply(Default("/r", nil), o, t.TempDir(), noEnv)
+		err := Apply(Default("/r", nil), o, t.TempDir(), testHost)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%+v: err %v, want %q", o, err, want)
 		}
@@ -175,7 +150,7 @@ func TestApplyEnvUserVolumesNet(t *testing.T) {
 		User: "alice", Hostname: "box", Workdir: "/w", Terminal: true,
 		Volumes: []string{vol + ":/data:ro", vol + ":/rw"}, Net: "host", ReadOnly: true,
 	}
-	if err := Apply(s, o, root, env); err != nil {
+	if err := Apply(s, o, root, Host{LookupEnv: env}); err != nil {
 		t.Fatal(err)
 	}
 	p := s.Process
@@ -209,7 +184,7 @@ func TestApplyEnvUserVolumesNet(t *testing.T) {
 
 	// Numeric user without an entry, explicit group by name.
 	s = Default(root, nil)
-	if err := Apply(s, Options{Args: []string{"id"}, User: "4242:staff"}, root, noEnv); err != nil {
+	if err := Apply(s, Options{Args: []string{"id"}, User: "4242:staff"}, root, testHost); err != nil {
 		t.Fatal(err)
 	}
 	if s.Process.User.UID != 4242 || s.Process.User.GID != 50 || !slices.Contains(s.Process.Env, "HOME=/") {
@@ -217,7 +192,7 @@ func TestApplyEnvUserVolumesNet(t *testing.T) {
 	}
 	// root gets /root as HOME.
 	s = Default(root, nil)
-	if err := Apply(s, Options{Args: []string{"id"}}, root, noEnv); err != nil {
+	if err := Apply(s, Options{Args: []string{"id"}}, root, testHost); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(s.Process.Env, "HOME=/root") {

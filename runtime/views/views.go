@@ -7,7 +7,6 @@
 package views
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -15,47 +14,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 )
 
-// DefaultDir is where the corralfs service mounts its views (the systemd
-// unit and the Kubernetes DaemonSet use it). LXCFS's /var/lib/lxcfs has the
-// same layout below it.
-const DefaultDir = "/var/lib/corralfs"
-
-// FSType is the mountinfo filesystem type of a corralfs mount (go-fuse
-// reports "fuse." + the MountOptions.Name the daemon sets).
-const FSType = "fuse.corralfs"
-
-// View is one file or directory of the view mount and where it goes.
-type View struct {
-	Rel  string // relative to the view mount, e.g. "proc/meminfo"
-	Dest string // absolute path inside the container, e.g. "/proc/meminfo"
-	// HostGate, when set, is a host path that must exist for this view to
-	// be bound: binding /proc/pressure/* into a container on a kernel
-	// without PSI would create files the kernel itself does not have.
-	HostGate string
-	// OwnPSI marks the pressure views: bound only where a container's
-	// cgroup has pressure files of its own (see ContainersHavePSI).
-	OwnPSI bool
-}
+// View is one view file or directory and where it is bound: its kernel
+// twin. The list and the layout are package facts', which corralfs serves
+// from, so what the daemon serves and what containers get bound cannot
+// drift apart.
+type View = facts.View
 
 // List is every view a container can get, in mount order. The directory
 // entry binds the whole LXCFS-style sys/devices/system/cpu tree over its
 // twin, as LXCFS recipes do.
-var List = []View{
-	{Rel: "proc/meminfo", Dest: "/proc/meminfo"},
-	{Rel: "proc/cpuinfo", Dest: "/proc/cpuinfo"},
-	{Rel: "proc/stat", Dest: "/proc/stat"},
-	{Rel: "proc/uptime", Dest: "/proc/uptime"},
-	{Rel: "proc/loadavg", Dest: "/proc/loadavg"},
-	{Rel: "proc/swaps", Dest: "/proc/swaps"},
-	{Rel: "proc/diskstats", Dest: "/proc/diskstats"},
-	{Rel: "proc/pressure/cpu", Dest: "/proc/pressure/cpu", HostGate: "/proc/pressure/cpu", OwnPSI: true},
-	{Rel: "proc/pressure/memory", Dest: "/proc/pressure/memory", HostGate: "/proc/pressure/memory", OwnPSI: true},
-	{Rel: "proc/pressure/io", Dest: "/proc/pressure/io", HostGate: "/proc/pressure/io", OwnPSI: true},
-	{Rel: "sys/devices/system/cpu", Dest: "/sys/devices/system/cpu"},
-}
+var List = facts.Binds
 
 // MountOptions are the options of every view bind: read-only (a container
 // must never write to another's view), and nothing executable, no devices,
@@ -76,18 +50,40 @@ var ContainersHavePSI = func() bool {
 	return err == nil
 }
 
+// PSI is what the host offers of pressure stall information.
+type PSI struct {
+	// Host: the kernel has PSI (PressureDir exists).
+	Host bool
+	// Containers: a container's cgroup can have pressure of its own
+	// (ContainersHavePSI).
+	Containers bool
+}
+
+// HostPSI probes this machine.
+func HostPSI() PSI {
+	_, err := os.Stat(PressureDir)
+	return PSI{Host: err == nil, Containers: ContainersHavePSI()}
+}
+
 // Present returns the views of List that exist below dir (and whose host
 // gate exists, and for pressure, that can be the container's own), with
 // Source set to their absolute path under dir.
-func Present(dir string) []Bound {
+func Present(dir string) []Bound { return PresentWith(dir, HostPSI()) }
+
+// PresentWith is Present on a host with psi (runspec.Build gets it from
+// its Host).
+func PresentWith(dir string, psi PSI) []Bound {
 	var out []Bound
-	psi := ContainersHavePSI()
 	for _, v := range List {
-		if v.OwnPSI && !psi {
-			continue
-		}
-		if v.HostGate != "" {
-			if _, err := os.Stat(v.HostGate); err != nil {
+		if v.PSI {
+			// Binding /proc/pressure/* into a container on a kernel
+			// without PSI would create files the kernel itself does not
+			// have; and where the container's cgroup has no pressure of
+			// its own, the view would show the host's.
+			if !psi.Host || !psi.Containers {
+				continue
+			}
+			if _, err := os.Stat(v.Kernel); err != nil {
 				continue
 			}
 		}
@@ -106,12 +102,15 @@ func Present(dir string) []Bound {
 // were not bound because the container cannot have its own. The kernel's
 // files would show the host's pressure as the container's; an empty
 // directory is what a container of a kernel without PSI sees.
-func PressureMask(bound []Bound) bool {
-	if _, err := os.Stat(PressureDir); err != nil {
+func PressureMask(bound []Bound) bool { return HostPSI().Mask(bound) }
+
+// Mask is PressureMask on a host with psi.
+func (psi PSI) Mask(bound []Bound) bool {
+	if !psi.Host {
 		return false
 	}
 	for _, b := range bound {
-		if b.OwnPSI {
+		if b.PSI {
 			return false
 		}
 	}
@@ -128,7 +127,10 @@ type Bound struct {
 // Mounts returns the OCI bind mounts of every view present below dir. It
 // fails when dir holds no view at all: a --views DIR that binds nothing is
 // a mistake the user wants to hear about.
-func Mounts(dir string) ([]specs.Mount, error) {
+func Mounts(dir string) ([]specs.Mount, error) { return MountsWith(dir, HostPSI()) }
+
+// MountsWith is Mounts on a host with psi.
+func MountsWith(dir string, psi PSI) ([]specs.Mount, error) {
 	if !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -143,14 +145,14 @@ func Mounts(dir string) ([]specs.Mount, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("views: %s is not a directory", dir)
 	}
-	present := Present(dir)
+	present := PresentWith(dir, psi)
 	if len(present) == 0 {
 		return nil, fmt.Errorf("views: no view files below %s (expected e.g. %s)", dir, filepath.Join(dir, List[0].Rel))
 	}
 	ms := make([]specs.Mount, 0, len(present))
 	for _, b := range present {
 		ms = append(ms, specs.Mount{
-			Destination: b.Dest,
+			Destination: b.Kernel,
 			Type:        "bind",
 			Source:      b.Source,
 			Options:     append([]string(nil), MountOptions...),
@@ -194,67 +196,12 @@ func Live(dir string) (bool, error) {
 // the same point hides an earlier one, so the last entry wins.
 func liveIn(r io.Reader, dir string) (bool, error) {
 	dir = filepath.Clean(dir)
-	live := false
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		point, fstype, source, ok := parseMountinfoLine(sc.Text())
-		if !ok || point != dir {
-			continue
-		}
-		live = fstype == FSType || (strings.HasPrefix(fstype, "fuse") && source == "corralfs")
+	ms, err := mountinfo.GetMountsFromReader(r, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != dir, false
+	})
+	if err != nil || len(ms) == 0 {
+		return false, err
 	}
-	return live, sc.Err()
-}
-
-// parseMountinfoLine extracts the mount point, fs type and source of one
-// /proc/PID/mountinfo line (proc(5)): fields 5 (mount point), then after
-// the "-" separator the fs type and source.
-func parseMountinfoLine(line string) (point, fstype, source string, ok bool) {
-	fields := strings.Fields(line)
-	if len(fields) < 10 {
-		return "", "", "", false
-	}
-	sep := -1
-	for i := 6; i < len(fields); i++ {
-		if fields[i] == "-" {
-			sep = i
-			break
-		}
-	}
-	if sep < 0 || sep+2 >= len(fields) {
-		return "", "", "", false
-	}
-	return unescapeMountinfo(fields[4]), fields[sep+1], unescapeMountinfo(fields[sep+2]), true
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space, ...) the
-// kernel writes into mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1:i+4]) {
-			v := (s[i+1]-'0')*64 + (s[i+2]-'0')*8 + (s[i+3] - '0')
-			b.WriteByte(v)
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := 0; i < 3; i++ {
-		if s[i] < '0' || s[i] > '7' {
-			return false
-		}
-	}
-	return true
+	top := ms[len(ms)-1]
+	return top.FSType == facts.FSType || (strings.HasPrefix(top.FSType, "fuse") && top.Source == facts.FSName), nil
 }

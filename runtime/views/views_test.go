@@ -120,8 +120,8 @@ func TestListDestinationsMatchRelativePaths(t *testing.T) {
 	// The layout is LXCFS's: MOUNT/<x> goes over /<x>. Keep it that way
 	// so LXCFS recipes work with only the prefix changed.
 	for _, v := range List {
-		if v.Dest != "/"+v.Rel {
-			t.Errorf("%s -> %s breaks the MOUNT/x -> /x layout", v.Rel, v.Dest)
+		if v.Kernel != "/"+v.Rel {
+			t.Errorf("%s -> %s breaks the MOUNT/x -> /x layout", v.Rel, v.Kernel)
 		}
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/tests/bench/internal/proto"
 	"github.com/corral-dev/corral/tests/testutil"
 )
@@ -147,16 +147,6 @@ func waitFor(timeout time.Duration, what string, cond func() error) error {
 
 // hostMemTotalKB is the host's MemTotal, what unvirtualised files say.
 func hostMemTotalKB() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			var v uint64
-			fmt.Sscan(rest, &v)
-			return v
-		}
-	}
-	return 0
+	h, _ := facts.ReadHostMemory()
+	return h.Total / 1024
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,37 +91,13 @@ func (d *daemon) stop() {
 	}
 }
 
-func (d *daemon) alive() bool {
-	select {
-	case <-d.exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // mountedAs reports whether something (of fstype, when not "") is mounted
 // at exactly dir.
 func mountedAs(dir, fstype string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != dir {
-			continue
-		}
-		if fstype == "" {
-			return true
-		}
-		for i, x := range f {
-			if x == "-" && i+1 < len(f) && f[i+1] == fstype {
-				return true
-			}
-		}
-	}
-	return false
+	ms, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != dir || (fstype != "" && m.FSType != fstype), false
+	})
+	return err == nil && len(ms) > 0
 }
 
 // procUsage is a process's CPU time (all threads) and resident memory.

@@ -1,4 +1,4 @@
-package main
+package views
 
 // How `corral hook` gets the views into another runtime's container.
 //
@@ -24,8 +24,7 @@ package main
 // in the hook's own namespace (where the corralfs mount certainly is),
 // made read-only/nosuid/nodev/noexec with mount_setattr, and attached with
 // move_mount after setns, onto targets opened O_PATH without following
-// symlinks out of the rootfs (runtime/views/bind.go, shared with corralfs's
-// recovery). No path of the host is ever resolved inside the container,
+// symlinks out of the rootfs (bind.go, shared with corralfs's recovery). No path of the host is ever resolved inside the container,
 // and nothing is mounted in the host's namespace: the hook refuses a
 // target namespace that is the host init's.
 
@@ -36,11 +35,38 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/corral-dev/corral/runtime/views"
 )
+
+// BindIntoContainer binds the present views over their twins in the
+// container whose init is statePid (the OCI state's pid) and whose root
+// is rootfs, and returns the destinations bound. It gives up after
+// timeout: the binding runs on a thread of its own, which a hung FUSE
+// lookup may leave stuck; it dies with the process (the hook is a
+// short-lived one).
+func BindIntoContainer(statePid int, rootfs string, present []Bound, timeout time.Duration) ([]string, error) {
+	target, err := findTargetMountNS(statePid)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		bound []string
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		bound, err := bindViewsInto(target, rootfs, present)
+		done <- result{bound, err}
+	}()
+	select {
+	case r := <-done:
+		return r.bound, r.err
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("binding the views took longer than %v", timeout)
+	}
+}
 
 // mountNSTarget is the mount namespace the views go into.
 type mountNSTarget struct {
@@ -114,7 +140,7 @@ func inChildPidNS() bool {
 // bindViewsInto binds every present view over its twin in the container
 // and returns the destinations bound. It locks its OS thread for good (see
 // the top of this file), so call it on a goroutine of its own.
-func bindViewsInto(target mountNSTarget, rootfs string, present []views.Bound) ([]string, error) {
+func bindViewsInto(target mountNSTarget, rootfs string, present []Bound) ([]string, error) {
 	goruntime.LockOSThread() // never unlocked: this thread may end up in the container's namespace
 
 	// Clone the view mounts here, in the hook's namespace.
@@ -125,14 +151,14 @@ func bindViewsInto(target mountNSTarget, rootfs string, present []views.Bound) (
 		}
 	}()
 	for _, b := range present {
-		fd, err := views.CloneView(b.Source)
+		fd, err := CloneView(b.Source)
 		if err != nil {
 			return nil, err
 		}
 		trees = append(trees, fd)
 	}
 	if target.nsPath != "" {
-		if err := views.EnterMountNS(target.nsPath); err != nil {
+		if err := EnterMountNS(target.nsPath); err != nil {
 			return nil, err
 		}
 	}
@@ -143,13 +169,13 @@ func bindViewsInto(target mountNSTarget, rootfs string, present []views.Bound) (
 	}
 	var bound []string
 	for i, b := range present {
-		if err := views.Attach(trees[i], base, b.Dest, b.Dir); err != nil {
-			if errors.Is(err, views.ErrNoTarget) {
+		if err := Attach(trees[i], base, b.Kernel, b.Dir); err != nil {
+			if errors.Is(err, ErrNoTarget) {
 				continue
 			}
 			return bound, err
 		}
-		bound = append(bound, b.Dest)
+		bound = append(bound, b.Kernel)
 	}
 	return bound, nil
 }
