@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,7 +58,7 @@ type containerdEnv struct {
 	sock    string // CRI/containerd gRPC socket
 	nriSock string
 	bins    string // containerd's install directory
-	log     *syncBuffer
+	log     *testutil.SyncBuffer
 	cmd     *exec.Cmd
 	rt      internalapi.RuntimeService
 }
@@ -134,7 +133,7 @@ func shippedHandlerConfig(t *testing.T, corral string) string {
 // runtime state of it is left.
 func startContainerd(t *testing.T, runc, corral string, env []string) *containerdEnv {
 	t.Helper()
-	e := &containerdEnv{bins: requireContainerd(t), log: &syncBuffer{}}
+	e := &containerdEnv{bins: requireContainerd(t), log: &testutil.SyncBuffer{}}
 	// Sockets have a 108-byte limit: a short directory of our own.
 	dir, err := os.MkdirTemp("", "cri")
 	if err != nil {
@@ -303,22 +302,4 @@ func unmountBelow(t *testing.T, dir string) {
 	if len(left) > 0 {
 		t.Errorf("mounts left below %s after every pod was removed and containerd stopped: %v", dir, left)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/tests/testutil"
@@ -26,7 +25,7 @@ import (
 // socket and sysinfo agent socket are the test's own.
 type corralfsDaemon struct {
 	mp, ctl, seccompSock string
-	out                  *syncBuffer
+	out                  *testutil.SyncBuffer
 	cmd                  *exec.Cmd
 	done                 chan struct{}
 }
@@ -36,7 +35,7 @@ type corralfsDaemon struct {
 func startCorralfs(t *testing.T, dir string) *corralfsDaemon {
 	t.Helper()
 	d := &corralfsDaemon{mp: filepath.Join(dir, "corralfs"), ctl: filepath.Join(dir, "ctl.sock"),
-		seccompSock: filepath.Join(dir, "seccomp.sock"), out: &syncBuffer{}, done: make(chan struct{})}
+		seccompSock: filepath.Join(dir, "seccomp.sock"), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	must(t, os.Mkdir(d.mp, 0o755))
 	d.cmd = exec.Command(testutil.Binary(t, "corralfs"), "--control-socket", d.ctl, "--pidfile", filepath.Join(dir, "corralfs.pid"),
 		"--seccomp-socket", d.seccompSock, "--log-level", "debug", d.mp)
@@ -60,7 +59,7 @@ func startCorralfs(t *testing.T, dir string) *corralfsDaemon {
 	})
 	testutil.WaitFor(t, 30*time.Second, "corralfs serving "+d.mp, func() bool {
 		_, err := os.Stat(filepath.Join(d.mp, "proc", "meminfo"))
-		return isCorralfsMount(t, d.mp) && err == nil
+		return testutil.IsCorralfsMount(t, d.mp) && err == nil
 	})
 	testutil.WaitFor(t, 30*time.Second, "the sysinfo agent attached to its keeper", func() bool {
 		return strings.Contains(d.out.String(), "attached to the seccomp keeper")
@@ -81,7 +80,7 @@ func (d *corralfsDaemon) stop(t *testing.T) {
 			<-d.done
 		}
 	}
-	for isCorralfsMount(t, d.mp) {
+	for testutil.IsCorralfsMount(t, d.mp) {
 		if err := unix.Unmount(d.mp, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmounting %s: %v", d.mp, err)
 			return
@@ -121,30 +120,16 @@ func (d *corralfsDaemon) workerPid(t *testing.T) int {
 	}
 }
 
-func isCorralfsMount(t *testing.T, mp string) bool {
-	t.Helper()
-	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(mp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.FSType == "fuse.corralfs" {
-			return true
-		}
-	}
-	return false
-}
-
 // nriPlugin is bin/corral-nri connected to the test's containerd.
 type nriPlugin struct {
-	out *syncBuffer
+	out *testutil.SyncBuffer
 }
 
 // startNRIPlugin starts the plugin and waits until containerd has
 // configured it (the plugin logs the runtime that did).
 func startNRIPlugin(t *testing.T, e *containerdEnv, cfs *corralfsDaemon) *nriPlugin {
 	t.Helper()
-	p := &nriPlugin{out: &syncBuffer{}}
+	p := &nriPlugin{out: &testutil.SyncBuffer{}}
 	cmd := exec.Command(testutil.Binary(t, "corral-nri"), "--nri-socket", e.nriSock, "--views", cfs.mp, "--seccomp-socket", cfs.seccompSock)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	must(t, cmd.Start())
