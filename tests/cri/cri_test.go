@@ -121,12 +121,19 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// pod is one pod sandbox with one container, "app", in its own pod cgroup.
+// pod is one pod sandbox in its own pod cgroup with two containers of
+// 256Mi/500m: "app" under the RuntimeDefault seccomp profile and "plain"
+// Unconfined (the kubelet's default), so the sysinfo rule is tested merged
+// into containerd's profile and alone.
 type pod struct {
-	name, id, ctr string
-	rt            *containerdEnv
-	cg            *testutil.Cgroup
+	name, id string
+	ctr      string // app's id: exec and tryExec run there
+	ctrs     []container
+	rt       *containerdEnv
+	cg       *testutil.Cgroup
 }
+
+type container struct{ name, id string }
 
 // runPod creates the pod's cgroup (empty, as the kubelet's before it sets
 // a pod limit), then the sandbox and the container as the kubelet does.
@@ -152,8 +159,21 @@ func runPod(t *testing.T, e *containerdEnv, name, handler string, annotations ma
 	if p.id, err = e.rt.RunPodSandbox(ctx, sandbox, handler); err != nil {
 		t.Fatalf("RunPodSandbox (handler %q): %v", handler, err)
 	}
+	for _, c := range []struct {
+		name    string
+		profile runtimeapi.SecurityProfile_ProfileType
+	}{{"app", runtimeapi.SecurityProfile_RuntimeDefault}, {"plain", runtimeapi.SecurityProfile_Unconfined}} {
+		id := p.createContainer(ctx, t, sandbox, c.name, c.profile)
+		p.ctrs = append(p.ctrs, container{c.name, id})
+	}
+	p.ctr = p.ctrs[0].id
+	return p
+}
+
+func (p *pod) createContainer(ctx context.Context, t *testing.T, sandbox *runtimeapi.PodSandboxConfig, name string, profile runtimeapi.SecurityProfile_ProfileType) string {
+	t.Helper()
 	ctrConfig := &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
+		Metadata: &runtimeapi.ContainerMetadata{Name: name},
 		Image:    &runtimeapi.ImageSpec{Image: testImage},
 		Command:  []string{"sleep", "3600"},
 		Linux: &runtimeapi.LinuxContainerConfig{
@@ -162,34 +182,42 @@ func runPod(t *testing.T, e *containerdEnv, name, handler string, annotations ma
 			Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: containerMem, CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512},
 			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
-				Seccomp:          &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault},
+				Seccomp:          &runtimeapi.SecurityProfile{ProfileType: profile},
 			},
 		},
 	}
-	if p.ctr, err = e.rt.CreateContainer(ctx, p.id, ctrConfig, sandbox); err != nil {
-		t.Fatalf("CreateContainer: %v", err)
+	id, err := p.rt.rt.CreateContainer(ctx, p.id, ctrConfig, sandbox)
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v", name, err)
 	}
-	if err := e.rt.StartContainer(ctx, p.ctr); err != nil {
-		t.Fatalf("StartContainer: %v", err)
+	if err := p.rt.rt.StartContainer(ctx, id); err != nil {
+		t.Fatalf("StartContainer %s: %v", name, err)
 	}
-	return p
+	return id
 }
 
-// exec runs a command in the container with ExecSync and returns its
-// stdout, failing the test on an error or a non-zero exit.
+// exec runs a command in app with ExecSync and returns its stdout,
+// failing the test on an error or a non-zero exit.
 func (p *pod) exec(t *testing.T, cmd ...string) string {
 	t.Helper()
-	out, err := p.tryExec(cmd...)
+	return p.execIn(t, p.ctr, cmd...)
+}
+
+func (p *pod) execIn(t *testing.T, id string, cmd ...string) string {
+	t.Helper()
+	out, err := p.tryExecIn(id, cmd...)
 	if err != nil {
 		t.Fatalf("ExecSync %q: %v", cmd, err)
 	}
 	return out
 }
 
-func (p *pod) tryExec(cmd ...string) (string, error) {
+func (p *pod) tryExec(cmd ...string) (string, error) { return p.tryExecIn(p.ctr, cmd...) }
+
+func (p *pod) tryExecIn(id string, cmd ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stdout, stderr, err := p.rt.rt.ExecSync(ctx, p.ctr, cmd, 20*time.Second)
+	stdout, stderr, err := p.rt.rt.ExecSync(ctx, id, cmd, 20*time.Second)
 	if err != nil {
 		return string(stdout), fmt.Errorf("%w (stderr %q)", err, stderr)
 	}
@@ -209,25 +237,27 @@ func (p *pod) setPodMemoryLimit(t *testing.T, limit int64) {
 
 var memTotalRE = regexp.MustCompile(`(?m)^MemTotal:\s+(\d+) kB$`)
 
-// checkLimits reads the views as a pod's program does.
+// checkLimits reads the views in every container as a pod's program does.
 func (p *pod) checkLimits(t *testing.T, mem int64) {
 	t.Helper()
 	want := fmt.Sprintf("MemTotal: %d kB", mem>>10)
-	if m := memTotalRE.FindStringSubmatch(p.exec(t, "cat", "/proc/meminfo")); m == nil || "MemTotal: "+m[1]+" kB" != want {
-		t.Errorf("/proc/meminfo: %v, want %q", m, want)
-	}
-	if got := strings.TrimSpace(p.exec(t, "grep", "-c", "^processor", "/proc/cpuinfo")); got != "1" {
-		t.Errorf("processors in /proc/cpuinfo: %s, want 1 (cpu: 500m)", got)
-	}
-	if got := strings.TrimSpace(p.exec(t, "cat", "/sys/devices/system/cpu/online")); got != "0" {
-		t.Errorf("/sys/devices/system/cpu/online: %q, want \"0\"", got)
-	}
-	// busybox free asks sysinfo(2), answered by corralfs's agent with the
-	// limit plus one page (design decision 29: the JDK's order of
-	// physical memory over limit).
-	free := strings.Fields(p.exec(t, "free"))
-	if want := fmt.Sprint(mem>>10 + 4); len(free) < 8 || free[7] != want {
-		t.Errorf("free (sysinfo(2)) total: %v, want %s", free, want)
+	for _, c := range p.ctrs {
+		if m := memTotalRE.FindStringSubmatch(p.execIn(t, c.id, "cat", "/proc/meminfo")); m == nil || "MemTotal: "+m[1]+" kB" != want {
+			t.Errorf("%s: /proc/meminfo: %v, want %q", c.name, m, want)
+		}
+		if got := strings.TrimSpace(p.execIn(t, c.id, "grep", "-c", "^processor", "/proc/cpuinfo")); got != "1" {
+			t.Errorf("%s: processors in /proc/cpuinfo: %s, want 1 (cpu: 500m)", c.name, got)
+		}
+		if got := strings.TrimSpace(p.execIn(t, c.id, "cat", "/sys/devices/system/cpu/online")); got != "0" {
+			t.Errorf("%s: /sys/devices/system/cpu/online: %q, want \"0\"", c.name, got)
+		}
+		// busybox free asks sysinfo(2), answered by corralfs's agent with
+		// the limit plus one page (design decision 29: the JDK's order of
+		// physical memory over limit).
+		free := strings.Fields(p.execIn(t, c.id, "free"))
+		if want := fmt.Sprint(mem>>10 + 4); len(free) < 8 || free[7] != want {
+			t.Errorf("%s: free (sysinfo(2)) total: %v, want %s", c.name, free, want)
+		}
 	}
 }
 
