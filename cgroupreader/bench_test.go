@@ -10,15 +10,15 @@ import (
 
 // What each view asks for (see fusefs): meminfo and swaps read memory only,
 // cpuinfo and sys/devices/system/cpu the quota and the cpuset, stat the CPU
-// usage too; "default" is a zero Options; "all" adds io, psi and tasks.
+// usage too; "default" is DefaultParts (what a zero Part reads); "all" adds io, psi and tasks.
 var benchOptions = []struct {
 	name string
-	opt  cgroupreader.Options
+	opt  cgroupreader.Part
 }{
-	{"meminfo", cgroupreader.Options{Parts: cgroupreader.PartMemory}},
-	{"cpuinfo", cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset}},
-	{"stat", cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartCPUUsage | cgroupreader.PartCpuset}},
-	{"default", cgroupreader.Options{}},
+	{"meminfo", cgroupreader.PartMemory},
+	{"cpuinfo", cgroupreader.PartCPUQuota | cgroupreader.PartCpuset},
+	{"stat", cgroupreader.PartCPUQuota | cgroupreader.PartCPUUsage | cgroupreader.PartCpuset},
+	{"default", cgroupreader.DefaultParts},
 	{"all", all},
 }
 

@@ -63,7 +63,7 @@ func TestModeDetection(t *testing.T) {
 		t.Fatalf("no unified/: %v, %v", r, err)
 	}
 	// On plain v1 there is no PSI to read at all, and that is not an error.
-	s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.Options{PSI: true})
+	s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.DefaultParts|cgroupreader.PartPSI)
 	if err != nil || !errors.Is(s.Missing[cgroupreader.GroupPSI], cgroupreader.ErrUnavailable) || s.Memory.Usage != 100*mib {
 		t.Errorf("plain v1 snapshot: %v, missing %v", err, s.Missing)
 	}
@@ -112,7 +112,7 @@ func TestV1CoMountedCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := r.Snapshot(pathsOf(t, r, fixtures.CpusetQuota.Pid), cgroupreader.Options{})
+	got, err := r.Snapshot(pathsOf(t, r, fixtures.CpusetQuota.Pid), cgroupreader.DefaultParts)
 	if err != nil || got.Missing != nil {
 		t.Fatalf("Snapshot: %v, missing %v", err, got.Missing)
 	}
@@ -136,8 +136,8 @@ func TestVanishedCgroup(t *testing.T) {
 			} else {
 				remove(t, v2dir(cfg, fixtures.Swap))
 			}
-			for _, opt := range []cgroupreader.Options{{}, all, {Parts: cgroupreader.PartMemory}, {Parts: cgroupreader.PartCpuset},
-				{Parts: cgroupreader.PartCPUQuota}, {Parts: cgroupreader.PartCPUUsage}, {Parts: cgroupreader.PartPids}, {Parts: cgroupreader.PartIO}} {
+			for _, opt := range []cgroupreader.Part{0, all, cgroupreader.PartMemory, cgroupreader.PartCpuset,
+				cgroupreader.PartCPUQuota, cgroupreader.PartCPUUsage, cgroupreader.PartPids, cgroupreader.PartIO} {
 				_, err := r.Snapshot(p, opt)
 				if !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("Snapshot(%+v) err = %v, want ErrNotExist", opt, err)
@@ -150,7 +150,7 @@ func TestVanishedCgroup(t *testing.T) {
 			}
 			// A path that never existed.
 			gone := cgroupreader.Paths{Unified: "/nope/x", V1: map[string]string{"memory": "/nope/x", "cpu": "/nope/x", "cpuacct": "/nope/x", "cpuset": "/nope/x", "pids": "/nope/x"}}
-			if _, err := r.Snapshot(gone, cgroupreader.Options{}); !errors.Is(err, fs.ErrNotExist) {
+			if _, err := r.Snapshot(gone, cgroupreader.DefaultParts); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("Snapshot(never existed) = %v", err)
 			}
 		})
@@ -172,7 +172,7 @@ func TestBadPaths(t *testing.T) {
 				t.Errorf("%s: Missing[%s] = %v", layout, g, e)
 			}
 		}
-		if _, err := r.Snapshot(cgroupreader.Paths{}, cgroupreader.Options{}); err == nil {
+		if _, err := r.Snapshot(cgroupreader.Paths{}, cgroupreader.DefaultParts); err == nil {
 			t.Errorf("%s: empty Paths gave no error", layout)
 		}
 	}
@@ -248,7 +248,7 @@ func TestQuotaRatioSelection(t *testing.T) {
 				} else {
 					mutate(t, filepath.Join(v2dir(cfg, fixtures.Ancestor), "cpu.max"), itoa(tc.quota)+" "+itoa(tc.period)+"\n")
 				}
-				s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), cgroupreader.Options{Parts: cgroupreader.PartCPU})
+				s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), cgroupreader.PartCPU)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -265,11 +265,11 @@ func TestTasksSubtree(t *testing.T) {
 	for _, layout := range layouts {
 		r, _ := sharedReader(t, layout)
 		p := cgroupreader.Paths{Unified: "/ancestor", V1: map[string]string{"memory": "/ancestor"}}
-		s, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartTasks})
+		s, err := r.Snapshot(p, cgroupreader.PartTasks)
 		if err != nil || !reflect.DeepEqual(s.Tasks, []int{103, 1033}) {
 			t.Errorf("%s: Tasks = %v, %v", layout, s.Tasks, err)
 		}
-		s, err = r.Snapshot(cgroupreader.Paths{Unified: "/", V1: map[string]string{"memory": "/"}}, cgroupreader.Options{Parts: cgroupreader.PartTasks})
+		s, err = r.Snapshot(cgroupreader.Paths{Unified: "/", V1: map[string]string{"memory": "/"}}, cgroupreader.PartTasks)
 		if err != nil || !reflect.DeepEqual(s.Tasks, []int{1, 2, 101, 102, 103, 104, 105, 106, 1033}) {
 			t.Errorf("%s: root Tasks = %v, %v", layout, s.Tasks, err)
 		}

@@ -119,7 +119,7 @@ func newReader(t testing.TB, layout string) (cgroupreader.Reader, cgroupreader.C
 	return r, cfg
 }
 
-var all = cgroupreader.Options{Tasks: true, PSI: true, IO: true}
+var all = cgroupreader.DefaultParts | cgroupreader.PartTasks | cgroupreader.PartPSI | cgroupreader.PartIO
 
 // compare checks got against want field by field (so a failure names the
 // field) and Missing by errors.Is.
@@ -204,9 +204,9 @@ func TestPathsOfFixtures(t *testing.T) {
 	}
 }
 
-// Options narrow the read to what a view needs; zero Options read memory,
+// Parts narrow the read to what a view needs; a zero Part reads memory,
 // cpu (limits and usage), cpuset and pids, and nothing else.
-func TestOptionsSelectParts(t *testing.T) {
+func TestPartsSelectWhatIsRead(t *testing.T) {
 	for _, layout := range layouts {
 		r, _ := sharedReader(t, layout)
 		p, err := r.PathsOf(fixtures.CpusetQuota.Pid)
@@ -215,7 +215,7 @@ func TestOptionsSelectParts(t *testing.T) {
 		}
 		full := expected(layout, fixtures.CpusetQuota)
 		t.Run(layout+"/zero", func(t *testing.T) {
-			got, err := r.Snapshot(p, cgroupreader.Options{})
+			got, err := r.Snapshot(p, cgroupreader.DefaultParts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,7 +224,7 @@ func TestOptionsSelectParts(t *testing.T) {
 			compare(t, got, want)
 		})
 		t.Run(layout+"/memory-only", func(t *testing.T) {
-			got, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartMemory})
+			got, err := r.Snapshot(p, cgroupreader.PartMemory)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,7 +232,7 @@ func TestOptionsSelectParts(t *testing.T) {
 			compare(t, got, want)
 		})
 		t.Run(layout+"/cpu-limits-and-cpuset", func(t *testing.T) {
-			got, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartCPU | cgroupreader.PartCpuset})
+			got, err := r.Snapshot(p, cgroupreader.PartCPU|cgroupreader.PartCpuset)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +242,7 @@ func TestOptionsSelectParts(t *testing.T) {
 			compare(t, got, want)
 		})
 		t.Run(layout+"/quota-only", func(t *testing.T) {
-			got, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartCPUQuota})
+			got, err := r.Snapshot(p, cgroupreader.PartCPUQuota)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +251,7 @@ func TestOptionsSelectParts(t *testing.T) {
 			compare(t, got, want)
 		})
 		t.Run(layout+"/cpu-usage-only", func(t *testing.T) {
-			got, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartCPUUsage})
+			got, err := r.Snapshot(p, cgroupreader.PartCPUUsage)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,7 +264,7 @@ func TestOptionsSelectParts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := r.Snapshot(np, cgroupreader.Options{Parts: cgroupreader.PartIO})
+			got, err := r.Snapshot(np, cgroupreader.PartIO)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -288,7 +288,7 @@ func TestConcurrentSnapshots(t *testing.T) {
 				}
 				want := expected(layout, c)
 				for range 200 {
-					got, err := r.Snapshot(p, cgroupreader.Options{})
+					got, err := r.Snapshot(p, cgroupreader.DefaultParts)
 					if err != nil {
 						errs <- err
 						return

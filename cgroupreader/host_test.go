@@ -147,7 +147,7 @@ func TestRealHost(t *testing.T) {
 		}
 	}
 
-	s, err := r.Snapshot(paths, cgroupreader.Options{IO: true, PSI: true, Tasks: true})
+	s, err := r.Snapshot(paths, cgroupreader.DefaultParts|cgroupreader.PartIO|cgroupreader.PartPSI|cgroupreader.PartTasks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestRealHost(t *testing.T) {
 	for ctrl := range inner {
 		parent.V1[ctrl] = cg.Path
 	}
-	ps, err := r.Snapshot(parent, cgroupreader.Options{Parts: cgroupreader.PartTasks | cgroupreader.PartMemory})
+	ps, err := r.Snapshot(parent, cgroupreader.PartTasks|cgroupreader.PartMemory)
 	if err != nil || !reflect.DeepEqual(ps.Tasks, []int{pid}) || ps.Memory.Usage < 16<<20 { // not >= the child: two reads at two moments
 		t.Errorf("parent: tasks %v usage %d, %v", ps.Tasks, ps.Memory.Usage, err)
 	}
@@ -225,7 +225,7 @@ func TestRealHost(t *testing.T) {
 	for _, d := range uniq(inner) {
 		rmdirRetry(t, d)
 	}
-	if _, err := r.Snapshot(paths, cgroupreader.Options{}); !errors.Is(err, os.ErrNotExist) {
+	if _, err := r.Snapshot(paths, cgroupreader.DefaultParts); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Snapshot after rmdir: %v, want ErrNotExist", err)
 	}
 }

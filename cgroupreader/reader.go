@@ -23,22 +23,12 @@ type Reader interface {
 	// Cost: a few syscalls per file read (open, read, close), no
 	// allocations beyond the returned slices. Ask only for the Parts a
 	// view needs.
-	Snapshot(p Paths, opt Options) (Snapshot, error)
+	Snapshot(p Paths, parts Part) (Snapshot, error)
 }
 
-// Options select the optional, more expensive parts of a Snapshot.
-type Options struct {
-	Tasks bool // fill Snapshot.Tasks (walks cgroup.procs of the subtree)
-	PSI   bool // read the *.pressure files
-	IO    bool // read blkio / io.stat
-
-	// Parts narrows what is read to what one view needs (each file read
-	// costs a syscall round trip on every FUSE read). Zero means
-	// DefaultParts. Tasks, PSI and IO above add their part either way.
-	Parts Part
-}
-
-// Part is one group of cgroup files a Snapshot can read.
+// Part is one group of cgroup files a Snapshot can read; a Snapshot reads
+// the Parts asked for and nothing else (each file read costs a syscall
+// round trip on every FUSE read). Zero means DefaultParts.
 type Part uint16
 
 const (
@@ -47,29 +37,19 @@ const (
 	PartCPUUsage                  // CPU.UsageUser/UsageSystem, PerCPU (v1 cpuacct, v2 cpu.stat)
 	PartCpuset                    // CPU.Cpuset
 	PartPids                      // Snapshot.Pids
-	PartIO                        // Snapshot.IO (same as Options.IO)
-	PartPSI                       // Snapshot.PSI (same as Options.PSI)
-	PartTasks                     // Snapshot.Tasks (same as Options.Tasks)
+	PartIO                        // Snapshot.IO (blkio / io.stat)
+	PartPSI                       // Snapshot.PSI (the *.pressure files)
+	PartTasks                     // Snapshot.Tasks (walks cgroup.procs of the subtree)
 	PartCPUQuota                  // only CPU.Quota/Period (PartCPU includes it): cpuinfo, sys/devices/system/cpu
 
-	// DefaultParts is what a zero Options reads.
+	// DefaultParts is what a zero Part reads.
 	DefaultParts = PartMemory | PartCPU | PartCPUUsage | PartCpuset | PartPids
 )
 
-// parts resolves the Part set an Options asks for.
-func (o Options) parts() Part {
-	p := o.Parts
+// resolve is the Part set a Snapshot reads for p.
+func (p Part) resolve() Part {
 	if p == 0 {
-		p = DefaultParts
-	}
-	if o.Tasks {
-		p |= PartTasks
-	}
-	if o.PSI {
-		p |= PartPSI
-	}
-	if o.IO {
-		p |= PartIO
+		return DefaultParts
 	}
 	return p
 }

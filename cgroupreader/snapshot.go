@@ -170,7 +170,7 @@ type Snapshot struct {
 	PSI    PSI
 	// Tasks are the pids (as seen from the host) of every task in the
 	// container's cgroup and below: the loadavg sampler walks them.
-	// Only filled when requested (Options.Tasks).
+	// Only filled when requested (PartTasks).
 	Tasks []int
 	// Missing names the groups that could not be read ("memory", "cpu",
 	// "cpuset", "cpuacct", "pids", "io", "psi") with the reason.

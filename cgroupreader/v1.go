@@ -40,8 +40,8 @@ func (r *v1Reader) locate(p Paths, ctrl string) (dir, cg string, err error) {
 	return dir, cg, nil
 }
 
-func (r *v1Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
-	parts := opt.parts()
+func (r *v1Reader) Snapshot(p Paths, want Part) (Snapshot, error) {
+	parts := want.resolve()
 	s := Snapshot{Mode: r.mode}
 	c := collect{s: &s, paths: p}
 	sc := getScratch()

@@ -19,7 +19,7 @@ func TestV1PartialVanish(t *testing.T) {
 	r, cfg := newReader(t, fixtures.V1)
 	p := pathsOf(t, r, fixtures.NoSwap.Pid)
 	remove(t, v1dir(cfg, "memory", fixtures.NoSwap))
-	s, err := r.Snapshot(p, cgroupreader.Options{})
+	s, err := r.Snapshot(p, cgroupreader.DefaultParts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestV1Fallbacks(t *testing.T) {
 	dir := func(cfg cgroupreader.Config, ctrl string) string { return v1dir(cfg, ctrl, fixtures.Swap) }
 	snap := func(t *testing.T, r cgroupreader.Reader) cgroupreader.Snapshot {
 		t.Helper()
-		s, err := r.Snapshot(pathsOf(t, r, fixtures.Swap.Pid), cgroupreader.Options{IO: true})
+		s, err := r.Snapshot(pathsOf(t, r, fixtures.Swap.Pid), cgroupreader.DefaultParts|cgroupreader.PartIO)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func TestV1Fallbacks(t *testing.T) {
 		r, cfg := newReader(t, fixtures.V1)
 		d := v1dir(cfg, "blkio", fixtures.NoLimit)
 		remove(t, filepath.Join(d, "blkio.throttle.io_service_bytes_recursive"), filepath.Join(d, "blkio.throttle.io_serviced_recursive"))
-		s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.Options{Parts: cgroupreader.PartIO})
+		s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.PartIO)
 		if err != nil || !reflect.DeepEqual(s.IO, expected(fixtures.V1, fixtures.NoLimit).IO) {
 			t.Errorf("IO = %+v, %v", s.IO, err)
 		}
@@ -98,7 +98,7 @@ func TestV1Fallbacks(t *testing.T) {
 	t.Run("cpuset walks up past empty files", func(t *testing.T) {
 		r, cfg := sharedReader(t, fixtures.V1)
 		mutate(t, filepath.Join(cfg.CgroupRoot, "cpuset/ancestor/cpuset.effective_cpus"), "0-2,5\n")
-		s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), cgroupreader.Options{Parts: cgroupreader.PartCpuset})
+		s, err := r.Snapshot(pathsOf(t, r, fixtures.Ancestor.Pid), cgroupreader.PartCpuset)
 		if err != nil || !reflect.DeepEqual(s.CPU.Cpuset, []int{0, 1, 2, 5}) {
 			t.Errorf("Cpuset = %v, %v", s.CPU.Cpuset, err)
 		}
@@ -113,7 +113,7 @@ func TestV1MemoryLimits(t *testing.T) {
 	p := pathsOf(t, r, fixtures.Ancestor.Pid)
 	snap := func() cgroupreader.Memory {
 		t.Helper()
-		s, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartMemory})
+		s, err := r.Snapshot(p, cgroupreader.PartMemory)
 		if err != nil || s.Missing != nil {
 			t.Fatalf("%v, missing %v", err, s.Missing)
 		}
@@ -175,7 +175,7 @@ func TestV1RootWithLimits(t *testing.T) {
 	writeFile(t, filepath.Join(cfg.CgroupRoot, "cpu/cpu.cfs_quota_us"), "50000\n")
 	writeFile(t, filepath.Join(cfg.CgroupRoot, "pids/pids.max"), "7\n")
 	p := cgroupreader.Paths{V1: map[string]string{"cpu": "/nolimit", "pids": "/nolimit"}}
-	opt := cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartPids}
+	opt := cgroupreader.PartCPUQuota | cgroupreader.PartPids
 	r, err := cgroupreader.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,8 @@ func (r *v2Reader) Mode() Mode { return ModeV2 }
 
 func (r *v2Reader) PathsOf(pid int) (Paths, error) { return pathsOf(r.cfg.ProcRoot, pid) }
 
-func (r *v2Reader) Snapshot(p Paths, opt Options) (Snapshot, error) {
-	parts := opt.parts()
+func (r *v2Reader) Snapshot(p Paths, want Part) (Snapshot, error) {
+	parts := want.resolve()
 	s := Snapshot{Mode: ModeV2}
 	c := collect{s: &s, paths: p}
 	cg, dir := p.Unified, r.cfg.CgroupRoot

@@ -41,12 +41,12 @@ func TestV2ControllerNotEnabled(t *testing.T) {
 	for _, f := range []string{"memory.swap.current", "memory.swap.max"} {
 		remove(t, filepath.Join(v2dir(cfg, fixtures.Swap), f))
 	}
-	s, err = r.Snapshot(pathsOf(t, r, fixtures.Swap.Pid), cgroupreader.Options{Parts: cgroupreader.PartMemory})
+	s, err = r.Snapshot(pathsOf(t, r, fixtures.Swap.Pid), cgroupreader.PartMemory)
 	if err != nil || s.Memory.SwapAccounting || s.Memory.SwapLimit.Set || s.Missing != nil {
 		t.Errorf("no swap accounting: %+v, %v, %v", s.Memory, s.Missing, err)
 	}
 	// The root cgroup has no memory.current: unavailable, host values apply.
-	s, err = r.Snapshot(cgroupreader.Paths{Unified: "/"}, cgroupreader.Options{Parts: cgroupreader.PartMemory | cgroupreader.PartCPUUsage | cgroupreader.PartPSI})
+	s, err = r.Snapshot(cgroupreader.Paths{Unified: "/"}, cgroupreader.PartMemory|cgroupreader.PartCPUUsage|cgroupreader.PartPSI)
 	if err != nil || !errors.Is(s.Missing[cgroupreader.GroupMemory], cgroupreader.ErrUnavailable) ||
 		!errors.Is(s.Missing[cgroupreader.GroupPSI], cgroupreader.ErrRootPSI) || s.CPU.UsageUser == 0 {
 		t.Errorf("root: %+v, %v, %v", s.CPU, s.Missing, err)
@@ -62,7 +62,7 @@ func TestHybridPSI(t *testing.T) {
 	writeFile(t, filepath.Join(u, "memory.pressure"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n")
 	p := pathsOf(t, r, fixtures.NoLimit.Pid)
 	p.Unified = "/svc"
-	s, err := r.Snapshot(p, cgroupreader.Options{Parts: cgroupreader.PartPSI})
+	s, err := r.Snapshot(p, cgroupreader.PartPSI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestV2RootWithLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.Options{})
+	s, err := r.Snapshot(pathsOf(t, r, fixtures.NoLimit.Pid), cgroupreader.DefaultParts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -54,14 +55,14 @@ func TestAdoptedConnectionServes(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(b), "MemTotal:") {
 		t.Fatalf("meminfo through the adopted connection: %q, %v", b, err)
 	}
-	in, err := DecodeInit(EncodeInit(conn.Init))
+	in, err := survival.DecodeInit(survival.EncodeInit(conn.Init))
 	if err != nil || in != conn.Init {
 		t.Errorf("INIT settings after a round trip: %+v, %v; want %+v", in, err, conn.Init)
 	}
-	if _, err := DecodeInit("00ff"); err == nil {
+	if _, err := survival.DecodeInit("00ff"); err == nil {
 		t.Error("DecodeInit accepted garbage")
 	}
-	if err := Resend(conn.File); err != nil && err != ErrNoResend {
+	if err := survival.Resend(conn.File); err != nil && err != survival.ErrNoResend {
 		t.Errorf("RESEND: %v", err)
 	}
 }

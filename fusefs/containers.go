@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // ContainerInfo is one container as the serving worker knows it, for
@@ -15,7 +17,7 @@ type ContainerInfo struct {
 	Cgroup       string    `json:"cgroup,omitempty"`   // the init's cgroup (v1/hybrid: the memory controller's)
 	Fallbacks    uint64    `json:"fallbacks"`          // reads served from the host's file
 	LastFallback string    `json:"last_fallback,omitempty"`
-	LastReason   string    `json:"last_reason,omitempty"` // a FallbackReasons entry
+	LastReason   string    `json:"last_reason,omitempty"` // a survival.FallbackReasons entry
 	LastError    string    `json:"last_error,omitempty"`
 	LastAt       time.Time `json:"last_at,omitzero"`
 }
@@ -61,19 +63,9 @@ func (l *fallbackLog) note(ns uint64, path string, reason int, why error) {
 // namespace that was served host values, by pid namespace.
 func (fs *FS) Containers() []ContainerInfo {
 	byNS := map[uint64]*ContainerInfo{}
-	fs.resolver.mu.RLock()
-	for ns, e := range fs.resolver.byNS {
-		ci := &ContainerInfo{PidNS: ns, InitPid: e.initPid}
-		if sp := e.paths.Load(); sp != nil {
-			// v1 and hybrid: the memory controller's path (a hybrid
-			// host's unified hierarchy holds no controllers); v2: the one.
-			if ci.Cgroup = sp.paths.V1["memory"]; ci.Cgroup == "" {
-				ci.Cgroup = sp.paths.Unified
-			}
-		}
-		byNS[ns] = ci
+	for _, k := range fs.resolver.Known() {
+		byNS[k.PidNS] = &ContainerInfo{PidNS: k.PidNS, InitPid: k.InitPid, Cgroup: k.Cgroup}
 	}
-	fs.resolver.mu.RUnlock()
 	fs.fallbacks.mu.Lock()
 	for ns, t := range fs.fallbacks.m {
 		ci := byNS[ns]
@@ -82,8 +74,8 @@ func (fs *FS) Containers() []ContainerInfo {
 			byNS[ns] = ci
 		}
 		ci.Fallbacks, ci.LastFallback, ci.LastError, ci.LastAt = t.n, t.path, t.err, t.at
-		if t.reason >= 0 && t.reason < len(FallbackReasons) {
-			ci.LastReason = FallbackReasons[t.reason]
+		if t.reason >= 0 && t.reason < len(survival.FallbackReasons) {
+			ci.LastReason = survival.FallbackReasons[t.reason]
 		}
 	}
 	fs.fallbacks.mu.Unlock()

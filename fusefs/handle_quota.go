@@ -3,6 +3,8 @@ package fusefs
 import (
 	"sync"
 	"syscall"
+
+	"github.com/corral-dev/corral/fusefs/inputs"
 )
 
 // handleQuota bounds the open file handles (issue 11): each costs the
@@ -92,12 +94,12 @@ func (q *handleQuota) dec(key string) {
 func (fs *FS) quotaKey(pid int) (string, syscall.Errno) {
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {
-		if resourceErr(err) {
+		if inputs.OutOfResources(err) {
 			return "", syscall.EMFILE
 		}
 		return "", 0
 	}
-	return pathsKey(c.Paths), 0
+	return c.CgroupKey(), 0
 }
 
 // takeHandle charges an open to its caller's container.
@@ -109,7 +111,7 @@ func (fs *FS) takeHandle(pid int) (string, syscall.Errno) {
 	}
 	if errno = fs.quota.take(key); errno != 0 {
 		fs.Stats.Refused.Add(1)
-		fs.logOnce(ContainerKey{HostPaths: key}, "open", "refusing an open", errno)
+		fs.logOnce(inputs.ContainerKey{HostPaths: key}, "open", "refusing an open", errno)
 	}
 	return key, errno
 }

@@ -3,6 +3,8 @@ package fusefs
 import (
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/render"
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -12,7 +14,7 @@ import (
 // carry no bookkeeping.
 type instrumentedFS struct {
 	*FS
-	c *Counters
+	c *survival.Counters
 }
 
 // Series names: a view's path, one for the whole CPU tree (its files are
@@ -32,7 +34,7 @@ func (fs *FS) registerCounterFiles() {
 	}
 	fs.counterFiles = map[string]int{}
 	names := []string{counterFileDir, counterFileCPUTree, counterFileUnknown}
-	for _, v := range Views() {
+	for _, v := range render.Views() {
 		names = append(names, v.Path)
 	}
 	for _, name := range names {
@@ -62,7 +64,7 @@ func (fs *FS) counterFileOf(nodeID uint64) int {
 	return fs.counterFile(counterFileCPUTree)
 }
 
-// Op indexes in CounterOps.
+// Op indexes in survival.CounterOps.
 const (
 	OpOpen = iota
 	OpRead

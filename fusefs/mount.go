@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -26,10 +27,10 @@ type MountConfig struct {
 	AllowOther bool // let every user (and every container) read the views
 	Debug      bool // log every FUSE request (very verbose)
 	// Adopt only, a worker behind the relay (kernels without
-	// FUSE_NOTIFY_RESEND, relay.go): where requests come from, and the
+	// FUSE_NOTIFY_RESEND, survival/relay.go): where requests come from, and the
 	// journal it frees answered requests in.
 	RequestSource *os.File
-	InFlight      *Journal
+	InFlight      *survival.Journal
 }
 
 // ErrLiveMount means the mount point is already served by a running corralfs.

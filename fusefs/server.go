@@ -1,3 +1,9 @@
+// Package fusefs serves the per-container views over FUSE: the tree of
+// files (tree.go), the request handlers (server*.go), the gathering of a
+// view's Input (server_input.go) and the mount (mount.go, conn.go). Who is
+// reading and their load are fusefs/inputs'; what the views say is
+// fusefs/render's; what lets a connection outlive its worker is
+// fusefs/survival's.
 package fusefs
 
 import (
@@ -11,12 +17,15 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/inputs"
+	"github.com/corral-dev/corral/fusefs/render"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // Config configures the FUSE file system.
 type Config struct {
 	Reader  cgroupreader.Reader
-	Options Options
+	Options render.Options
 	Log     *slog.Logger
 	// ProcRoot and SysRoot locate the host's /proc and /sys ("" = real).
 	ProcRoot string
@@ -24,23 +33,18 @@ type Config struct {
 	// SnapshotTTL is how long a container's cgroup Snapshot is reused
 	// (0 = DefaultSnapshotTTL, negative = never reused).
 	SnapshotTTL time.Duration
-	Sampler     SamplerConfig
+	Sampler     inputs.SamplerConfig
 	// HandleStore, shared with the other workers of the connection, lets
 	// a worker go on reading handles its predecessor opened (nil: none).
-	HandleStore *HandleStore
+	HandleStore *survival.HandleStore
 	// Counters, shared with the other workers and the supervisor, count
 	// requests, latencies and fallbacks as daemon totals (nil: none).
-	Counters *Counters
+	Counters *survival.Counters
 	// MaxHandles and MaxHandlesPerContainer bound the open handles
 	// (handle_quota.go; 0 = the defaults).
 	MaxHandles             int
 	MaxHandlesPerContainer int
 }
-
-// DefaultSnapshotTTL: short enough that numbers are current for any
-// human or monitoring tool, long enough that the files one `top` refresh
-// or `lscpu` opens share one set of cgroup reads.
-const DefaultSnapshotTTL = 100 * time.Millisecond
 
 // Cache lifetimes the kernel gets. The tree is static and node ids are
 // fixed, so entries and attributes may be cached for long; what a file
@@ -97,8 +101,8 @@ type FS struct {
 	cfg       Config
 	log       *slog.Logger
 	tree      *Tree
-	resolver  *Resolver
-	sampler   *Sampler
+	resolver  *inputs.Resolver
+	sampler   *inputs.Sampler
 	handles   handleTable
 	quota     *handleQuota
 	snaps     snapCache
@@ -142,17 +146,17 @@ func New(cfg Config) (*FS, error) {
 	if cfg.Sampler.ProcRoot == "" {
 		cfg.Sampler.ProcRoot = cfg.ProcRoot
 	}
-	tree, err := NewTree(Views(), TreeConfig{SysRoot: cfg.SysRoot})
+	tree, err := NewTree(render.Views(), TreeConfig{SysRoot: cfg.SysRoot})
 	if err != nil {
 		return nil, err
 	}
-	res, err := NewResolver(cfg.ProcRoot, cfg.Reader)
+	res, err := inputs.NewResolver(cfg.ProcRoot, cfg.Reader)
 	if err != nil {
 		return nil, err
 	}
 	ttl := cfg.SnapshotTTL
 	if ttl == 0 {
-		ttl = DefaultSnapshotTTL
+		ttl = inputs.DefaultSnapshotTTL
 	}
 	fs := &FS{
 		RawFileSystem: fuse.NewDefaultRawFileSystem(),
@@ -160,7 +164,7 @@ func New(cfg Config) (*FS, error) {
 		log:           cfg.Log,
 		tree:          tree,
 		resolver:      res,
-		sampler:       NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
+		sampler:       inputs.NewSampler(cfg.Reader, cfg.Sampler, cfg.Log),
 		quota:         newHandleQuota(cfg.MaxHandlesPerContainer, cfg.MaxHandles),
 		snaps:         snapCache{ttl: ttl},
 		hostCache:     hostFileCache{ttl: ttl},
@@ -427,9 +431,7 @@ type Status struct {
 
 // Status reports the counters.
 func (fs *FS) Status() Status {
-	fs.resolver.mu.RLock()
-	containers := len(fs.resolver.byNS)
-	fs.resolver.mu.RUnlock()
+	containers := fs.resolver.Len()
 	return Status{
 		Opens:       fs.Stats.Opens.Load(),
 		Reads:       fs.Stats.Reads.Load(),

@@ -6,6 +6,9 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/corral-dev/corral/fusefs/inputs"
+	"github.com/corral-dev/corral/fusefs/render"
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -17,8 +20,8 @@ func BenchmarkOpenContent(b *testing.B) {
 	cg := testutil.NewCgroup(b, "fusefs-bench", testutil.CgroupLimits{MemoryBytes: 300 << 20, CPUQuotaUs: 150000, Cpus: "0"})
 	cmd := testutil.StartInPidNS(b, cg, "/bin/sh", "-c", "sleep 600")
 	time.Sleep(50 * time.Millisecond)
-	for _, ttl := range []time.Duration{-1, DefaultSnapshotTTL} {
-		fs, err := New(Config{Reader: mustReader(b), Log: quietLog(), SnapshotTTL: ttl, Options: Options{CPUQuotaView: true, SwapReporting: true}})
+	for _, ttl := range []time.Duration{-1, inputs.DefaultSnapshotTTL} {
+		fs, err := New(Config{Reader: mustReader(b), Log: quietLog(), SnapshotTTL: ttl, Options: render.Options{CPUQuotaView: true, SwapReporting: true}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -48,16 +51,16 @@ func BenchmarkOpenReadRelease(b *testing.B) {
 	testutil.RequireRoot(b)
 	cg := testutil.NewCgroup(b, "fusefs-bench-orr", testutil.CgroupLimits{MemoryBytes: 300 << 20, CPUQuotaUs: 150000, Cpus: "0"})
 	cmd := testutil.StartInPidNS(b, cg, "/bin/sh", "-c", "sleep 600")
-	f, err := NewHandleStoreFile()
+	f, err := survival.NewHandleStoreFile()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	store, err := OpenHandleStore(f)
+	store, err := survival.OpenHandleStore(f)
 	if err != nil {
 		b.Fatal(err)
 	}
-	fs, err := New(Config{Reader: mustReader(b), Log: quietLog(), HandleStore: store, Options: Options{CPUQuotaView: true, SwapReporting: true}})
+	fs, err := New(Config{Reader: mustReader(b), Log: quietLog(), HandleStore: store, Options: render.Options{CPUQuotaView: true, SwapReporting: true}})
 	if err != nil {
 		b.Fatal(err)
 	}

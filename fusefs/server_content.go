@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/inputs"
+	"github.com/corral-dev/corral/fusefs/render"
 )
 
 // content computes what node n says to process pid. It is the whole
@@ -68,7 +70,7 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 	v := n.view
 	c, err := fs.resolver.Resolve(pid)
 	if err != nil {
-		return fs.fallback(v, ContainerKey{}, fallbackUnknownCaller, fmt.Errorf("caller %d: %w", pid, err))
+		return fs.fallback(v, inputs.ContainerKey{}, fallbackUnknownCaller, fmt.Errorf("caller %d: %w", pid, err))
 	}
 	ib, err := fs.input(&c, v.Needs, v.Snap, v.Load, v.HostPath)
 	if err != nil {
@@ -77,7 +79,7 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 		}
 		return fs.fallback(v, c.Key, fallbackCgroupUnreadable, err)
 	}
-	out, err := v.Render(&ib.in)
+	out, err := v.Render(nil, &ib.in)
 	if err == nil && ib.aliases(out) {
 		// The render returned (part of) a scratch buffer that is about
 		// to be recycled: keep a copy.
@@ -96,19 +98,19 @@ func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
 // noOwnPSI: the caller's cgroup has no pressure of its own (the cgroup2
 // root, whose pressure is the host's, or no pressure files at all).
 func noOwnPSI(err error) bool {
-	return errors.Is(err, errNoPSI) || errors.Is(err, cgroupreader.ErrRootPSI)
+	return errors.Is(err, render.ErrNoPSI) || errors.Is(err, cgroupreader.ErrRootPSI)
 }
 
 // Why a view was served from the host's file: indexes into
-// FallbackReasons (the shared counters' fixed order).
+// survival.FallbackReasons (the shared counters' fixed order).
 const (
 	fallbackUnknownCaller = iota
 	fallbackCgroupUnreadable
 	fallbackRenderError
 )
 
-func (fs *FS) fallback(v *View, key ContainerKey, reason int, why error) ([]byte, syscall.Errno) {
-	if resourceErr(why) {
+func (fs *FS) fallback(v *render.View, key inputs.ContainerKey, reason int, why error) ([]byte, syscall.Errno) {
+	if inputs.OutOfResources(why) {
 		fs.Stats.Exhausted.Add(1)
 		fs.logOnce(key, v.Path, "refusing an open: corralfs is out of descriptors or memory", why)
 		return nil, syscall.EMFILE
@@ -126,13 +128,13 @@ func (fs *FS) fallback(v *View, key ContainerKey, reason int, why error) ([]byte
 }
 
 type logKey struct {
-	c    ContainerKey
+	c    inputs.ContainerKey
 	path string
 }
 
 // logOnce logs a fallback once per container and path. The set is bounded:
 // when it fills up it starts over (a log line repeats, nothing grows).
-func (fs *FS) logOnce(key ContainerKey, path, msg string, err error) {
+func (fs *FS) logOnce(key inputs.ContainerKey, path, msg string, err error) {
 	k := logKey{key, path}
 	fs.loggedMu.Lock()
 	if fs.logged == nil || len(fs.logged) > 10000 {

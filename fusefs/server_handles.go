@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/inputs"
 )
 
 // handleTable holds, per file handle, the content of its latest generation
@@ -121,8 +122,8 @@ type snapCache struct {
 }
 
 type snapKey struct {
-	c   ContainerKey
-	opt cgroupreader.Options
+	c   inputs.ContainerKey
+	opt cgroupreader.Part
 }
 
 type snapEntry struct {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs/facts"
+	"github.com/corral-dev/corral/fusefs/inputs"
+	"github.com/corral-dev/corral/fusefs/render"
 )
 
 // Gathering a render function's Input: host files, the caller's cgroup
@@ -20,25 +22,25 @@ import (
 // host files are recycled.
 
 var hostFiles = [...]struct {
-	need   HostNeeds
+	need   render.HostNeeds
 	path   string
-	field  func(*Host) *[]byte
+	field  func(*render.Host) *[]byte
 	shared bool // may come from the short host-file cache
 }{
-	{NeedMeminfo, "/proc/meminfo", func(h *Host) *[]byte { return &h.Meminfo }, true},
-	{NeedCpuinfo, "/proc/cpuinfo", func(h *Host) *[]byte { return &h.Cpuinfo }, true},
-	{NeedStat, "/proc/stat", func(h *Host) *[]byte { return &h.Stat }, false},
-	{NeedUptime, "/proc/uptime", func(h *Host) *[]byte { return &h.Uptime }, false},
-	{NeedLoadavg, "/proc/loadavg", func(h *Host) *[]byte { return &h.Loadavg }, false},
-	{NeedSwaps, "/proc/swaps", func(h *Host) *[]byte { return &h.Swaps }, true},
-	{NeedDiskstats, "/proc/diskstats", func(h *Host) *[]byte { return &h.Diskstats }, false},
-	{NeedPressure, "", func(h *Host) *[]byte { return &h.Pressure }, false},
+	{render.NeedMeminfo, "/proc/meminfo", func(h *render.Host) *[]byte { return &h.Meminfo }, true},
+	{render.NeedCpuinfo, "/proc/cpuinfo", func(h *render.Host) *[]byte { return &h.Cpuinfo }, true},
+	{render.NeedStat, "/proc/stat", func(h *render.Host) *[]byte { return &h.Stat }, false},
+	{render.NeedUptime, "/proc/uptime", func(h *render.Host) *[]byte { return &h.Uptime }, false},
+	{render.NeedLoadavg, "/proc/loadavg", func(h *render.Host) *[]byte { return &h.Loadavg }, false},
+	{render.NeedSwaps, "/proc/swaps", func(h *render.Host) *[]byte { return &h.Swaps }, true},
+	{render.NeedDiskstats, "/proc/diskstats", func(h *render.Host) *[]byte { return &h.Diskstats }, false},
+	{render.NeedPressure, "", func(h *render.Host) *[]byte { return &h.Pressure }, false},
 }
 
 // inputBuf is a pooled Input with scratch storage for the host files read
 // fresh. Shared (cached) host files are never written to.
 type inputBuf struct {
-	in      Input
+	in      render.Input
 	scratch [len(hostFiles)][]byte
 }
 
@@ -65,12 +67,12 @@ func (fs *FS) getInput() *inputBuf {
 }
 
 func (fs *FS) putInput(ib *inputBuf) {
-	ib.in = Input{}
+	ib.in = render.Input{}
 	fs.inputs.Put(ib)
 }
 
 // input gathers everything a render function may look at.
-func (fs *FS) input(c *Caller, needs HostNeeds, opt cgroupreader.Options, load bool, hostPath string) (*inputBuf, error) {
+func (fs *FS) input(c *inputs.Caller, needs render.HostNeeds, opt cgroupreader.Part, load bool, hostPath string) (*inputBuf, error) {
 	ib := fs.getInput()
 	in := &ib.in
 	in.Opts = fs.cfg.Options
@@ -86,7 +88,7 @@ func (fs *FS) input(c *Caller, needs HostNeeds, opt cgroupreader.Options, load b
 			continue
 		}
 		path := f.path
-		if f.need == NeedPressure {
+		if f.need == render.NeedPressure {
 			path = hostPath
 		}
 		path = fs.procPath(path)
@@ -103,13 +105,13 @@ func (fs *FS) input(c *Caller, needs HostNeeds, opt cgroupreader.Options, load b
 		}
 		*f.field(&in.Host) = b
 	}
-	if needs&NeedCPUs != 0 {
+	if needs&render.NeedCPUs != 0 {
 		if in.Host.CPUs, err = fs.hostCPUs(); err != nil {
 			fs.putInput(ib)
 			return nil, err
 		}
 	}
-	in.Container = Container{HostNamespace: c.HostNamespace, InitStart: c.InitStart, Now: bootTime()}
+	in.Container = render.Container{HostNamespace: c.HostNamespace, InitStart: c.InitStart, Now: bootTime()}
 	if load {
 		in.Container.Load = fs.sampler.Load(c)
 	}
@@ -187,7 +189,7 @@ func readInto(buf []byte, path string) ([]byte, error) {
 
 // snapshot returns the caller's cgroup Snapshot, from the short cache when
 // it is fresh enough.
-func (fs *FS) snapshot(c *Caller, opt cgroupreader.Options) (cgroupreader.Snapshot, error) {
+func (fs *FS) snapshot(c *inputs.Caller, opt cgroupreader.Part) (cgroupreader.Snapshot, error) {
 	now := time.Now()
 	k := snapKey{c.Key, opt}
 	if s, ok := fs.snaps.get(k, now); ok {
@@ -200,8 +202,8 @@ func (fs *FS) snapshot(c *Caller, opt cgroupreader.Options) (cgroupreader.Snapsh
 	// A group unreadable for want of descriptors is not a missing
 	// controller: rendering without it would show the host's numbers.
 	for g, gerr := range s.Missing {
-		if resourceErr(gerr) {
-			return s, fmt.Errorf("cgroup snapshot: %s: %w (%w)", g, ErrResources, gerr)
+		if inputs.OutOfResources(gerr) {
+			return s, fmt.Errorf("cgroup snapshot: %s: %w (%w)", g, inputs.ErrResources, gerr)
 		}
 	}
 	fs.snaps.put(k, s, now)
@@ -233,7 +235,7 @@ const hostCPUsTTL = time.Second
 
 // cpuParts is what the visible CPUs are computed from: the same parts the
 // online/possible/present views ask for, so they share cached Snapshots.
-var cpuParts = cgroupreader.Options{Parts: cgroupreader.PartCPUQuota | cgroupreader.PartCpuset}
+var cpuParts = cgroupreader.PartCPUQuota | cgroupreader.PartCpuset
 
 // visibleCPUs returns the host CPUs the caller sees, in container order.
 // Without a usable caller or Snapshot it is every host CPU (ok = false).
@@ -250,8 +252,8 @@ func (fs *FS) visibleCPUs(pid int) (cpus []int, ok bool) {
 	if err != nil {
 		return host, false
 	}
-	in := Input{Host: Host{CPUs: host}, Snap: snap, Opts: fs.cfg.Options}
-	return VisibleCPUs(&in), true
+	in := render.Input{Host: render.Host{CPUs: host}, Snap: snap, Opts: fs.cfg.Options}
+	return render.VisibleCPUs(&in), true
 }
 
 // bootTime is CLOCK_BOOTTIME: the host's uptime, the clock /proc/uptime

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"time"
 
+	"github.com/corral-dev/corral/fusefs/inputs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -13,7 +14,7 @@ import (
 // age the caches (DefaultSnapshotTTL) already allow any content to have.
 // A reader that opens and reads at once (nearly all) costs one computation;
 // one that opens and reads later gets numbers of the time it reads.
-const reuseOpenContent = DefaultSnapshotTTL
+const reuseOpenContent = inputs.DefaultSnapshotTTL
 
 // Read follows the kernel's seq_file: a READ at offset 0 starts a new
 // generation, the content computed afresh for the reader; a READ at offset

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/corral-dev/corral/fusefs/survival"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -135,7 +136,7 @@ func TestHandleStartRead(t *testing.T) {
 // generation for any other READ at 0, which its own successor follows.
 func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 	testutil.RequireRoot(t)
-	store, _ := newTestHandleStore(t)
+	store := newTestHandleStore(t)
 	workers := []*FS{newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})}
 	node := nodeID("proc/uptime")
 	pid := uint32(os.Getpid())
@@ -175,10 +176,10 @@ func TestSuccessorFollowsLatestGeneration(t *testing.T) {
 
 // twoWorkersOpenUptime: two workers sharing a handle store; the first has
 // opened proc/uptime for this process (request 10).
-func twoWorkersOpenUptime(t *testing.T) (a, b *FS, store *HandleStore, node uint64, out fuse.OpenOut) {
+func twoWorkersOpenUptime(t *testing.T) (a, b *FS, store *survival.HandleStore, node uint64, out fuse.OpenOut) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	store, _ = newTestHandleStore(t)
+	store = newTestHandleStore(t)
 	a, b = newTestFS(t, Config{HandleStore: store}), newTestFS(t, Config{HandleStore: store})
 	node = nodeID("proc/uptime")
 	if st := a.Open(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: node, Unique: 10, Caller: fuse.Caller{Pid: uint32(os.Getpid())}}}, &out); !st.Ok() {

@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/corral-dev/corral/cgroupreader"
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -24,7 +25,7 @@ func newTestFS(t *testing.T, cfg Config) *FS {
 	if cfg.Log == nil {
 		cfg.Log = quietLog()
 	}
-	cfg.Options = Options{SwapReporting: true, CPUQuotaView: true}
+	cfg.Options = render.Options{SwapReporting: true, CPUQuotaView: true}
 	fs, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -26,7 +27,7 @@ type nodeKind uint8
 
 const (
 	kindDir       nodeKind = iota // a plain directory
-	kindView                      // rendered from a View (meminfo, stat, online, ...)
+	kindView                      // rendered from a render.View (meminfo, stat, online, ...)
 	kindHostFile                  // the host file, copied at open (kernel_max, vulnerabilities/*)
 	kindCPUList                   // a host CPU list renumbered to the caller's CPUs (offline, isolated)
 	kindCPUDir                    // sys/devices/system/cpu/cpuN: exists for N < visible CPUs
@@ -54,11 +55,11 @@ type node struct {
 	children []*node // sorted by name: directory listings are stable
 	byName   map[string]*node
 
-	view     *View     // kindView
-	hostPath string    // kindHostFile, kindCPUList: absolute host path
-	cpu      int       // kindCPUDir and below: the container CPU number
-	rel      string    // kindCPUFile: path below cpuN, e.g. "topology/core_id"
-	format   cpuFormat // kindCPUFile
+	view     *render.View // kindView
+	hostPath string       // kindHostFile, kindCPUList: absolute host path
+	cpu      int          // kindCPUDir and below: the container CPU number
+	rel      string       // kindCPUFile: path below cpuN, e.g. "topology/core_id"
+	format   cpuFormat    // kindCPUFile
 }
 
 func (n *node) isDir() bool { return n.kind == kindDir || n.kind == kindCPUDir }
@@ -112,7 +113,7 @@ var (
 // NewTree builds the tree from the view table and the host's
 // /sys/devices/system/cpu. Views whose host file does not exist on this
 // kernel (e.g. /proc/pressure without PSI) are left out.
-func NewTree(views []View, cfg TreeConfig) (*Tree, error) {
+func NewTree(views []render.View, cfg TreeConfig) (*Tree, error) {
 	sysRoot := cfg.SysRoot
 	if sysRoot == "" {
 		sysRoot = "/sys"

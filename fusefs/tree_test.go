@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -23,11 +24,11 @@ func TestNodeIDsAreFixed(t *testing.T) {
 			t.Errorf("nodeID(%q) = %#x, want %#x", path, got, want)
 		}
 	}
-	a, err := NewTree(Views(), TreeConfig{})
+	a, err := NewTree(render.Views(), TreeConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewTree(Views(), TreeConfig{})
+	b, err := NewTree(render.Views(), TreeConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestNodeIDsAreFixed(t *testing.T) {
 }
 
 func TestTreeOnRealHost(t *testing.T) {
-	tr, err := NewTree(Views(), TreeConfig{})
+	tr, err := NewTree(render.Views(), TreeConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func fakeSys(t *testing.T) string {
 }
 
 func TestTreeFromFakeSys(t *testing.T) {
-	tr, err := NewTree(Views(), TreeConfig{SysRoot: fakeSys(t)})
+	tr, err := NewTree(render.Views(), TreeConfig{SysRoot: fakeSys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

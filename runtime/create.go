@@ -40,6 +40,10 @@ type CreateOpts struct {
 	// NoNewKeyring keeps the caller's session keyring instead of a fresh
 	// _ses.<id> one (runc --no-new-keyring); exec follows the same choice.
 	NoNewKeyring bool
+	// ImageRoot is the directory of an image's overlay root made for this
+	// container (image.Store.MountRoot); Delete releases it. The caller
+	// releases it when Create fails.
+	ImageRoot string
 }
 
 // initConfig is what the parent tells the child init in msgConfig.
@@ -156,6 +160,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	st := &persistedState{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
 		CgroupPath: cgPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Spec: spec,
+		ImageRoot: o.ImageRoot,
 	}
 	if err := writeState(dir, st); err != nil {
 		return nil, err

@@ -210,7 +210,7 @@ func fdCount(t *testing.T, pid int) int {
 // recovery is a way a dead worker's unanswered requests reach the next
 // worker: "resend", the kernel re-queues them (FUSE_NOTIFY_RESEND, Linux
 // 6.9+), or "relay", the supervisor reads every request and keeps it
-// until answered (fusefs/relay.go), what older kernels rely on.
+// until answered (fusefs/survival/relay.go), what older kernels rely on.
 type recovery struct {
 	name string
 	args []string // corralfs flags that choose it

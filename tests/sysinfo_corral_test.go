@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/corral-dev/corral/fusefs/facts"
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -45,7 +45,7 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 		t.Fatalf("corral features says seccomp is not supported: corral run cannot trap sysinfo(2)")
 	}
 	sock := facts.SeccompSocket
-	if pid, err := seccompagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {
+	if pid, err := sysinfoagent.KeeperPid(sock); err == nil && syscall.Kill(pid, 0) == nil {
 		// A corralfs serves this host: the test would take its
 		// containers' sysinfo over and kill its keeper at the end.
 		msg := fmt.Sprintf("a seccomp keeper (pid %d) already serves %s, the only socket corral run knows", pid, sock)
@@ -55,7 +55,7 @@ func corralSysinfoEnv(t *testing.T) *runEnv {
 		t.Skip(msg)
 	}
 	t.Cleanup(func() {
-		if pid, err := seccompagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
+		if pid, err := sysinfoagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
 	})

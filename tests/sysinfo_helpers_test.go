@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 	"github.com/corral-dev/corral/tests/sysinfoprobe/probe"
 	"github.com/corral-dev/corral/tests/testutil"
 )
@@ -131,7 +131,7 @@ func sysinfoSocket(t testing.TB) string {
 		if log, err := os.ReadFile(sock + ".log"); err == nil && t.Failed() {
 			t.Logf("keeper log:\n%s", log)
 		}
-		if pid, err := seccompagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
+		if pid, err := sysinfoagent.KeeperPid(sock); err == nil && isKeeperOf(pid, sock) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			for i := 0; i < 500 && syscall.Kill(pid, 0) == nil; i++ {
 				time.Sleep(10 * time.Millisecond)

@@ -30,6 +30,7 @@ var global struct {
 	systemdCgroup bool
 	rootless      string
 	criu          string
+	store         string // image store (images.go)
 }
 
 // logger is set up before any subcommand runs (PersistentPreRunE).
@@ -143,6 +144,11 @@ func withExitCode(code int, err error) error {
 
 func main() {
 	runtime.MaybeInit() // a re-executed container init never returns from here
+	if len(os.Args) > 1 && os.Args[1] == initCommand {
+		// run --init's PID 1: straight to it, so that its signal
+		// handlers are in place as early as they can be.
+		os.Exit(initMain(os.Args[2:]))
+	}
 	err := rootCmd.Execute()
 	if err == nil {
 		return

@@ -65,7 +65,7 @@ func sampleStats(r cgroupreader.Reader, t statsTarget, hostMem uint64, now time.
 	if err != nil {
 		return s
 	}
-	snap, err := r.Snapshot(paths, cgroupreader.Options{IO: true})
+	snap, err := r.Snapshot(paths, cgroupreader.DefaultParts|cgroupreader.PartIO)
 	if err != nil {
 		return s
 	}

@@ -17,11 +17,12 @@ import (
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/fusefs"
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/survival"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 )
 
 // The Prometheus metrics of the daemon. Counters come from the shared
-// fusefs.Counters, so they are daemon totals that only grow across worker
+// survival.Counters, so they are daemon totals that only grow across worker
 // deaths, upgrades and (under systemd, with the fd store) supervisor
 // restarts; gauges describe the serving worker. Names follow Prometheus'
 // rules: a corralfs_ prefix, base units (seconds), _total on counters.
@@ -46,10 +47,10 @@ var (
 
 // daemonCollector reads everything at scrape time.
 type daemonCollector struct {
-	counters *fusefs.Counters
+	counters *survival.Counters
 	fs       *fusefs.FS
 	info     workerInfo
-	agent    *seccompagent.Agent // nil without a sysinfo agent
+	agent    *sysinfoagent.Agent // nil without a sysinfo agent
 	socket   string              // the seccomp socket ("" without)
 }
 
@@ -70,7 +71,7 @@ func (d *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c := d.counters
 	for fi, file := range c.Files() {
-		for oi, op := range fusefs.CounterOps {
+		for oi, op := range survival.CounterOps {
 			s := c.Series(fi, oi)
 			if s.Count == 0 {
 				continue
@@ -79,21 +80,21 @@ func (d *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descErrors, s.Errors, op, file)
 			buckets := map[float64]uint64{}
 			var cum uint64
-			for i, le := range fusefs.LatencyBuckets {
+			for i, le := range survival.LatencyBuckets {
 				cum += s.Buckets[i]
 				buckets[le] = cum
 			}
 			ch <- prometheus.MustNewConstHistogram(descDuration, s.Count, s.Sum.Seconds(), buckets, op, file)
 		}
-		for ri, reason := range fusefs.FallbackReasons {
+		for ri, reason := range survival.FallbackReasons {
 			if n := c.Fallbacks(fi, ri); n > 0 {
 				counter(descFallbacks, n, file, reason)
 			}
 		}
 	}
-	counter(descRestarts, c.Daemon(fusefs.CounterWorkerRestarts))
-	counter(descUpgrades, c.Daemon(fusefs.CounterWorkerUpgrades))
-	counter(descUnresp, c.Daemon(fusefs.CounterWorkerUnresponsive))
+	counter(descRestarts, c.Daemon(survival.CounterWorkerRestarts))
+	counter(descUpgrades, c.Daemon(survival.CounterWorkerUpgrades))
+	counter(descUnresp, c.Daemon(survival.CounterWorkerUnresponsive))
 	st := d.fs.Status()
 	gauge(descContainer, float64(st.Containers))
 	gauge(descHandles, float64(st.OpenHandles))
@@ -113,7 +114,7 @@ func (d *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 
 // keeperAlive is the seccomp keeper's pid when it runs, else 0.
 func keeperAlive(socket string) int {
-	b, err := os.ReadFile(seccompagent.PidPath(socket))
+	b, err := os.ReadFile(sysinfoagent.PidPath(socket))
 	if err != nil {
 		return 0
 	}
@@ -167,10 +168,9 @@ func (s *supervisor) listenMetrics() error {
 
 // serveMetrics serves /metrics on the listener the supervisor passed
 // (none: nothing to do).
-func serveMetrics(reg *prometheus.Registry, log *slog.Logger) error {
-	f, err := inheritedFD(envMetricsFD, "corralfs-metrics")
-	if f == nil || err != nil {
-		return err
+func serveMetrics(f *os.File, reg *prometheus.Registry, log *slog.Logger) error {
+	if f == nil {
+		return nil
 	}
 	ln, err := net.FileListener(f)
 	f.Close()

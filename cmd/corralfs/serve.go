@@ -15,6 +15,7 @@ import (
 
 	"github.com/corral-dev/corral/fusefs"
 	"github.com/corral-dev/corral/fusefs/facts"
+	"github.com/corral-dev/corral/fusefs/inputs"
 )
 
 const (
@@ -54,7 +55,7 @@ func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl.BoolVar(&c.swap, "swap", true, "report each container's swap limit and usage in meminfo and swaps; --swap=false reports no swap at all")
 	fl.StringVar(&c.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the cgroup hierarchies are mounted (v1, hybrid or v2 is detected)")
 	fl.BoolVar(&c.allowOther, "allow-other", true, "let every user, in every container, read the mount (FUSE allow_other)")
-	fl.DurationVar(&c.snapshotTTL, "snapshot-ttl", fusefs.DefaultSnapshotTTL, "reuse a container's cgroup readings for this long (0 = default, negative = never)")
+	fl.DurationVar(&c.snapshotTTL, "snapshot-ttl", inputs.DefaultSnapshotTTL, "reuse a container's cgroup readings for this long (0 = default, negative = never)")
 	fl.IntVar(&c.maxContainers, "max-containers", 1024, "sample the load average of at most this many containers at a time")
 	fl.IntVar(&c.maxHandles, "max-open-files", fusefs.DefaultMaxHandles, "files all containers together may hold open on the mount; beyond, opens fail with ENFILE")
 	fl.IntVar(&c.maxHandlesPer, "max-open-files-per-container", fusefs.DefaultMaxHandlesPerContainer, "files one container (cgroup) may hold open on the mount; beyond, its opens fail with EMFILE")

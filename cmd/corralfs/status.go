@@ -18,6 +18,7 @@ import (
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // daemonStatus is what the control socket answers to GET /status
@@ -42,7 +43,7 @@ type daemonStatus struct {
 	Resend          string         `json:"resend"`       // "yes": a dead worker's requests are re-queued by the kernel (Linux 6.9+)
 	Relay           bool           `json:"relay"`        // the supervisor reads and keeps the requests (--relay)
 	Requests        uint64         `json:"requests"`     // opens and reads served by this worker
-	// Daemon totals (fusefs.Counters): they survive worker deaths and
+	// Daemon totals (survival.Counters): they survive worker deaths and
 	// upgrades, unlike the worker's own counts in FS and Requests.
 	Totals daemonTotals `json:"totals"`
 	Keeper keeperStatus `json:"seccomp_keeper"`
@@ -79,9 +80,9 @@ func workerStatus(info workerInfo, started time.Time, d *daemonCollector) daemon
 	reads, readErrs := d.counters.Totals(fusefs.OpRead)
 	restarts, upgrades, unresponsive := info.Restarts, info.Upgrades, info.Unresponsive
 	if d.counters != nil {
-		restarts = int(d.counters.Daemon(fusefs.CounterWorkerRestarts))
-		upgrades = int(d.counters.Daemon(fusefs.CounterWorkerUpgrades))
-		unresponsive = int(d.counters.Daemon(fusefs.CounterWorkerUnresponsive))
+		restarts = int(d.counters.Daemon(survival.CounterWorkerRestarts))
+		upgrades = int(d.counters.Daemon(survival.CounterWorkerUpgrades))
+		unresponsive = int(d.counters.Daemon(survival.CounterWorkerUnresponsive))
 	}
 	keeper := keeperStatus{Socket: d.socket}
 	if d.socket != "" {

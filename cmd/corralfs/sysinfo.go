@@ -12,7 +12,7 @@ import (
 
 	"github.com/corral-dev/corral/fusefs"
 	"github.com/corral-dev/corral/fusefs/facts"
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 )
 
 // The sysinfo(2) agent: serve wires it in with addSysinfoFlags and
@@ -32,14 +32,14 @@ func addSysinfoFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&sysinfoConfig.socket, "seccomp-socket", facts.SeccompSocket,
 		"answer sysinfo(2) for containers whose seccomp listenerPath is this socket (OCI seccomp notify; corral run uses it when it exists). "+
 			"A small keeper process owns the socket and the containers' listeners, so they outlive corralfs. Empty: no sysinfo agent")
-	fl.DurationVar(&sysinfoConfig.stall, "seccomp-stall-timeout", seccompagent.DefaultStallTimeout,
+	fl.DurationVar(&sysinfoConfig.stall, "seccomp-stall-timeout", sysinfoagent.DefaultStallTimeout,
 		"when the agent has not answered a sysinfo call by then, the keeper lets the real syscall run (passed to a keeper this corralfs starts)")
 }
 
 // startSysinfo starts the agent answering from fs; the returned func stops
 // it (the keeper stays: running containers keep their listeners). The
 // agent is nil when there is none (--seccomp-socket=).
-func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *seccompagent.Agent, stop func(), err error) {
+func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *sysinfoagent.Agent, stop func(), err error) {
 	socket := sysinfoConfig.socket
 	if socket == "" {
 		return nil, func() {}, nil
@@ -54,7 +54,7 @@ func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *sec
 	if err != nil {
 		return nil, nil, fmt.Errorf("sysinfo agent: own binary: %w", err)
 	}
-	agent, err = seccompagent.NewAgent(seccompagent.AgentConfig{
+	agent, err = sysinfoagent.NewAgent(sysinfoagent.AgentConfig{
 		SocketPath:    socket,
 		Answerer:      fs,
 		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket, "--stall-timeout", sysinfoConfig.stall.String(), "--log-format", logFormat},
@@ -67,7 +67,7 @@ func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *sec
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := agent.Run(quit); err != nil && !errors.Is(err, seccompagent.ErrReplaced) {
+		if err := agent.Run(quit); err != nil && !errors.Is(err, sysinfoagent.ErrReplaced) {
 			log.Error("sysinfo agent stopped", "err", err)
 		}
 	}()

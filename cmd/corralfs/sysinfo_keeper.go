@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/corral-dev/corral/fusefs/facts"
-	"github.com/corral-dev/corral/fusefs/seccompagent"
+	"github.com/corral-dev/corral/fusefs/sysinfoagent"
 )
 
 // runSeccompKeeper is `corralfs seccomp-keeper`: the small process that
@@ -30,7 +30,7 @@ func runSeccompKeeper(args []string) int {
 	fl := pflag.NewFlagSet("corralfs seccomp-keeper", pflag.ContinueOnError)
 	socket := fl.String("socket", facts.SeccompSocket, "the OCI seccomp listener socket to own")
 	idle := fl.Duration("idle-exit", 30*time.Second, "exit after this long with no agent attached and no listener held (0: never)")
-	stall := fl.Duration("stall-timeout", seccompagent.DefaultStallTimeout, "let the real syscall run when the agent has not answered a sysinfo call by then")
+	stall := fl.Duration("stall-timeout", sysinfoagent.DefaultStallTimeout, "let the real syscall run when the agent has not answered a sysinfo call by then")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	format := fl.String("log-format", "text", "text or json")
 	logFile := fl.String("log-file", "", "append the log to this file (default: SOCKET.log; \"-\": stderr)")
@@ -69,9 +69,9 @@ func runSeccompKeeper(args []string) int {
 	ready := func() {
 		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=holding the seccomp listeners of "+*socket)
 	}
-	err = seccompagent.RunKeeper(seccompagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log, Ready: ready}, stop)
+	err = sysinfoagent.RunKeeper(sysinfoagent.KeeperConfig{SocketPath: *socket, IdleExit: *idle, StallTimeout: *stall, Log: log, Ready: ready}, stop)
 	switch {
-	case errors.Is(err, seccompagent.ErrKeeperRunning):
+	case errors.Is(err, sysinfoagent.ErrKeeperRunning):
 		return 0 // another keeper serves the socket: nothing to do
 	case err != nil:
 		log.Error("seccomp keeper failed", "err", err)

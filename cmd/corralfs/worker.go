@@ -8,14 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs"
+	"github.com/corral-dev/corral/fusefs/inputs"
+	"github.com/corral-dev/corral/fusefs/render"
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // runWorker is `corralfs serve-worker FLAGS MOUNTPOINT`, started by the
@@ -37,8 +37,8 @@ func runWorker(args []string) int {
 		debug.SetMemoryLimit(workerMemoryLimit)
 	}
 	var info workerInfo
-	if err := json.Unmarshal([]byte(os.Getenv(envWorker)), &info); err != nil {
-		fmt.Fprintf(os.Stderr, "corralfs serve-worker: started by hand? %s: %v\n", envWorker, err)
+	if err := json.Unmarshal([]byte(os.Getenv(survival.EnvInfo)), &info); err != nil {
+		fmt.Fprintf(os.Stderr, "corralfs serve-worker: started by hand? %s: %v\n", survival.EnvInfo, err)
 		return 2
 	}
 	c, mp, log, code := parseServe(args)
@@ -46,21 +46,18 @@ func runWorker(args []string) int {
 		return code
 	}
 	log = log.With("worker", os.Getpid())
-	// Inherited descriptors must not leak into what we start (the sysinfo
-	// keeper outlives us: holding the connection would keep a dead mount
-	// alive).
-	for fd := workerFuseFD; fd <= workerControlFD; fd++ {
-		unix.CloseOnExec(fd)
-	}
 	if err := work(c, mp, info, log); err != nil {
 		log.Error("worker failed", "err", err)
 		return 1
 	}
-	return exitUnmounted
+	return survival.ExitUnmounted
 }
 
 func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
-	init, err := fusefs.DecodeInit(os.Getenv(envFuseInit))
+	// Also keeps the inherited descriptors from what we start (the
+	// sysinfo keeper outlives us: holding the connection would keep a
+	// dead mount alive).
+	in, err := survival.Inherit()
 	if err != nil {
 		return err
 	}
@@ -74,22 +71,14 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := inheritedHandleStore()
-	if err != nil {
-		return err
-	}
-	counters, err := inheritedCounters()
-	if err != nil {
-		return err
-	}
 	fs, err := fusefs.New(fusefs.Config{
-		HandleStore: store,
-		Counters:    counters,
+		HandleStore: in.Handles,
+		Counters:    in.Counters,
 		Reader:      reader,
-		Options:     fusefs.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
+		Options:     render.Options{SwapReporting: c.swap, CPUQuotaView: c.cpuQuotaView},
 		Log:         log,
 		SnapshotTTL: c.snapshotTTL,
-		Sampler:     fusefs.SamplerConfig{Max: c.maxContainers},
+		Sampler:     inputs.SamplerConfig{Max: c.maxContainers},
 
 		MaxHandles:             c.maxHandles,
 		MaxHandlesPerContainer: c.maxHandlesPer,
@@ -97,11 +86,8 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mc := fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE}
-	if mc.RequestSource, mc.InFlight, err = inheritedRelay(); err != nil {
-		return err
-	}
-	srv, err := fusefs.Adopt(fs, workerFuseFD, init, mc)
+	mc := fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE, RequestSource: in.Requests, InFlight: in.InFlight}
+	srv, err := fusefs.Adopt(fs, in.FuseFD, in.Init, mc)
 	if err != nil {
 		return err
 	}
@@ -113,24 +99,21 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	dc := &daemonCollector{counters: counters, fs: fs, info: info, agent: agent, socket: sysinfoConfig.socket}
+	dc := &daemonCollector{counters: in.Counters, fs: fs, info: info, agent: agent, socket: sysinfoConfig.socket}
 	reg := newRegistry(dc)
 	if info.Control {
-		ln, err := net.FileListener(os.NewFile(workerControlFD, "control"))
+		ln, err := net.FileListener(in.ControlListener())
 		if err != nil {
 			return fmt.Errorf("control socket: %w", err)
 		}
 		serveControl(ln, func() daemonStatus { return workerStatus(info, started, dc) }, fs.Containers, reg, log) // control.go
 	}
-	if err := serveMetrics(reg, log); err != nil {
+	if err := serveMetrics(in.Metrics, reg, log); err != nil {
 		return err
 	}
-	ready := os.NewFile(workerReadyFD, "ready")
-	_, _ = ready.Write([]byte{'R'})
-	ready.Close()
-	// Serve only once the supervisor says so (workerProc.release).
-	var b [1]byte
-	if n, _ := os.NewFile(workerGoFD, "go").Read(b[:]); n != 1 || b[0] != 'G' {
+	in.Ready()
+	// Serve only once the supervisor says so.
+	if !in.WaitRelease() {
 		log.Error("supervisor gone before releasing this worker; exiting")
 		os.Exit(1)
 	}
@@ -138,19 +121,13 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	go func() { srv.Serve(); close(served) }()
 	log.Debug("worker serving", "mountpoint", mp, "restarts", info.Restarts, "upgrades", info.Upgrades)
 
-	supervisorGone := make(chan struct{})
-	go func() {
-		var b [1]byte
-		_, _ = os.NewFile(workerAliveFD, "alive").Read(b[:]) // EOF: the supervisor died
-		close(supervisorGone)
-	}()
 	select {
 	case <-sigs:
 		// The supervisor retires us (stop or upgrade). Requests we read
 		// and did not answer are re-queued for the next worker.
 		stopSysinfo()
 		os.Exit(0)
-	case <-supervisorGone:
+	case <-in.SupervisorGone():
 		log.Error("supervisor died; exiting (the mount is gone with it unless systemd kept the connection)")
 		os.Exit(1)
 	case <-served:
@@ -158,61 +135,4 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	close(stop)
 	stopSysinfo()
 	return nil
-}
-
-// inheritedRelay opens the request socket and the in-flight journal the
-// supervisor passes on kernels without FUSE_NOTIFY_RESEND (its relay reads
-// the device: fusefs/relay.go); nil, nil when it passed none.
-func inheritedRelay() (*os.File, *fusefs.Journal, error) {
-	sock, err := inheritedFD(envRelayFD, "corralfs-requests")
-	if err != nil {
-		return nil, nil, err
-	}
-	jf, err := inheritedFD(envJournalFD, "corralfs-inflight")
-	if err != nil || (sock == nil) != (jf == nil) {
-		return nil, nil, fmt.Errorf("relay descriptors %s=%q %s=%q: want both (%v)", envRelayFD, os.Getenv(envRelayFD), envJournalFD, os.Getenv(envJournalFD), err)
-	}
-	if sock == nil {
-		return nil, nil, nil
-	}
-	j, err := fusefs.OpenJournal(jf)
-	if err != nil {
-		return nil, nil, err
-	}
-	return sock, j, nil
-}
-
-// inheritedHandleStore maps the handle store the supervisor passes (nil
-// when it passed none: an older supervisor during an upgrade).
-func inheritedHandleStore() (*fusefs.HandleStore, error) {
-	f, err := inheritedFD(envHandlesFD, "corralfs-handles")
-	if f == nil || err != nil {
-		return nil, err
-	}
-	return fusefs.OpenHandleStore(f)
-}
-
-// inheritedCounters maps the daemon-total counters the supervisor passes
-// (nil when it passed none: an older supervisor during an upgrade).
-func inheritedCounters() (*fusefs.Counters, error) {
-	f, err := inheritedFD(envCountersFD, "corralfs-counters")
-	if f == nil || err != nil {
-		return nil, err
-	}
-	return fusefs.OpenCounters(f)
-}
-
-// inheritedFD is the descriptor the supervisor named in the environment
-// variable env (nil when it named none), kept from what we start.
-func inheritedFD(env, name string) (*os.File, error) {
-	v := os.Getenv(env)
-	if v == "" {
-		return nil, nil
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("%s=%q: not a descriptor", env, v)
-	}
-	unix.CloseOnExec(fd)
-	return os.NewFile(uintptr(fd), name), nil
 }
