@@ -124,7 +124,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "make the root filesystem read-only (the default root always is)")
 	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
-	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
+	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its default socket exists), off, or the path of its --seccomp-socket")
 	fs.String("entrypoint", "", "with an IMAGE: run this instead of the image's entrypoint (\"\" for none; the image's Cmd is dropped too)")
 	addRunExtraFlags(fs, &f.extras)
 	addRuncFlags(fs, &f.runc)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
@@ -39,7 +40,11 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 			return nil, err
 		}
 	}
-	res, err := runspec.Build(cfg, runspec.ProbeHost(facts.SeccompSocket, rootInUse(rt)))
+	sysinfoSocket := facts.SeccompSocket
+	if filepath.IsAbs(f.sysinfo) {
+		sysinfoSocket = f.sysinfo
+	}
+	res, err := runspec.Build(cfg, runspec.ProbeHost(sysinfoSocket, rootInUse(rt)))
 	if err != nil {
 		rs.release()
 		return nil, err
