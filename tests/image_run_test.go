@@ -94,8 +94,8 @@ func TestImagePullRun(t *testing.T) {
 	testutil.PushImage(t, ref, testutil.BusyboxImage(t, testImageConfig, "work"))
 
 	out := e.must(t, "pull", ref)
-	if !strings.Contains(out, "sha256:") {
-		t.Errorf("pull printed %q, want the image id", out)
+	if !strings.HasPrefix(out, ref+": sha256:") {
+		t.Errorf("pull printed %q, want the name and the image id", out)
 	}
 	if out := e.must(t, "images"); !strings.Contains(out, reg+"/corral/busybox") {
 		t.Errorf("images does not list the pulled image:\n%s", out)
