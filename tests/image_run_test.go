@@ -119,6 +119,12 @@ func TestImagePullRun(t *testing.T) {
 	// --sysinfo SOCKET.
 	mem := e.runImage(t, "--sysinfo", sock, "--memory", "256m", "-u", "0", "--entrypoint", "", ref, "sh", "-c", "head -1 /proc/meminfo; free -m; top -bn1 | head -1")
 	checkImageMemory(t, mem)
+	// A named socket no agent serves is an error (auto would fall back to
+	// the host's answer), and the image root mounted for it goes again
+	// (checkStoreClean).
+	if r := e.corral(t, append(e.runFlags(), "--sysinfo", sock+".none", ref, "true")...); r.code != 125 || !strings.Contains(r.stderr, "no sysinfo agent listens") {
+		t.Errorf("--sysinfo with a socket nobody serves: exit %d, stderr %q; want 125 and why", r.code, r.stderr)
+	}
 	t.Run("java", func(t *testing.T) { checkImageJava(t, e, reg, sock) })
 	// Writes go to the container's own layer: the next container does
 	// not see them.
