@@ -122,7 +122,7 @@ func TestImagePullRun(t *testing.T) {
 	// A named socket no agent serves is an error (auto would fall back to
 	// the host's answer), and the image root mounted for it goes again
 	// (checkStoreClean).
-	if r := e.corral(t, append(e.runFlags(), "--sysinfo", sock+".none", ref, "true")...); r.code != 125 || !strings.Contains(r.stderr, "no sysinfo agent listens") {
+	if r := e.corral(t, append(e.runFlags(), "--sysinfo", sock+".none", ref, "true")...); r.code != 125 || !strings.Contains(r.stderr, "not a socket") {
 		t.Errorf("--sysinfo with a socket nobody serves: exit %d, stderr %q; want 125 and why", r.code, r.stderr)
 	}
 	t.Run("java", func(t *testing.T) { checkImageJava(t, e, reg, sock) })

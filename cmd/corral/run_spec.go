@@ -40,14 +40,21 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 			return nil, err
 		}
 	}
-	sysinfoSocket := facts.SeccompSocket
+	sock := facts.SeccompSocket
 	if filepath.IsAbs(f.sysinfo) {
-		sysinfoSocket = f.sysinfo
+		sock = f.sysinfo // --sysinfo SOCKET
 	}
-	res, err := runspec.Build(cfg, runspec.ProbeHost(sysinfoSocket, rootInUse(rt)))
+	res, err := runspec.Build(cfg, runspec.ProbeHost(sock, rootInUse(rt)))
 	if err != nil {
 		rs.release()
 		return nil, err
+	}
+	if err := applyUserNS(rt, res.Spec, f.userns, id); err != nil {
+		rs.release()
+		return nil, err
+	}
+	if runtime.Rootless() && !runtime.ExecEntersTimeNS() && dropTimeNS(res.Spec) {
+		fmt.Fprintln(warn, "corral: rootless on Linux before 6.3: the container shares the host's clocks (no time namespace)")
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(warn, "corral: %s\n", w)

@@ -211,7 +211,7 @@ func TestBuild(t *testing.T) {
 				t.Errorf("listener %q, want the named socket", sc.ListenerPath)
 			}
 		}},
-		{name: "--sysinfo SOCKET without an agent", edit: func(c *Config, h *Host) { c.Sysinfo = "/tmp/x/seccomp.sock"; h.Seccomp = true }, err: "no sysinfo agent listens there"},
+		{name: "--sysinfo SOCKET without an agent", edit: func(c *Config, h *Host) { c.Sysinfo = "/tmp/x/seccomp.sock"; h.Seccomp = true }, err: "not a socket"},
 		{name: "--sysinfo SOCKET without seccomp", edit: func(c *Config, h *Host) { c.Sysinfo = "/tmp/x/seccomp.sock"; h.SysinfoSocket = "/tmp/x/seccomp.sock" }, err: "cannot install seccomp filters"},
 		{name: "--rootfs missing", edit: func(c *Config, h *Host) { c.Rootfs = filepath.Join(root, "missing") }, err: "not a directory"},
 		{name: "default root", edit: func(c *Config, h *Host) { c.Rootfs = "" }, check: func(t *testing.T, r *Result) {

@@ -64,12 +64,14 @@ func addSysinfo(s *specs.Spec, mode string, host Host) error {
 	switch {
 	case mode == "off":
 		return nil
-	case mode == "" || mode == "auto":
+	case mode == "", mode == "auto":
 	case filepath.IsAbs(mode):
-		// A socket the user named is wanted: leaving sysinfo(2) to
-		// the host would silently show the host's memory.
+		// The socket of a corralfs started with --seccomp-socket elsewhere
+		// (a second daemon, a test's private one): the caller probed it.
+		// A socket the user named is wanted: falling back to the host's
+		// sysinfo(2), as auto does, would silently show the host's memory.
 		if host.SysinfoSocket != mode {
-			return fmt.Errorf("--sysinfo %s: no sysinfo agent listens there (corralfs --seccomp-socket %s starts one)", mode, mode)
+			return fmt.Errorf("--sysinfo %s: not a socket (is corralfs running with --seccomp-socket %s?)", mode, mode)
 		}
 		if !host.Seccomp {
 			return fmt.Errorf("--sysinfo %s: this runtime cannot install seccomp filters", mode)
