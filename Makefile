@@ -25,7 +25,7 @@ GOFLAGS_BUILD ?= -trimpath -ldflags "-X $(BUILDINFO).version=$(VERSION) -X $(BUI
 BINARIES  := corral corralfs corral-nri
 
 # Packages the tests need; installed by test-deps when missing.
-TEST_DEBS := busybox-static qemu-system-x86 cpio procps file runc podman containerd default-jre-headless
+TEST_DEBS := busybox-static uidmap qemu-system-x86 cpio procps file runc podman containerd default-jre-headless
 
 .PHONY: all build install uninstall test test-deps test-unit test-vm test-oci test-oci-quick test-cri demo bench vet fmt clean
 

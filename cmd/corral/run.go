@@ -58,6 +58,8 @@ see the container's limits and its live usage instead of the host's (nproc
 counts the CPUs of --cpuset-cpus, the process's affinity, not --cpus).
 /proc/pressure/* is bound where the container has pressure of its own
 (cgroup v2); elsewhere /proc/pressure is masked, as on a kernel without PSI.
+Its sysinfo(2) agent (/run/corralfs/seccomp.sock, or the socket --sysinfo
+names) answers sysinfo(2), where busybox free and the JVM read the total.
 
 runc's form runs a bundle's config.json as it is, under the container id
 ID, with this terminal's stdio, and deletes the container when it exits
@@ -91,6 +93,7 @@ type runFlags struct {
 	sysinfo      string
 	securityOpt  []string
 	noNewKeyring bool
+	userns       string // "" = not given: the bundle's, else defaultUserNS()
 	runc         runcFlags
 	image        *runImage // the local image of `corral run IMAGE`, nil for a command
 	entrypoint   *string   // --entrypoint when given (also "")
@@ -124,11 +127,12 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "make the root filesystem read-only (the default root always is)")
 	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
-	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
+	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists), off, or the agent's socket path (corralfs --seccomp-socket)")
 	fs.String("entrypoint", "", "with an IMAGE: run this instead of the image's entrypoint (\"\" for none; the image's Cmd is dropped too)")
 	addRunExtraFlags(fs, &f.extras)
 	addRuncFlags(fs, &f.runc)
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
+	fs.StringVar(&f.userns, "userns", "", "user namespace: host (none; the default as root), auto (65,536 ids of its own from the containers user's /etc/subuid and /etc/subgid ranges; the default without root) or keep-id (without root: your uid is the same inside)")
 	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that

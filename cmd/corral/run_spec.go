@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
@@ -39,10 +40,21 @@ func buildRunSpec(rt *runtime.Runtime, f *runFlags, id string, warn io.Writer) (
 			return nil, err
 		}
 	}
-	res, err := runspec.Build(cfg, runspec.ProbeHost(facts.SeccompSocket, rootInUse(rt)))
+	sock := facts.SeccompSocket
+	if filepath.IsAbs(f.sysinfo) {
+		sock = f.sysinfo // --sysinfo SOCKET
+	}
+	res, err := runspec.Build(cfg, runspec.ProbeHost(sock, rootInUse(rt)))
 	if err != nil {
 		rs.release()
 		return nil, err
+	}
+	if err := applyUserNS(rt, res.Spec, f.userns, id); err != nil {
+		rs.release()
+		return nil, err
+	}
+	if runtime.Rootless() && !runtime.ExecEntersTimeNS() && dropTimeNS(res.Spec) {
+		fmt.Fprintln(warn, "corral: rootless on Linux before 6.3: the container shares the host's clocks (no time namespace)")
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(warn, "corral: %s\n", w)
