@@ -27,7 +27,7 @@ BINARIES  := corral corralfs corral-nri
 # Packages the tests need; installed by test-deps when missing.
 TEST_DEBS := busybox-static uidmap qemu-system-x86 cpio procps file runc podman containerd default-jre-headless
 
-.PHONY: all build install uninstall test test-deps test-unit test-vm test-oci test-oci-quick test-cri demo bench vet fmt clean
+.PHONY: all build install uninstall test test-deps test-unit test-vm test-oci test-oci-quick test-oci-vm test-cri demo bench vet fmt clean
 
 all: build
 
@@ -92,7 +92,19 @@ test-oci-quick: build
 test-cri: build
 	cd tests/cri && $(GO) test -count=1 -timeout 5m -v ./...
 
-test: test-deps vet test-unit test-oci-quick test-cri test-vm
+# The runtime-tools subset and the cgroup v2 VM run side by side: the VM is
+# emulation (CPU), the OCI suite mostly waits on short-lived containers, and
+# together they take about the time of the VM alone. The VM's output is
+# printed after the OCI suite's, and either failing fails the target.
+test-oci-vm: build
+	@vmlog=$$(mktemp); tests/vm/run.sh >"$$vmlog" 2>&1 & vm=$$!; \
+	tests/oci/run.sh --quick; oci=$$?; \
+	wait $$vm; vmrc=$$?; echo "== cgroup v2 VM (ran alongside the OCI suite)"; cat "$$vmlog"; rm -f "$$vmlog"; \
+	[ $$oci -eq 0 ] || echo "test-oci-vm: the OCI suite failed (exit $$oci)"; \
+	[ $$vmrc -eq 0 ] || echo "test-oci-vm: the cgroup v2 VM failed (exit $$vmrc)"; \
+	[ $$oci -eq 0 ] && [ $$vmrc -eq 0 ]
+
+test: test-deps vet test-unit test-cri test-oci-vm
 
 demo: build
 	tests/demo.sh
