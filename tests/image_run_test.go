@@ -31,6 +31,19 @@ func newImageEnv(t *testing.T, withViews bool) *imageEnv {
 	return e
 }
 
+// newImageSysinfoEnv is an imageEnv whose views come from a corralfs that
+// also runs its sysinfo(2) agent, on a socket of the test's own (returned;
+// `corral run --sysinfo SOCKET` uses it), so the default socket and a
+// real daemon are left alone.
+func newImageSysinfoEnv(t *testing.T) (*imageEnv, string) {
+	t.Helper()
+	e := newImageEnv(t, false)
+	testutil.RequireFUSE(t)
+	sock := sysinfoSocket(t)
+	e.views = startSysinfoCorralfs(t, sock).mp
+	return e, sock
+}
+
 // corral runs `corral --root R --store S ARGS...`.
 func (e *imageEnv) corral(t *testing.T, args ...string) runResult {
 	t.Helper()
@@ -75,14 +88,14 @@ var testImageConfig = v1.Config{
 }
 
 func TestImagePullRun(t *testing.T) {
-	e := newImageEnv(t, true)
+	e, sock := newImageSysinfoEnv(t)
 	reg := testutil.StartRegistry(t)
 	ref := reg + "/corral/busybox:1"
 	testutil.PushImage(t, ref, testutil.BusyboxImage(t, testImageConfig, "work"))
 
 	out := e.must(t, "pull", ref)
-	if !strings.Contains(out, "sha256:") {
-		t.Errorf("pull printed %q, want the image id", out)
+	if !strings.HasPrefix(out, ref+": sha256:") {
+		t.Errorf("pull printed %q, want the name and the image id", out)
 	}
 	if out := e.must(t, "images"); !strings.Contains(out, reg+"/corral/busybox") {
 		t.Errorf("images does not list the pulled image:\n%s", out)
@@ -100,22 +113,19 @@ func TestImagePullRun(t *testing.T) {
 	if got := strings.TrimSpace(e.runImage(t, "--entrypoint", "/bin/echo", ref, "plain")); got != "plain" {
 		t.Errorf("--entrypoint printed %q, want plain", got)
 	}
-	// The limit is what the container sees: the corralfs views are bound
-	// in an image's root too. (busybox's free takes its total from
-	// sysinfo(2), which needs corralfs's agent, off here: the total is
-	// checked in /proc/meminfo, free's "available" column comes from it.)
-	mem := e.runImage(t, "--memory", "256m", "-u", "0", "--entrypoint", "", ref, "sh", "-c", "head -1 /proc/meminfo; free -m; top -bn1 | head -1")
-	if f := strings.Fields(lineWith(mem, "MemTotal:")); len(f) < 2 || f[1] != "262144" {
-		t.Errorf("/proc/meminfo in a 256m container of the image:\n%s", mem)
+	// The limit is what the container sees, in free, top and /proc: the
+	// corralfs views are bound in an image's root too, and busybox free
+	// takes its total from sysinfo(2), which the agent answers through
+	// --sysinfo SOCKET.
+	mem := e.runImage(t, "--sysinfo", sock, "--memory", "256m", "-u", "0", "--entrypoint", "", ref, "sh", "-c", "head -1 /proc/meminfo; free -m; top -bn1 | head -1")
+	checkImageMemory(t, mem)
+	// A named socket no agent serves is an error (auto would fall back to
+	// the host's answer), and the image root mounted for it goes again
+	// (checkStoreClean).
+	if r := e.corral(t, append(e.runFlags(), "--sysinfo", sock+".none", ref, "true")...); r.code != 125 || !strings.Contains(r.stderr, "not a socket") {
+		t.Errorf("--sysinfo with a socket nobody serves: exit %d, stderr %q; want 125 and why", r.code, r.stderr)
 	}
-	if f := strings.Fields(lineWith(mem, "Mem:")); len(f) < 7 || atoi(f[6]) > 256 {
-		t.Errorf("free -m in a 256m container of the image shows more than 256 MiB available:\n%s", mem)
-	}
-	// busybox top: "Mem: USEDK used, FREEK free, ...", from /proc/meminfo.
-	var used, free int
-	if _, err := fmt.Sscanf(mem[max(0, strings.LastIndex(mem, "Mem: ")):], "Mem: %dK used, %dK free", &used, &free); err != nil || used+free != 262144 {
-		t.Errorf("top in a 256m container of the image: used+free %d KiB, want 262144 (%v):\n%s", used+free, err, mem)
-	}
+	t.Run("java", func(t *testing.T) { checkImageJava(t, e, reg, sock) })
 	// Writes go to the container's own layer: the next container does
 	// not see them.
 	e.runImage(t, "-u", "0", ref, "echo x > /bin/written")
@@ -140,6 +150,34 @@ func TestImagePullRun(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.store, "layers", "sha256")); len(ents) != 0 {
 		t.Errorf("rmi left %d layer entries", len(ents))
+	}
+}
+
+// checkImageMemory checks what `head -1 /proc/meminfo; free -m; top -bn1 |
+// head -1` printed in a container limited to 256 MiB: the limit in all
+// three, and free's columns adding up to its total.
+func checkImageMemory(t *testing.T, out string) {
+	t.Helper()
+	if f := strings.Fields(lineWith(out, "MemTotal:")); len(f) < 2 || f[1] != "262144" {
+		t.Errorf("/proc/meminfo in a 256m container of the image:\n%s", out)
+	}
+	// busybox free -m: "Mem: total used free shared buff/cache available",
+	// total from sysinfo(2) (256 MiB and a page: docs/design.md 29).
+	f := strings.Fields(lineWith(out, "Mem:"))
+	if len(f) < 7 || f[1] != "256" {
+		t.Fatalf("free -m in a 256m container of the image, want a total of 256:\n%s", out)
+	}
+	total, used, free, bufCache, avail := atoi(f[1]), atoi(f[2]), atoi(f[3]), atoi(f[5]), atoi(f[6])
+	// Each column is rounded down to MiB on its own: the sum may fall
+	// short of the total by up to one per column.
+	// available comes from /proc/meminfo, the rest from sysinfo(2).
+	if sum := used + free + bufCache; sum > total || sum < total-3 || avail > total || avail < free-2 {
+		t.Errorf("free -m columns do not add up (used %d + free %d + buff/cache %d vs total %d, available %d):\n%s", used, free, bufCache, total, avail, out)
+	}
+	// busybox top: "Mem: USEDK used, FREEK free, ...", from /proc/meminfo.
+	var topUsed, topFree int
+	if _, err := fmt.Sscanf(out[max(0, strings.LastIndex(out, "Mem: ")):], "Mem: %dK used, %dK free", &topUsed, &topFree); err != nil || topUsed+topFree != 262144 {
+		t.Errorf("top in a 256m container of the image: used+free %d KiB, want 262144 (%v):\n%s", topUsed+topFree, err, out)
 	}
 }
 

@@ -75,6 +75,7 @@ func TestRunStop(t *testing.T) {
 	trap := e.detached(t, "stoptrap", "--", "sh", "-c", `trap "exit 7" TERM; while :; do sleep 0.1; done`)
 	// sleep as PID 1 has no handler: SIGTERM never reaches it, SIGKILL does.
 	deaf := e.detached(t, "stopdeaf", "--", "sleep", "600")
+	deaf2 := e.detached(t, "stopdeaf", "--", "sleep", "600")
 	start := time.Now()
 	if r := e.run(t, "stop", "-t", "20", trap); r.code != 0 || strings.TrimSpace(r.stdout) != trap {
 		t.Fatalf("stop: %d %q %q", r.code, r.stdout, r.stderr)
@@ -85,15 +86,18 @@ func TestRunStop(t *testing.T) {
 	if info := e.waitExitRecorded(t, trap); info["exitCode"] != 7.0 {
 		t.Errorf("exit code after stop: %v, want 7 (its TERM trap)", info["exitCode"])
 	}
+	// Two at once wait out one grace period, not two in a row.
 	start = time.Now()
-	if r := e.run(t, "stop", "--time", "1", deaf); r.code != 0 {
-		t.Fatalf("stop -t 1: %d %s", r.code, r.stderr)
+	if r := e.run(t, "stop", "--time", "2", deaf, deaf2); r.code != 0 || len(strings.Fields(r.stdout)) != 2 {
+		t.Fatalf("stop -t 2 of two containers: %d %q %s", r.code, r.stdout, r.stderr)
 	}
-	if took := time.Since(start); took < time.Second {
-		t.Errorf("stop -t 1 killed after %v, before the grace period", took)
+	if took := time.Since(start); took < 2*time.Second || took > 3500*time.Millisecond {
+		t.Errorf("stop -t 2 of two containers that ignore SIGTERM took %v, want one grace period (2 s)", took)
 	}
-	if info := e.waitExitRecorded(t, deaf); info["exitCode"] != 137.0 {
-		t.Errorf("exit code after SIGKILL: %v, want 137", info["exitCode"])
+	for _, id := range []string{deaf, deaf2} {
+		if info := e.waitExitRecorded(t, id); info["exitCode"] != 137.0 {
+			t.Errorf("exit code of %s after SIGKILL: %v, want 137", id, info["exitCode"])
+		}
 	}
 }
 

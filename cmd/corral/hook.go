@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,9 +86,12 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if len(present) == 0 {
 		return "", fmt.Errorf("no view files below %s", dir)
 	}
-	rootfs, err := hookRootfs(state)
+	spec, rootfs, err := runtime.LoadBundle(state.Bundle)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("reading the bundle's config: %w", err)
+	}
+	if present = notBoundBy(spec, present); len(present) == 0 {
+		return fmt.Sprintf("%s binds every view already (NRI plugin, volumes): nothing to do", state.ID), nil
 	}
 	bound, err := views.BindIntoContainer(state.Pid, rootfs, present, opts.timeout)
 	if err != nil {
@@ -115,13 +119,16 @@ func readHookState(r io.Reader) (*specs.State, error) {
 	return &st, nil
 }
 
-// hookRootfs returns the container's root path from the bundle's
-// config.json (runtime.LoadBundle: the one spec loader, size-checked, with
-// the line and column of a syntax error).
-func hookRootfs(st *specs.State) (string, error) {
-	_, rootfs, err := runtime.LoadBundle(st.Bundle)
-	if err != nil {
-		return "", fmt.Errorf("reading the bundle's config: %w", err)
+// notBoundBy drops the views the container's config already mounts: an
+// NRI plugin (corral-nri on CRI-O with NRI enabled) or the pod's own
+// LXCFS-style volumes put them there, and binding again would only stack
+// a second copy over the first.
+func notBoundBy(spec *specs.Spec, present []views.Bound) []views.Bound {
+	var out []views.Bound
+	for _, b := range present {
+		if !slices.ContainsFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == b.Kernel }) {
+			out = append(out, b)
+		}
 	}
-	return rootfs, nil
+	return out
 }

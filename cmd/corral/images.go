@@ -58,7 +58,7 @@ writing through a symlink) is refused and nothing of it is kept.
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%s: %s\n", strings.Join(rec.Names, ", "), rec.ID)
+			fmt.Printf("%s: %s\n", displayName(rec.Given[0]), rec.ID)
 			return nil
 		},
 	})
@@ -83,11 +83,11 @@ carries. The same checks as 'corral pull' apply to every layer.
 				return err
 			}
 			for _, r := range recs {
-				if len(r.Names) == 0 {
+				if len(r.Given) == 0 {
 					fmt.Printf("Loaded image ID: %s\n", r.ID)
 				}
-				for _, n := range r.Names {
-					fmt.Printf("Loaded image: %s\n", n)
+				for _, n := range r.Given {
+					fmt.Printf("Loaded image: %s\n", displayName(n))
 				}
 			}
 			return nil
@@ -166,23 +166,27 @@ func displayName(n string) string {
 	return strings.TrimPrefix(n, "library/")
 }
 
-// ago is a docker-style age: "3 minutes ago".
+// ago is a docker-style age: "3 minutes ago", "1 hour ago".
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "unknown"
 	}
 	d := time.Since(t)
+	n, unit := int(d.Hours()/24/30), "month"
 	switch {
 	case d < time.Minute:
-		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
+		n, unit = int(d.Seconds()), "second"
 	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+		n, unit = int(d.Minutes()), "minute"
 	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+		n, unit = int(d.Hours()), "hour"
 	case d < 60*24*time.Hour:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+		n, unit = int(d.Hours()/24), "day"
 	}
-	return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s ago", n, unit)
 }
 
 // humanBytes prints a size with a decimal unit, as docker does.

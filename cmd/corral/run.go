@@ -58,6 +58,8 @@ see the container's limits and its live usage instead of the host's (nproc
 counts the CPUs of --cpuset-cpus, the process's affinity, not --cpus).
 /proc/pressure/* is bound where the container has pressure of its own
 (cgroup v2); elsewhere /proc/pressure is masked, as on a kernel without PSI.
+Its sysinfo(2) agent (/run/corralfs/seccomp.sock, or the socket --sysinfo
+names) answers sysinfo(2), where busybox free and the JVM read the total.
 
 runc's form runs a bundle's config.json as it is, under the container id
 ID, with this terminal's stdio, and deletes the container when it exits

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,9 +17,9 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "stop [-t SECONDS] ID...",
 		Short: "stop running containers: SIGTERM, then SIGKILL after a grace period",
-		Long: `Stop each container as docker stop does: SIGTERM to its main process,
-then, if it is still running after --time seconds (default 10), SIGKILL to
-every process of the container. A stopped container stays (its exit code
+		Long: `Stop the containers, all at once, as docker stop does: SIGTERM to each
+main process, then, if it is still running after --time seconds (default
+10), SIGKILL to every process of the container. A stopped container stays (its exit code
 in 'corral inspect') until 'corral delete'; one started with --rm goes.
 
 A main process that is PID 1 of its container and has no handler for
@@ -31,14 +32,24 @@ init in front that passes SIGTERM on.`,
 				return fmt.Errorf("--time %d: want seconds >= 0", timeout)
 			}
 			rt := newRuntime()
-			var errs []error
-			for _, id := range args {
-				if err := stopContainer(rt, id, time.Duration(timeout)*time.Second); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Println(id)
+			// All at once, as docker does: one after the other, N
+			// containers that ignore SIGTERM took N grace periods.
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			errs := make([]error, len(args))
+			for i, id := range args {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = stopContainer(rt, id, time.Duration(timeout)*time.Second)
+					if errs[i] == nil {
+						mu.Lock()
+						fmt.Println(id)
+						mu.Unlock()
+					}
+				}()
 			}
+			wg.Wait()
 			return errors.Join(errs...)
 		},
 	}

@@ -47,7 +47,7 @@ func (s *Store) Add(img v1.Image, names []string) (*Record, error) {
 	if len(layers) != len(cfg.RootFS.DiffIDs) {
 		return nil, fmt.Errorf("image %s: the manifest has %d layers, the config %d diff ids", id, len(layers), len(cfg.RootFS.DiffIDs))
 	}
-	rec := &Record{ID: id.String(), Names: slices.Clone(names), Created: cfg.Created.Time, Added: time.Now().UTC()}
+	rec := &Record{ID: id.String(), Names: slices.Clone(names), Given: slices.Clone(names), Created: cfg.Created.Time, Added: time.Now().UTC()}
 	for i, l := range layers {
 		want := cfg.RootFS.DiffIDs[i].String()
 		n, err := s.addLayer(l, want)

@@ -49,6 +49,10 @@ type Record struct {
 	Size    int64     `json:"size"`   // bytes of the unpacked files
 	Created time.Time `json:"created"`
 	Added   time.Time `json:"added"`
+	// Given are the names the Add that returned this record gave it,
+	// what pull and load report (Names also has the image's older
+	// names); not stored.
+	Given []string `json:"-"`
 }
 
 // ShortID is the first 12 hex digits of the id, as docker prints it.

@@ -99,6 +99,13 @@ func BusyboxImage(t testing.TB, cfg v1.Config, extraDirs ...string) v1.Image {
 			t.Fatal(err)
 		}
 	}
+	return ImageFromRootfs(t, root, cfg)
+}
+
+// ImageFromRootfs is a one-layer image of the directory root, with cfg as
+// its config.
+func ImageFromRootfs(t testing.TB, root string, cfg v1.Config) v1.Image {
+	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, LayerFromTar(t, TarDir(t, root)))
 	if err != nil {
 		t.Fatal(err)
