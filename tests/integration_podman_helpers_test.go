@@ -42,7 +42,7 @@ func newPodmanEnv(t *testing.T, runtime string) *podmanEnv {
 	t.Helper()
 	testutil.RequireRoot(t)
 	if testutil.InVM() {
-		t.Skip("no podman in the VM; the host run covers it")
+		t.Skip("root podman runs on the host; the VM runs rootless podman (TestPodmanRootless)")
 	}
 	e := &podmanEnv{t: t, podman: testutil.RequireCommand(t, "podman"), runtime: runtime}
 	testutil.RequireCommand(t, "conmon")

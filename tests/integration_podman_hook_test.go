@@ -52,7 +52,7 @@ func podmanHooksDir(t *testing.T, viewsDir string) string {
 // (which join the container's mount namespace) see the same binds.
 func TestPodmanRuncHook(t *testing.T) {
 	if testutil.InVM() {
-		t.Skip("no podman or runc in the VM; the host run covers it")
+		t.Skip("root podman runs on the host; the VM runs rootless podman (TestPodmanRootless)")
 	}
 	e := newPodmanEnv(t, testutil.RequireCommand(t, "runc"))
 	mp := corralfsMountpoint(t)

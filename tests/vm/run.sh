@@ -18,8 +18,9 @@
 #   VM_ACCEL=auto|tcg|kvm                 auto = kvm only with kvm_intel/kvm_amd and a boot probe
 #   VM_KFLAVOR=cloud-amd64                Debian kernel flavour (linux-image-$VM_KFLAVOR)
 #   VM_CACHE=/var/cache/corral-vm         kernel cache
-#   VM_HOST_TOOLS="free ps top vmstat uptime nproc unshare runc newuidmap newgidmap"   host programs copied in with their
+#   VM_HOST_TOOLS="free ps top vmstat uptime nproc unshare runc newuidmap newgidmap podman conmon"   host programs copied in with their
 #                    shared libraries, so `corral run -- free` on the default root works
+#                    (podman, conmon: rootless podman with --runtime corral, TestPodmanRootless)
 #   VM_HOST_FILES="/usr/share/containers/seccomp.json /lib/terminfo/d/dumb"   host data files
 #                    copied to the same path when they exist (tests that read host config;
 #                    procps `top -b` exits 1 without the "dumb" terminfo entry)
@@ -40,7 +41,7 @@ VM_SWAP_MB=${VM_SWAP_MB:-512}
 VM_ACCEL=${VM_ACCEL:-auto}
 VM_KFLAVOR=${VM_KFLAVOR:-cloud-amd64}
 VM_CACHE=${VM_CACHE:-/var/cache/corral-vm}
-VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc unshare runc newuidmap newgidmap}
+VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc unshare runc newuidmap newgidmap podman conmon}
 VM_PROPAGATION=${VM_PROPAGATION:-shared}
 VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json /lib/terminfo/d/dumb}
 GO=${GO:-go}
