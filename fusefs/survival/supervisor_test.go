@@ -73,7 +73,13 @@ func testWorker() int {
 		switch op {
 		case opHang:
 			if first {
-				select {} // stuck on it, as a deadlocked worker
+				// Stuck on it, as a deadlocked worker. Not select{}: with
+				// no other goroutine the Go runtime would call that a
+				// deadlock and exit, and the test's SIGKILL would find
+				// no process (a flake under CI's load).
+				for {
+					time.Sleep(time.Hour)
+				}
 			}
 			answer = []byte(strconv.Itoa(os.Getpid()))
 		case opPid:
