@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -81,6 +82,7 @@ type Tree struct {
 	byID  map[uint64]*node
 	sysCP string // host /sys/devices/system/cpu
 	cpus  *node  // the sys/devices/system/cpu directory
+	bound *node  // BoundDir
 }
 
 // nodeID derives a node's fixed id from its path. FUSE reserves 0 and 1
@@ -123,6 +125,11 @@ func NewTree(views []render.View, cfg TreeConfig) (*Tree, error) {
 	t.byID[t.root.id] = t.root
 	var err error
 	if t.cpus, err = t.mkdirAll(cpuDirRel); err != nil {
+		return nil, err
+	}
+	// The per-container trees' parent (bound.go): empty here, every
+	// name looked up in it is a container's directory.
+	if t.bound, err = t.mkdirAll(facts.BoundDir); err != nil {
 		return nil, err
 	}
 	for i := range views {

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/views"
@@ -85,6 +86,7 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if len(present) == 0 {
 		return "", fmt.Errorf("no view files below %s", dir)
 	}
+	present = views.Own(dir, present, hookKey(state.Pid))
 	rootfs, err := hookRootfs(state)
 	if err != nil {
 		return "", err
@@ -124,4 +126,20 @@ func hookRootfs(st *specs.State) (string, error) {
 		return "", fmt.Errorf("reading the bundle's config: %w", err)
 	}
 	return rootfs, nil
+}
+
+// hookKey is the bound-view key of the container whose init is pid (its
+// cgroup, as corralfs will resolve its readers to), "" when it has none
+// (the shared views are bound then).
+func hookKey(pid int) string {
+	r, err := cgroupreader.New(cgroupreader.Config{})
+	if err != nil {
+		return ""
+	}
+	p, err := r.PathsOf(pid)
+	if err != nil {
+		return ""
+	}
+	key, _ := facts.BoundKeyOf(p.Unified, p.V1)
+	return key
 }
