@@ -86,7 +86,8 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if len(present) == 0 {
 		return "", fmt.Errorf("no view files below %s", dir)
 	}
-	present = views.Own(dir, present, hookKey(state.Pid))
+	key, why := hookKey(state)
+	present = views.Own(dir, present, key)
 	rootfs, err := hookRootfs(state)
 	if err != nil {
 		return "", err
@@ -98,7 +99,11 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 		}
 		return "", err
 	}
-	return fmt.Sprintf("bound %d views of %s into %s: %s", len(bound), dir, state.ID, strings.Join(bound, " ")), nil
+	own := "its own files " + facts.BoundDir + "/" + key
+	if key == "" {
+		own = "the shared files (" + why + ")"
+	}
+	return fmt.Sprintf("bound %d views of %s into %s, %s: %s", len(bound), dir, state.ID, own, strings.Join(bound, " ")), nil
 }
 
 // readHookState decodes the OCI state the runtime writes to a hook's stdin.
@@ -121,25 +126,53 @@ func readHookState(r io.Reader) (*specs.State, error) {
 // config.json (runtime.LoadBundle: the one spec loader, size-checked, with
 // the line and column of a syntax error).
 func hookRootfs(st *specs.State) (string, error) {
-	_, rootfs, err := runtime.LoadBundle(st.Bundle)
-	if err != nil {
-		return "", fmt.Errorf("reading the bundle's config: %w", err)
-	}
-	return rootfs, nil
+	_, rootfs, err := hookBundle(st)
+	return rootfs, err
 }
 
-// hookKey is the bound-view key of the container whose init is pid (its
-// cgroup, as corralfs will resolve its readers to), "" when it has none
-// (the shared views are bound then).
-func hookKey(pid int) string {
+func hookBundle(st *specs.State) (*specs.Spec, string, error) {
+	spec, rootfs, err := runtime.LoadBundle(st.Bundle)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the bundle's config: %w", err)
+	}
+	return spec, rootfs, nil
+}
+
+// hookKey is the bound-view key of the container (its cgroup as corralfs
+// resolves its readers, from the host's cgroup namespace); "" and why when
+// it has none, and the shared views are bound. A wrong key would lock the
+// container out of its own /proc files (the daemon refuses every reader
+// whose cgroup is not the key's), so the key is given only when two
+// sources agree: the bundle's cgroupsPath, absolute (the cgroupfs form;
+// systemd's slice:prefix:name has no path), and the init's cgroups as the
+// hook sees them, which are that path, or the root when the hook runs in
+// the container's cgroup namespace (createContainer: the init's cgroup is
+// the namespace's root there).
+func hookKey(st *specs.State) (key, why string) {
+	spec, _, err := hookBundle(st)
+	if err != nil {
+		return "", err.Error()
+	}
+	if spec.Linux == nil || !strings.HasPrefix(spec.Linux.CgroupsPath, "/") {
+		return "", "the bundle's cgroupsPath is not an absolute path"
+	}
+	path := filepath.Clean(spec.Linux.CgroupsPath)
 	r, err := cgroupreader.New(cgroupreader.Config{})
 	if err != nil {
-		return ""
+		return "", err.Error()
 	}
-	p, err := r.PathsOf(pid)
+	p, err := r.PathsOf(st.Pid)
 	if err != nil {
-		return ""
+		return "", err.Error()
 	}
-	key, _ := facts.BoundKeyOf(p.Unified, p.V1)
-	return key
+	for _, q := range []string{p.V1["memory"], p.Unified} {
+		if q != "" && q != "/" && q != path {
+			return "", fmt.Sprintf("the init's cgroup %s is not the bundle's %s", q, path)
+		}
+	}
+	key, ok := facts.BoundKeyOfCgroup(path)
+	if !ok {
+		return "", "the root cgroup"
+	}
+	return key, ""
 }
