@@ -156,6 +156,9 @@ func (r *Report) tables() []table {
 	if len(vt.rows) > 0 {
 		ts = append(ts, vt)
 	}
+	if bt, ok := r.boundTable(); ok {
+		ts = append(ts, bt)
+	}
 	// 2. scale
 	if len(r.Scale) > 0 {
 		st := table{title: "2. Scale: containers each reading meminfo and stat in a loop",

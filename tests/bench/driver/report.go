@@ -19,6 +19,7 @@ type Report struct {
 	Machine Machine       `json:"machine"`
 	Config  ReportConfig  `json:"config"`
 	Views   []ViewCell    `json:"views"`
+	Bound   []BoundCell   `json:"bound"`
 	Scale   []ScaleRun    `json:"scale"`
 	Start   []StartRow    `json:"start"`
 	Memory  MemoryResult  `json:"memory"`
