@@ -128,14 +128,7 @@ func (w *worker) reads(first int) {
 		check := w.job.Check != nil && (w.job.CheckAll || !checked[path])
 		content = content[:0]
 		nbytes, err := readFile(path, buf, &content, check)
-		w.res.Hist.Add(time.Since(t0).Nanoseconds())
-		w.res.Ops++
-		w.res.Bytes += int64(nbytes)
-		if err != nil {
-			w.res.Errors++
-			if w.res.FirstErr == "" {
-				w.res.FirstErr = err.Error()
-			}
+		if !w.count(t0, nbytes, err) {
 			continue
 		}
 		if check {
@@ -184,14 +177,7 @@ func (w *worker) preads(first int) {
 			}
 			total += n
 		}
-		w.res.Hist.Add(time.Since(t0).Nanoseconds())
-		w.res.Ops++
-		w.res.Bytes += int64(total)
-		if failed != nil {
-			w.res.Errors++
-			if w.res.FirstErr == "" {
-				w.res.FirstErr = failed.Error()
-			}
+		if !w.count(t0, total, failed) {
 			continue
 		}
 		if w.job.Check != nil && (w.job.CheckAll || !checked) {
@@ -205,6 +191,22 @@ func (w *worker) preads(first int) {
 			}
 		}
 	}
+}
+
+// count records one operation started at t0 that read n bytes; false
+// when it failed.
+func (w *worker) count(t0 time.Time, n int, err error) bool {
+	w.res.Hist.Add(time.Since(t0).Nanoseconds())
+	w.res.Ops++
+	w.res.Bytes += int64(n)
+	if err != nil {
+		w.res.Errors++
+		if w.res.FirstErr == "" {
+			w.res.FirstErr = err.Error()
+		}
+		return false
+	}
+	return true
 }
 
 // readFile is one open + read to EOF + close; keep collects the bytes

@@ -143,14 +143,23 @@ type reopener struct{ open map[string]*os.File }
 
 func newReopener() *reopener { return &reopener{open: map[string]*os.File{}} }
 
+// file is path's descriptor, opened at its first read.
+func (r *reopener) file(path string) (*os.File, error) {
+	if f := r.open[path]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r.open[path] = f
+	return f, nil
+}
+
 func (r *reopener) read(path string) ([]byte, error) {
-	f := r.open[path]
-	if f == nil {
-		var err error
-		if f, err = os.Open(path); err != nil {
-			return nil, err
-		}
-		r.open[path] = f
+	f, err := r.file(path)
+	if err != nil {
+		return nil, err
 	}
 	b, err := preadAll(f, 0)
 	if err != nil || len(b) < 2 {
@@ -187,13 +196,9 @@ func readWhole(path string) ([]byte, error) {
 
 // readWhole on a kept-open file: one pread(2) from offset 0.
 func (r *reopener) readWhole(path string) ([]byte, error) {
-	f := r.open[path]
-	if f == nil {
-		var err error
-		if f, err = os.Open(path); err != nil {
-			return nil, err
-		}
-		r.open[path] = f
+	f, err := r.file(path)
+	if err != nil {
+		return nil, err
 	}
 	return readAtOnce(f)
 }
