@@ -218,6 +218,13 @@ func (r *Report) tables() []table {
 		if m.Skipped != "" {
 			mt.notes = append(mt.notes, "not measured: "+m.Skipped)
 		}
+		if st := m.HeapStats; len(st) > 0 {
+			mt.notes = append(mt.notes, fmt.Sprintf("worker heap after the reads (after a GC): HeapInuse %s, HeapSys %s, HeapReleased %s, StackInuse %s, Sys %s, goroutines %s; profile %s",
+				st["HeapInuse"], st["HeapSys"], st["HeapReleased"], st["StackInuse"], st["Sys"], st["goroutines"], st["profile"]))
+		}
+		for _, l := range m.HeapTop {
+			mt.notes = append(mt.notes, "`"+l+"`")
+		}
 		ts = append(ts, mt)
 	}
 	// 5. sysinfo

@@ -165,6 +165,9 @@ type MemoryResult struct {
 	LXCFSIdleRSS  uint64 `json:"lxcfs_rss_before_scale"`
 	LXCFSAtScale  uint64 `json:"lxcfs_rss_at_scale"`
 	Skipped       string `json:"not_measured,omitempty"`
+	// The worker's heap after the reads (heap.go).
+	HeapTop   []string          `json:"heap_top,omitempty"`
+	HeapStats map[string]string `json:"heap_stats,omitempty"`
 }
 
 // SysinfoRow is section 5 for one variant.
