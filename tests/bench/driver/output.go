@@ -204,6 +204,17 @@ func (r *Report) tables() []table {
 				st.notes = append(st.notes, s.Name+": "+s.Note)
 			}
 		}
+		if len(r.StartTrace) > 0 {
+			var total float64
+			for _, p := range r.StartTrace {
+				total += p.MedianMs
+			}
+			parts := make([]string, 0, len(r.StartTrace))
+			for _, p := range r.StartTrace {
+				parts = append(parts, fmt.Sprintf("%s %.1f ms (%.0f%%)", p.Name, p.MedianMs, 100*p.MedianMs/total))
+			}
+			st.notes = append(st.notes, fmt.Sprintf("corral run --rm with views, per phase under strace (median of %d; strace stops the tracee at each marked call, so the sum exceeds an untraced run): %s", traceRuns, strings.Join(parts, "; ")))
+		}
 		ts = append(ts, st)
 	}
 	// 4. memory
