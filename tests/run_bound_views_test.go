@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,5 +89,25 @@ func runStatePid(t *testing.T, e *runEnv, name string) int {
 			t.Fatalf("corral state %s: no pid", name)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// busybox cat reads with sendfile, which takes the page cache up to the
+// size the kernel has without asking for attributes: an OPEN that renders
+// must hand the kernel the new content and size first (decision 602), or
+// cat shows an old uptime, or a meminfo cut or padded.
+func TestRunBoundViewsSendfile(t *testing.T) {
+	e := runNewEnv(t, true)
+	out := e.sh(t, []string{"--rootfs", runBusybox(t), "-m", "256m"}, `for i in 1 2 3; do cat /proc/uptime; sleep 0.3; done
+cat /proc/meminfo > /tmp/m; echo "lines $(wc -l < /tmp/m) bytes $(wc -c < /tmp/m) last $(tail -c 1 /tmp/m | od -An -c)"; grep MemTotal /tmp/m`)
+	lines := strings.Split(out, "\n")
+	if len(lines) < 5 {
+		t.Fatalf("output:\n%s", out)
+	}
+	if lines[0] == lines[1] || lines[1] == lines[2] {
+		t.Errorf("uptime read with sendfile 0.3 s apart did not change:\n%s", out)
+	}
+	if !strings.Contains(out, "MemTotal:         262144 kB") || !regexp.MustCompile(`last +\\n`).MatchString(out) {
+		t.Errorf("meminfo read with sendfile is not whole:\n%s", out)
 	}
 }
