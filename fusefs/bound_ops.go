@@ -30,8 +30,9 @@ type boundGen struct {
 }
 
 type boundGens struct {
-	mu sync.Mutex
-	m  map[uint64]boundGen
+	mu     sync.Mutex
+	m      map[uint64]boundGen
+	render [64]sync.Mutex // by node id: one rendering of a file at a time
 }
 
 func (g *boundGens) get(id uint64) (boundGen, bool) {
@@ -68,9 +69,20 @@ func (fs *FS) boundTTL() time.Duration { return max(fs.snaps.ttl, 0) }
 
 // boundFresh is bound file id's rendering for a caller already let through
 // the gate: the current one while younger than the TTL, else a new one.
+//
+// Renderings of one file are serialized: two readers finding it stale at
+// once (two GETATTRs, or a GETATTR and an OPEN) would otherwise each
+// render and answer its own size, and the kernel could keep the size of
+// one and fill its pages from the other.
 func (fs *FS) boundFresh(id uint64, b *boundNode, pid int) (gen boundGen, rendered bool, errno syscall.Errno) {
 	if gen, ok := fs.boundGens.get(id); ok && time.Since(gen.at) < fs.boundTTL() {
 		return gen, false, 0
+	}
+	mu := &fs.boundGens.render[id%uint64(len(fs.boundGens.render))]
+	mu.Lock()
+	defer mu.Unlock()
+	if gen, ok := fs.boundGens.get(id); ok && time.Since(gen.at) < fs.boundTTL() {
+		return gen, false, 0 // rendered by the reader we waited for
 	}
 	data, errno := fs.content(b.view, pid)
 	if errno != 0 {
