@@ -120,7 +120,8 @@ func (c *Container) cgroup() (cgroupManager, error) {
 		return c.cg, nil
 	}
 	if c.st.CgroupPath == "" {
-		return nil, errors.New("container has no cgroup")
+		// Rootless without a delegated cgroup (rootless.go).
+		return noCgroup{}, nil
 	}
 	cg, err := loadCgroup(c.st.CgroupPath)
 	if err != nil {

@@ -65,6 +65,10 @@ type State struct {
 	// OOMKilled: the kernel's OOM killer killed a process of this container
 	// (the cgroup's oom_kill counter is non-zero).
 	OOMKilled bool `json:"oomKilled,omitempty"`
+	// Started is when the process was let run; Exit how it ended, when
+	// the process that waited for it recorded that (RecordExit).
+	Started *time.Time  `json:"started,omitempty"`
+	Exit    *ExitRecord `json:"exit,omitempty"`
 }
 
 // Status is the container's live status, derived from the init process
@@ -112,6 +116,14 @@ func (c *Container) State() (*State, error) {
 	}
 	if s != Stopped {
 		out.Pid = c.st.Pid
+	}
+	if !c.st.Started.IsZero() {
+		t := c.st.Started
+		out.Started = &t
+	}
+	if c.st.Exit != nil {
+		out.Exit = c.st.Exit
+		out.OOMKilled = out.OOMKilled || c.st.Exit.OOMKilled
 	}
 	if cg, err := c.cgroup(); err == nil {
 		if n, err := cg.OOMKills(); err == nil && n > 0 {

@@ -40,6 +40,10 @@ type CreateOpts struct {
 	// NoNewKeyring keeps the caller's session keyring instead of a fresh
 	// _ses.<id> one (runc --no-new-keyring); exec follows the same choice.
 	NoNewKeyring bool
+	// ImageRoot is the directory of an image's overlay root made for this
+	// container (image.Store.MountRoot); Delete releases it. The caller
+	// releases it when Create fails.
+	ImageRoot string
 }
 
 // initConfig is what the parent tells the child init in msgConfig.
@@ -63,6 +67,15 @@ type initConfig struct {
 	// JoinMntNsFd: the child's fd of a mount namespace given by path, which
 	// the init enters before building the rootfs; 0: none.
 	JoinMntNsFd int `json:"joinMntNsFd,omitempty"`
+	// RootfsFd: the child's O_PATH fd of the rootfs, opened before it
+	// became its user namespace's root (userns.go); 0: none.
+	RootfsFd int `json:"rootfsFd,omitempty"`
+	// IdmappedRootfs: msgConfig carries a detached idmapped clone of the
+	// rootfs, attached instead of the plain bind (userns.go).
+	IdmappedRootfs bool `json:"idmappedRootfs,omitempty"`
+	// BindFiles: per spec mount, the index in msgConfig's fds of the
+	// parent's clone of its bind source; -1 (or absent): bind by path.
+	BindFiles []int `json:"bindFiles,omitempty"`
 	// SharedMountNS: the container has no mount namespace of its own;
 	// Rootfs is then the runtime's bind of it (sharedmount.go).
 	SharedMountNS bool `json:"sharedMountNS,omitempty"`
@@ -156,6 +169,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	st := &persistedState{
 		ID: id, Bundle: bundle, Rootfs: rootfs, Status: Creating, Created: time.Now().UTC(),
 		CgroupPath: cgPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Spec: spec,
+		ImageRoot: o.ImageRoot,
 	}
 	if err := writeState(dir, st); err != nil {
 		return nil, err
@@ -189,9 +203,20 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	// allowed; it only stops new tasks, and the init's threads end at its
 	// execve.
 	early, pids := splitPidsLimit(res)
-	cg, err := newCgroup(cgPath, early, spec.Linux.Devices)
+	var cg cgroupManager
+	if Rootless() {
+		cg, err = r.rootlessCgroup(cgPath, early)
+	} else {
+		cg, err = newCgroup(cgPath, early, spec.Linux.Devices)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if _, none := cg.(noCgroup); none {
+		st.CgroupPath = "" // state, delete, ps: no cgroup to look at
+		if err := writeState(dir, st); err != nil {
+			return nil, err
+		}
 	}
 	undo = append(undo, func() {
 		if err := cg.Delete(); err != nil {
@@ -223,6 +248,38 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		}
 		undo = append(undo, func() { releaseSharedRootfs(dir) })
 		cfg.Rootfs, cfg.SharedMountNS = bind, true
+	}
+	l.userNS = spawnUserNS(plan, spec)
+	if l.userNS != nil && !plan.sharedMount && plan.joinMnt == nil {
+		l.userNS.rootfs, l.rootfsFdAt = rootfs, &cfg.RootfsFd
+	}
+	if l.userNS != nil && l.rootfsFdAt != nil && !Rootless() {
+		// The rootfs (idmapped where needed) and the bind sources, cloned
+		// for an init that cannot reach them as its namespace's root.
+		// Rootless, the caller has no more access than its init (and
+		// open_tree needs the host's root): the init binds by path.
+		l.configFiles = func(pid int) ([]*os.File, error) {
+			um, err := prepareUserNSMounts(pid, spec, rootfs, bundle)
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range um.warnings {
+				r.log().Warn(w)
+			}
+			cfg.IdmappedRootfs, cfg.BindFiles = um.idmappedRoot, um.bindFiles
+			return um.files, nil
+		}
+	}
+	if plan.joinUser != nil {
+		// The new namespaces must belong to the joined user namespace:
+		// the child joins it first and makes them then, forking the init
+		// again for a pid namespace (runc's nsexec does the same).
+		l.userNS.unshareAfter, l.cloneFlags = plan.cloneFlags, 0
+		if Rootless() {
+			// Namespaces given by path are joined from inside too.
+			l.userNS.joinAfter, l.joinNS = nsFiles(plan.join), nil
+			l.userNS.joinsPid = joinsNS(plan.join, unix.CLONE_NEWPID)
+		}
 	}
 	if plan.newTimeNS {
 		if l.timeOffsets, err = specTimeOffsets(spec.Linux); err != nil {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/corral-dev/corral/runtime/image"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -51,13 +53,41 @@ func (c *Container) Delete(force bool) error {
 	if err := releaseSharedRootfs(c.dir); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		return fmt.Errorf("remove state: %w", err)
+	// The image root goes before the state: a failure here leaves the
+	// container listed, so a second delete can finish the job.
+	if c.st.ImageRoot != "" {
+		if err := image.ReleaseRoot(c.st.ImageRoot); err != nil {
+			return fmt.Errorf("container %q: release the image root: %w", c.st.ID, err)
+		}
+	}
+	if err := removeStateDir(c.dir, c.st.ID); err != nil {
+		return err
 	}
 	if h := c.st.Spec.Hooks; h != nil {
 		if err := runHooks("poststop", h.Poststop, c.hookState(specs.StateStopped)); err != nil {
 			c.rt.log().Warn(err.Error(), "id", c.st.ID)
 		}
+	}
+	return nil
+}
+
+// removeStateDir moves the state directory aside before removing it: a
+// detached container's monitor records the exit (writeState, by path)
+// the moment delete --force kills the init, and a file it created
+// midway would make the removal fail or bring the container back. After
+// the rename its writes find no directory. The name is no valid id, so
+// List never sees it.
+func removeStateDir(dir, id string) error {
+	tomb := filepath.Join(filepath.Dir(dir), "~deleting-"+id)
+	os.RemoveAll(tomb) // an earlier delete that failed midway
+	if err := os.Rename(dir, tomb); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("remove state: %w", err)
+	}
+	if err := os.RemoveAll(tomb); err != nil {
+		return fmt.Errorf("remove state: %w", err)
 	}
 	return nil
 }

@@ -25,7 +25,9 @@ import (
 // (runc's classic fix; costs a copy of the binary per container, see the
 // bench). Called on T only.
 func protectExe(callerMountNS bool) (path string, done func(), err error) {
-	if os.Getenv("CORRAL_EXE_PROTECT") == "memfd" || callerMountNS {
+	// Rootless: an unprivileged caller cannot unshare a mount namespace
+	// outside a user namespace of its own, so it takes the copy.
+	if os.Getenv("CORRAL_EXE_PROTECT") == "memfd" || callerMountNS || Rootless() {
 		return memfdExe()
 	}
 	nothing := func() {}

@@ -87,6 +87,21 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (exit int, err error) {
 		initFiles: []initFile{{f: mntNS, at: &cfg.MntNsFd}},
 		cfg:       cfg, who: "exec init",
 	}
+	if _, ok := specUserNS(c.st.Spec); ok {
+		// The exec init joins the container's user namespace in the raw
+		// fork, before its execve, and becomes its root there (userns.go).
+		userNS, err := os.OpenFile(fmt.Sprintf("/proc/%d/ns/user", pid), os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("exec: container user namespace: %w", err)
+		}
+		defer userNS.Close()
+		l.userNS = &rawUserNS{join: userNS}
+		if Rootless() {
+			// Without the host's root the others can only be joined
+			// from inside the user namespace that owns them.
+			l.userNS.joinAfter, l.userNS.joinsPid, l.joinNS = nsFiles(joins), joinsNS(joins, unix.CLONE_NEWPID), nil
+		}
+	}
 	if timeNS {
 		if l.timeOffsets, err = readTimeOffsets(pid); err != nil {
 			return -1, fmt.Errorf("exec: container clocks: %w", err)

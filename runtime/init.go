@@ -83,11 +83,15 @@ func MaybeInit() {
 // container around itself, waits on the exec fifo and execs the process.
 // See sync.go for the sequence.
 func initContainer(conn *syncConn) error {
-	m, _, err := conn.expect(msgConfig)
+	m, files, err := conn.expect(msgConfig)
 	if err != nil {
 		return err
 	}
 	cfg := m.Config
+	idmappedRoot, bindTrees, err := userNSMountFiles(cfg, files)
+	if err != nil {
+		return err
+	}
 	spec := cfg.Spec
 	// First, before the seccomp filter (which refuses keyctl) and before
 	// any container process can exist: our own session keyring.
@@ -123,7 +127,7 @@ func initContainer(conn *syncConn) error {
 	if err := setHostname(spec, cfg.OwnUTSNS); err != nil {
 		return err
 	}
-	rc := &rootfsCtx{cfg: cfg, spec: spec, rootfs: cfg.Rootfs, conn: conn}
+	rc := &rootfsCtx{cfg: cfg, spec: spec, rootfs: cfg.Rootfs, conn: conn, idmappedRoot: idmappedRoot, bindTrees: bindTrees}
 	if err := rc.run(); err != nil {
 		return err
 	}

@@ -42,6 +42,14 @@ type launch struct {
 	cfg *initConfig
 	// who names the child in errors: "container init" or "exec init".
 	who string
+	// rootfsFdAt, with userNS.rootfs, receives the fd number the child
+	// gets the rootfs on (spawn_rawfork.go: right after the files).
+	rootfsFdAt *int
+	// configFiles, if set, is run once the child is in its cgroup, before
+	// msgConfig: the fds it returns travel with msgConfig (a user
+	// namespace's idmapped rootfs and bind sources, userns.go), and are
+	// closed here once sent.
+	configFiles func(pid int) ([]*os.File, error)
 }
 
 // initFile is an fd the init needs for its setup (exec fifo, a mount or
@@ -86,16 +94,20 @@ func (l *launch) start() (p *parentProcess, err error) {
 		files = append(files, f.f)
 	}
 	l.files = files
+	if l.rootfsFdAt != nil {
+		*l.rootfsFdAt = len(files)
+	}
 	proc, err := spawn(l.spawnOpts)
 	child.Close() // the child has its copy; EOF on ours now means it died
 	if err != nil {
 		parent.Close()
 		return nil, err
 	}
-	p = &parentProcess{proc: proc, conn: parent, cg: l.cg, cgroupLate: l.cgroupLate, who: l.who}
+	started := &parentProcess{proc: proc, conn: parent, cg: l.cg, cgroupLate: l.cgroupLate, who: l.who}
 	defer func() {
+		// started, not p: a failing return has set p to nil already.
 		if err != nil {
-			p.kill()
+			started.kill()
 		}
 	}()
 	if l.cgroupFD == nil && !l.cgroupLate {
@@ -103,12 +115,24 @@ func (l *launch) start() (p *parentProcess, err error) {
 			return nil, err
 		}
 	}
+	if l.userNS != nil && !Rootless() {
+		if err := prlimitFromParent(proc.Pid, l.cfg); err != nil {
+			return nil, err
+		}
+	}
+	var cfgFiles []*os.File
+	if l.configFiles != nil {
+		if cfgFiles, err = l.configFiles(proc.Pid); err != nil {
+			return nil, err
+		}
+		defer closeAll(cfgFiles)
+	}
 	// The config first: the child sets up its rootfs while the caller
 	// records it.
-	if err := parent.send(&syncMsg{Type: msgConfig, Config: l.cfg}); err != nil {
+	if err := parent.send(&syncMsg{Type: msgConfig, Config: l.cfg}, fdsOf(cfgFiles)...); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return started, nil
 }
 
 // syncHandlers are the caller's answers to the messages only it can
@@ -182,4 +206,12 @@ func (p *parentProcess) proceed(st *specs.State) error {
 func (p *parentProcess) kill() {
 	p.conn.Close()
 	killAndReap(p.proc)
+}
+
+func fdsOf(files []*os.File) []int {
+	out := make([]int, len(files))
+	for i, f := range files {
+		out[i] = int(f.Fd())
+	}
+	return out
 }

@@ -45,6 +45,9 @@ type parsedMount struct {
 	propagation []uintptr
 	data        string
 	rro         bool // "rro": recursively read-only (mount_setattr)
+	// idmap: "idmap" or "ridmap": a bind shown through the container's
+	// user namespace mappings (userns.go); recursive with rbind/ridmap.
+	idmap, ridmap bool
 }
 
 func parseMountOptions(opts []string) parsedMount {
@@ -68,8 +71,12 @@ func parseMountOptions(opts []string) parsedMount {
 			p.flags |= unix.MS_RDONLY
 			continue
 		}
-		if o == "tmpcopyup" || o == "idmap" || o == "ridmap" {
-			continue // TODO: not implemented (crun extensions); ignored like runc ignores unknown ones
+		if o == "idmap" || o == "ridmap" {
+			p.idmap, p.ridmap = true, p.ridmap || o == "ridmap"
+			continue
+		}
+		if o == "tmpcopyup" {
+			continue // TODO: not implemented (a crun extension); ignored like runc ignores unknown ones
 		}
 		data = append(data, o)
 	}
@@ -85,7 +92,7 @@ func mountOptionNames() []string {
 	for k := range propagationTable {
 		out = append(out, k)
 	}
-	out = append(out, "rro")
+	out = append(out, "rro", "idmap", "ridmap")
 	sort.Strings(out)
 	return out
 }

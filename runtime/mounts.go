@@ -12,7 +12,8 @@ import (
 )
 
 func (rc *rootfsCtx) mountAll() error {
-	for _, m := range rc.spec.Mounts {
+	for i, m := range rc.spec.Mounts {
+		rc.mountIndex = i
 		if err := rc.mountOne(m); err != nil {
 			return fmt.Errorf("%s on %s (%s): %w", m.Source, m.Destination, m.Type, err)
 		}
@@ -36,6 +37,11 @@ func (rc *rootfsCtx) mountOne(m specs.Mount) error {
 		return err
 	}
 	err = unix.Mount(m.Source, procFdPath(dest), m.Type, po.flags, po.data)
+	if err == unix.EINVAL && m.Type == "devpts" {
+		if data, ok := devptsWithoutUnmappedIDs(rc.spec, po.data); ok {
+			err = unix.Mount(m.Source, procFdPath(dest), m.Type, po.flags, data)
+		}
+	}
 	dest.Close()
 	if err != nil {
 		return err
@@ -46,6 +52,9 @@ func (rc *rootfsCtx) mountOne(m specs.Mount) error {
 // mountBind binds a host path. Read-only and other flags need a second,
 // remount call: a bind ignores them.
 func (rc *rootfsCtx) mountBind(m specs.Mount, po parsedMount) error {
+	if tree := rc.bindTree(); tree != nil {
+		return rc.attachBind(m, po, tree)
+	}
 	src := rc.hostPath(m.Source)
 	fi, err := os.Stat(src)
 	if err != nil {

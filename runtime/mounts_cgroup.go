@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ func (rc *rootfsCtx) mountCgroup(m specs.Mount, po parsedMount) error {
 			return err
 		}
 		reopen := func() (*os.File, error) { return pathrs.OpenatInRoot(rc.root, m.Destination) }
-		if err := mountCgroupSubtree(dest, reopen, "cgroup2", "", po.flags, cgPath); err != nil {
+		if err := mountCgroupSubtree(dest, reopen, "cgroup2", "", po.flags, cgPath, v2Root); err != nil {
 			return err
 		}
 		return rc.finishMount(m.Destination, parsedMount{rro: false, propagation: po.propagation}, false)
@@ -67,7 +68,7 @@ func (rc *rootfsCtx) mountCgroup(m specs.Mount, po parsedMount) error {
 		if err != nil {
 			return err
 		}
-		err = mountCgroupSubtree(target, openDir, "cgroup", h.data, po.flags, h.path)
+		err = mountCgroupSubtree(target, openDir, "cgroup", h.data, po.flags, h.path, filepath.Join(v1Root, h.dir))
 		target.Close()
 		if err != nil {
 			return fmt.Errorf("cgroup hierarchy %s: %w", h.data, err)
@@ -100,11 +101,17 @@ func (rc *rootfsCtx) mountCgroup(m specs.Mount, po parsedMount) error {
 // handle on the directory to mount on; reopen must return a handle on the
 // new mount's root there (target's own /proc fd path resolves to the
 // directory the mount covers, not to the mount).
-func mountCgroupSubtree(target *os.File, reopen func() (*os.File, error), fstype, data string, flags uintptr, cgPath string) error {
+func mountCgroupSubtree(target *os.File, reopen func() (*os.File, error), fstype, data string, flags uintptr, cgPath, hostDir string) error {
 	if !strings.HasPrefix(cgPath, "/") || strings.HasPrefix(cgPath, "/..") {
 		return fmt.Errorf("the init's cgroup %q is not inside its cgroup namespace: cannot show the container's cgroup", cgPath)
 	}
 	if err := unix.Mount(fstype, procFdPath(target), fstype, flags, data); err != nil {
+		if errors.Is(err, unix.EPERM) && cgPath != "/" {
+			// A user namespace without a cgroup namespace of its own
+			// (podman on v1) may not mount a cgroup hierarchy: clone the
+			// container's cgroup from the host's mount instead.
+			return cloneHostCgroup(target, hostDir, cgPath, flags)
+		}
 		return err
 	}
 	if cgPath == "/" {
@@ -197,4 +204,25 @@ func ownCgroupLines() ([][3]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// cloneHostCgroup puts a clone of hostDir/cgPath (the host's mount of the
+// hierarchy, still visible before pivot_root) at target, read-only when
+// flags say so.
+func cloneHostCgroup(target *os.File, hostDir, cgPath string, flags uintptr) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, filepath.Join(hostDir, cgPath), unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		return fmt.Errorf("clone the host's cgroup %s: %w", filepath.Join(hostDir, cgPath), err)
+	}
+	defer unix.Close(tree)
+	if flags&unix.MS_RDONLY != 0 {
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+			return fmt.Errorf("cgroup clone read-only: %w", err)
+		}
+	}
+	if err := unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mount the container's cgroup %s: %w", cgPath, err)
+	}
+	return nil
 }

@@ -34,6 +34,12 @@ type nsPlan struct {
 	// sharedMount: no mount namespace in the spec: the container lives in
 	// the caller's (runc accepts this; see sharedmount.go).
 	sharedMount bool
+	// newUser: a new user namespace (CLONE_NEWUSER is in cloneFlags);
+	// joinUser: one given by path, which the raw-forked child joins
+	// itself (setns into a user namespace needs a single-threaded
+	// process). See userns.go.
+	newUser  bool
+	joinUser *os.File
 }
 
 func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
@@ -46,6 +52,9 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 				p.newTimeNS = true
 			case specs.CgroupNamespace:
 				p.newCgroupNS = true
+			case specs.UserNamespace:
+				p.newUser = true
+				p.cloneFlags |= flag
 			default:
 				p.cloneFlags |= flag
 			}
@@ -66,6 +75,10 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 			p.joinMnt = f
 			continue
 		}
+		if ns.Type == specs.UserNamespace {
+			p.joinUser = f
+			continue
+		}
 		p.join = append(p.join, nsFD{flag: flag, f: f})
 	}
 	p.sharedMount = sharesMountNS(spec)
@@ -81,5 +94,8 @@ func (p *nsPlan) close() {
 	}
 	if p.joinMnt != nil {
 		p.joinMnt.Close()
+	}
+	if p.joinUser != nil {
+		p.joinUser.Close()
 	}
 }

@@ -6,8 +6,8 @@ import (
 )
 
 // nsFlags maps the namespaces corral supports to their clone flags.
-// User namespaces are not among them: corral runs containers as real root.
 var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
 	specs.PIDNamespace:     unix.CLONE_NEWPID,
 	specs.NetworkNamespace: unix.CLONE_NEWNET,
 	specs.MountNamespace:   unix.CLONE_NEWNS,
@@ -19,6 +19,7 @@ var nsFlags = map[specs.LinuxNamespaceType]uintptr{
 
 // nsProcName is the name of each namespace under /proc/PID/ns/.
 var nsProcName = map[specs.LinuxNamespaceType]string{
+	specs.UserNamespace:    "user",
 	specs.PIDNamespace:     "pid",
 	specs.NetworkNamespace: "net",
 	specs.MountNamespace:   "mnt",

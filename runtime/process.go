@@ -212,7 +212,11 @@ func switchUser(u specs.User) error {
 		ptr = unsafe.Pointer(&gids[0])
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(ptr), 0); e != 0 {
-		return fmt.Errorf("setgroups %v: %w", gids, e)
+		// A user namespace with setgroups denied (rootless, own ids
+		// only) has no groups to drop; only asked-for ones are an error.
+		if !(e == unix.EPERM && len(gids) == 0 && setgroupsDenied()) {
+			return fmt.Errorf("setgroups %v: %w", gids, e)
+		}
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
 		return fmt.Errorf("setgid %d: %w", u.GID, e)

@@ -24,6 +24,15 @@ type rootfsCtx struct {
 	// consoleSlave is the pty slave (terminal: true), for the process.
 	consoleSlave *os.File
 	warnings     []string
+	// idmappedRoot: the rootfs as a detached idmapped mount, attached
+	// instead of binding the rootfs onto itself (userns.go).
+	idmappedRoot *os.File
+	// rootfsTree keeps the rootfs mount's fd while rc.rootfs names it.
+	rootfsTree *os.File
+	// bindTrees: for spec.Mounts[i], the parent's detached clone of the
+	// bind source, or nil (userns.go); mountIndex is the mount at hand.
+	bindTrees  []*os.File
+	mountIndex int
 }
 
 // rootfsSteps is the container's filesystem setup, in order. Each step is
@@ -91,7 +100,11 @@ func (rc *rootfsCtx) makePrivate() error {
 
 func (rc *rootfsCtx) bindRootfs() error {
 	// In the caller's mount namespace the runtime has bound it already.
-	if !rc.cfg.SharedMountNS {
+	if rc.cfg.RootfsFd > 0 {
+		if err := rc.attachRootfsByFd(); err != nil {
+			return err
+		}
+	} else if !rc.cfg.SharedMountNS {
 		if err := unix.Mount(rc.rootfs, rc.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", rc.rootfs, err)
 		}

@@ -41,6 +41,9 @@ type spawnOpts struct {
 	// (a spec without one), so the binary is protected without the
 	// private mount namespace (protectExe).
 	callerMountNS bool
+	// userNS: the child enters a user namespace before its execve (only
+	// the raw fork can hold it at a barrier for that).
+	userNS *rawUserNS
 }
 
 // nsFD is an open namespace file to join.
@@ -79,7 +82,12 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 		return nil, err
 	}
 	defer done()
-	if o.newTimeNS {
+	if o.newTimeNS && o.userNS != nil && ExecEntersTimeNS() {
+		// Made by the child inside its user namespace (spawn_rawfork.go).
+		o.userNS.timeOffsets = []byte(o.timeOffsets.text())
+	} else if o.newTimeNS && o.userNS != nil && Rootless() {
+		return nil, errors.New("rootless: a time namespace needs Linux 6.3 or later (execve entering it); drop the time namespace from the spec")
+	} else if o.newTimeNS {
 		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
 			return nil, fmt.Errorf("new time namespace: %w", err)
 		}
@@ -109,8 +117,8 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 	if o.cgroupFD != nil {
 		cgroupFD = int(o.cgroupFD.Fd())
 	}
-	if rawForkForced {
-		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid))
+	if rawForkForced || o.userNS != nil {
+		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid, o.userNS))
 	}
 	cmd := &exec.Cmd{
 		Path:       exe,
@@ -131,7 +139,7 @@ func spawnOnThread(o spawnOpts) (*os.Process, error) {
 	if err != nil && o.newTimeNS && errors.Is(err, unix.EINVAL) {
 		// Linux < 6.3: no vfork into another time namespace (see
 		// spawn_rawfork.go).
-		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid))
+		return startErr(rawSpawn(exe, args, env, files, o.cloneFlags, cgroupFD, o.setsid, nil))
 	}
 	if err != nil {
 		return startErr(nil, err)

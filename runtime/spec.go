@@ -130,15 +130,15 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for _, ns := range spec.Linux.Namespaces {
 		if _, ok := nsFlags[ns.Type]; !ok {
-			if ns.Type == specs.UserNamespace {
-				return "", errors.New("config: user namespaces are not supported (corral runs containers as real root)")
-			}
 			return "", fmt.Errorf("config: unknown namespace type %q", ns.Type)
 		}
 		if seen[ns.Type] {
 			return "", fmt.Errorf("config: namespace %q listed twice", ns.Type)
 		}
 		seen[ns.Type] = true
+	}
+	if err := checkUserNS(spec); err != nil {
+		return "", err
 	}
 	if spec.Linux.TimeOffsets != nil && !seen[specs.TimeNamespace] {
 		return "", errors.New("config: linux.timeOffsets needs a time namespace")

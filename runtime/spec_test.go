@@ -53,9 +53,9 @@ func TestValidateSpecErrors(t *testing.T) {
 		{"missing rootfs", func(s *specs.Spec) { s.Root.Path = "nope" }, "does not exist"},
 		{"no root", func(s *specs.Spec) { s.Root = nil }, "root.path is missing"},
 		{"no linux", func(s *specs.Spec) { s.Linux = nil }, "linux section is missing"},
-		{"user ns", func(s *specs.Spec) {
+		{"user ns without mappings", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-		}, "user namespaces are not supported"},
+		}, "a new user namespace needs both linux.uidMappings and linux.gidMappings"},
 		{"unknown ns", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
 		}, "unknown namespace"},

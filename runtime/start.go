@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -64,6 +65,10 @@ func (c *Container) Start() error {
 	// Without the fifo the container counts as running.
 	if err := os.Remove(fifoPath); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", err)
+	}
+	c.st.Started = time.Now().UTC()
+	if err := writeState(c.dir, c.st); err != nil {
+		c.rt.log().Warn("record start time", "id", c.st.ID, "err", err)
 	}
 	if h := c.st.Spec.Hooks; h != nil {
 		// The process runs: a failing poststart hook is only reported.

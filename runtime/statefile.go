@@ -33,6 +33,9 @@ type persistedState struct {
 	NoNewKeyring  bool              `json:"noNewKeyring,omitempty"`
 	Spec          *specs.Spec       `json:"config"`
 	NamespacePath map[string]string `json:"namespacePaths,omitempty"` // ns type -> /proc/PID/ns/X at create time
+	ImageRoot     string            `json:"imageRoot,omitempty"`      // image overlay root to release on delete
+	Started       time.Time         `json:"started,omitempty"`
+	Exit          *ExitRecord       `json:"exit,omitempty"` // set by whoever waited for the init (RecordExit)
 }
 
 // writeState replaces dir/state.json atomically: a reader sees the old file

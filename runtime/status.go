@@ -71,6 +71,11 @@ func (e *TransitionError) Error() string {
 		hint = " (only a created container can be started)"
 	case e.Op == OpExec && e.Status == Paused:
 		hint = " (resume it first)"
+	case e.Op == OpKill && e.Status == Stopped:
+		// runc's wording, which containerd's runc shim matches to treat
+		// the kill of an exited container as done: without it a pod
+		// whose container had exited could not be stopped.
+		hint = " (container not running)"
 	}
 	return fmt.Sprintf("cannot %s container %q: it is %s%s", e.Op, e.ID, e.Status, hint)
 }

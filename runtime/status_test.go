@@ -47,6 +47,8 @@ func TestTransitionHints(t *testing.T) {
 		{Running, OpDelete, "--force"},
 		{Running, OpStart, "only a created container"},
 		{Paused, OpExec, "resume it first"},
+		// containerd's runc shim matches runc's words (CRI pod stop).
+		{Stopped, OpKill, "container not running"},
 	} {
 		err := CheckTransition("x", tc.s, tc.op)
 		if err == nil || !strings.Contains(err.Error(), tc.hint) {

@@ -150,16 +150,23 @@ func (s *syncConn) send(m *syncMsg, fds ...int) error {
 // io.EOF means the other end closed the socket.
 func (s *syncConn) recv() (*syncMsg, []*os.File, error) {
 	hdr := make([]byte, 4)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	// Room for the most fds one message can carry (SCM_MAX_FD): msgConfig
+	// of a user-namespaced container brings a clone per bind mount.
+	oob := make([]byte, unix.CmsgSpace(4*253))
 	got := 0
 	var files []*os.File
 	for got < 4 {
-		n, oobn, _, _, err := unix.Recvmsg(int(s.f.Fd()), hdr[got:], oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err := unix.Recvmsg(int(s.f.Fd()), hdr[got:], oob, unix.MSG_CMSG_CLOEXEC)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			return nil, nil, err
+		}
+		if flags&unix.MSG_CTRUNC != 0 {
+			fs, _ := parseRights(oob[:oobn])
+			closeAll(append(files, fs...))
+			return nil, nil, errors.New("sync message: its fds were cut off (MSG_CTRUNC): protocol error")
 		}
 		if oobn > 0 {
 			fs, err := parseRights(oob[:oobn])

@@ -66,8 +66,13 @@ func specTimeOffsets(l *specs.Linux) (timeOffsets, error) {
 // namespace (it must not have had a process yet). The file exists only in
 // /proc/PID, not /proc/PID/task/TID, and acts on that pid's task: the
 // thread is addressed as /proc/TID (lookups of thread ids work there).
+// text is what timens_offsets takes.
+func (o timeOffsets) text() string {
+	return fmt.Sprintf("monotonic %d %d\nboottime %d %d\n", o.MonoSec, o.MonoNsec, o.BootSec, o.BootNsec)
+}
+
 func (o timeOffsets) write() error {
-	data := fmt.Sprintf("monotonic %d %d\nboottime %d %d\n", o.MonoSec, o.MonoNsec, o.BootSec, o.BootNsec)
+	data := o.text()
 	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/timens_offsets", unix.Gettid()), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("time namespace offsets: %w", err)

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/tests/testutil"
@@ -328,19 +327,7 @@ func (d *corralfsDaemon) status() corralfsStatus {
 }
 
 // isCorralfsMount reports whether a corralfs is mounted exactly at mp.
-func isCorralfsMount(t *testing.T, mp string) bool {
-	t.Helper()
-	ms, err := mountinfo.GetMounts(func(i *mountinfo.Info) (bool, bool) { return i.Mountpoint != mp, false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.FSType == "fuse.corralfs" {
-			return true
-		}
-	}
-	return false
-}
+func isCorralfsMount(t *testing.T, mp string) bool { return testutil.IsCorralfsMount(t, mp) }
 
 func corralfsMountpoint(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "corralfs")

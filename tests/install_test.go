@@ -20,6 +20,7 @@ func TestMakeInstall(t *testing.T) {
 	}
 	mk := testutil.RequireCommand(t, "make")
 	testutil.Binary(t, "corralfs") // built: -o build below uses bin/ as it is
+	testutil.Binary(t, "corral-nri")
 	install := func(extra ...string) (string, string) {
 		dest := t.TempDir()
 		args := append([]string{"-C", testutil.ModuleRoot(), "-o", "build", "install", "DESTDIR=" + dest, "PREFIX=/opt/corral"}, extra...)
@@ -30,7 +31,7 @@ func TestMakeInstall(t *testing.T) {
 		return dest, string(out)
 	}
 	dest, out := install()
-	for _, f := range []string{"bin/corral", "bin/corralfs", "lib/systemd/system/corralfs.service", "lib/systemd/system/corralfs-seccomp-keeper.service"} {
+	for _, f := range []string{"bin/corral", "bin/corralfs", "bin/corral-nri", "lib/systemd/system/corralfs.service", "lib/systemd/system/corralfs-seccomp-keeper.service"} {
 		p := filepath.Join(dest, "opt/corral", f)
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s not installed: %v", f, err)

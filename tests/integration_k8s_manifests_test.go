@@ -207,7 +207,7 @@ func TestK8sManifests(t *testing.T) {
 		}
 		return ""
 	}
-	checkMounts := func(c corev1.Container) {
+	checkMounts := func(c corev1.Container, privileged bool) {
 		for _, m := range c.VolumeMounts {
 			if _, ok := volumes[m.Name]; !ok {
 				t.Errorf("container %s mounts volume %q, which is not defined", c.Name, m.Name)
@@ -216,22 +216,33 @@ func TestK8sManifests(t *testing.T) {
 		if c.Image == "" {
 			t.Errorf("container %s has no image", c.Name)
 		}
-		if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
-			t.Errorf("container %s is not privileged", c.Name)
+		isPrivileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
+		if isPrivileged != privileged {
+			t.Errorf("container %s: privileged %v, want %v", c.Name, isPrivileged, privileged)
 		}
 	}
 
 	// The daemon.
-	var daemon *corev1.Container
+	var daemon, plugin *corev1.Container
 	for i, c := range spec.Containers {
-		checkMounts(c)
-		if slices.ContainsFunc(c.Command, func(a string) bool { return filepath.Base(a) == "corralfs" }) {
+		runs := func(name string) bool {
+			return slices.ContainsFunc(c.Command, func(a string) bool { return !strings.HasPrefix(a, "-") && filepath.Base(a) == name })
+		}
+		switch {
+		case runs("corralfs"):
 			daemon = &spec.Containers[i]
+			checkMounts(c, true)
+		case runs("corral-nri"):
+			plugin = &spec.Containers[i]
+			checkMounts(c, false) // a socket client: no privilege
+		default:
+			t.Errorf("container %s runs %q: neither corralfs nor corral-nri", c.Name, c.Command)
 		}
 	}
-	if daemon == nil {
-		t.Fatal("no container runs corralfs")
+	if daemon == nil || plugin == nil {
+		t.Fatal("want a container running corralfs and one running corral-nri")
 	}
+	checkNRIPlugin(t, daemon, plugin, hostPath)
 	if last := daemon.Command[len(daemon.Command)-1]; last != facts.DefaultDir {
 		t.Errorf("corralfs mounts at %q, want %s (where the hook looks)", last, facts.DefaultDir)
 	}
@@ -272,7 +283,7 @@ func TestK8sManifests(t *testing.T) {
 		t.Fatalf("want one init container (the hook installer), got %d", len(spec.InitContainers))
 	}
 	inst := spec.InitContainers[0]
-	checkMounts(inst)
+	checkMounts(inst, true)
 	raw, ok := cm.Data["corralfs.json"]
 	if !ok {
 		t.Fatalf("ConfigMap %s has no corralfs.json", cm.Name)

@@ -69,6 +69,11 @@ func TestRunInteractiveShell(t *testing.T) {
 	master.Write([]byte("tty; stty size\n"))
 	out.waitFor(t, "/dev/pts/0")
 	out.waitFor(t, "33 101")
+	// Raw as docker's: the container's pty makes "\r\n" of "\n", ours
+	// must not do it again.
+	if strings.Contains(out.String(), "\r\r\n") {
+		t.Errorf("the caller's terminal still translates newlines (OPOST): %q", out.String())
+	}
 	if err := master.Resize(console.WinSize{Height: 40, Width: 120}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,5 +113,36 @@ func TestRuntimeNoMountNamespace(t *testing.T) {
 	s2.Mounts = append(s2.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/nonexistent-corral-source", Options: []string{"bind"}})
 	if r := e.corral("create", "--bundle", e.bundle(id2, s2), id2); r.code == 0 {
 		t.Errorf("create with a missing bind source succeeded: %v", r)
+	}
+}
+
+// TestRuntimeJoinUserNSByPath: a user namespace given by path, with new pid,
+// mount, uts, ipc and net namespaces: they must belong to it (the init is
+// pid 1 of a new pid namespace, sets the hostname, mounts /proc) and its
+// root is the namespace's, host id 1500000.
+func TestRuntimeJoinUserNSByPath(t *testing.T) {
+	e := rtNewEnv(t)
+	holder := exec.Command("sleep", "1000")
+	holder.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1500000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1500000, Size: 65536}},
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		holder.Process.Kill()
+		holder.Wait()
+	}()
+	userNS := fmt.Sprintf("/proc/%d/ns/user", holder.Process.Pid)
+	want, _ := os.Readlink(userNS)
+	id := rtID("userpath")
+	s := rtSpec(id, "sh", "-c", "echo user=$(readlink /proc/self/ns/user); echo uid=$(id -u); echo pid=$$; echo host=$(hostname); echo map=$(cat /proc/self/uid_map)")
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: userNS})
+	s.Hostname = "in-joined-userns"
+	got := rtLines(e.run(id, s))
+	if got["user"] != want || got["uid"] != "0" || got["pid"] != "1" || got["host"] != "in-joined-userns" || strings.Join(strings.Fields(got["map"]), " ") != "0 1500000 65536" {
+		t.Errorf("container in a joined user namespace: %v; want user=%s uid=0 pid=1 host=in-joined-userns map=0 1500000 65536", got, want)
 	}
 }

@@ -18,9 +18,10 @@ import (
 )
 
 // The same checks through `corral run --memory 256m`, which adds the
-// sysinfo rule itself (--sysinfo=auto) when the agent's socket exists. corral
-// run only knows the default socket, so these tests use it: they are the
-// only ones here that do.
+// sysinfo rule itself (--sysinfo=auto) when the agent's socket exists.
+// auto looks only at the default socket, so these tests use it, to prove
+// what a user gets without flags: they are the only ones here that do
+// (others name a socket of their own: --sysinfo SOCKET).
 
 // corralSysinfoEnv starts corralfs with its agent on the default socket and
 // returns a corral run environment using its views.

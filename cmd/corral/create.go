@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
-	"github.com/corral-dev/corral/runtime"
 	"github.com/spf13/cobra"
+
+	"github.com/corral-dev/corral/fusefs/facts"
+	"github.com/corral-dev/corral/runtime"
+	"github.com/corral-dev/corral/runtime/runspec"
 )
 
 func init() {
@@ -17,6 +21,19 @@ func init() {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Stdin, o.Stdout, o.Stderr = os.Stdin, os.Stdout, os.Stderr
 			o.ExtraFiles = preservedFiles(preserveFDs)
+			// The bundle's spec with corralfs's views added when one serves
+			// (runspec.ForEngine); one that does not load is left to
+			// Create, which says why.
+			if spec, err := runtime.LoadSpec(o.Bundle); err == nil {
+				sock := os.Getenv(runspec.EnvSeccompSocket)
+				if sock == "" {
+					sock = facts.SeccompSocket
+				}
+				for _, n := range runspec.ForEngine(spec, runspec.ProbeHost(sock, nil)) {
+					fmt.Fprintf(os.Stderr, "corral: %s\n", n)
+				}
+				o.Spec = spec
+			}
 			_, err := newRuntime().Create(args[0], o)
 			return err
 		},

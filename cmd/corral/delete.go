@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 
 	"github.com/corral-dev/corral/runtime"
 	"github.com/spf13/cobra"
@@ -38,6 +39,11 @@ func init() {
 					continue
 				}
 				if err := c.Delete(force); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				// A detached container's output goes with it.
+				if err := os.Remove(detachLogPath(rt, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 					errs = append(errs, err)
 				}
 			}

@@ -46,6 +46,9 @@ func init() {
 				p = processFromContainer(c.Spec().Process)
 				p.Args = args[1:]
 				p.Terminal = tty
+				if tty {
+					setTerm(p)
+				}
 			}
 			if len(args) > 1 && processFile != "" {
 				return errors.New("exec: give either a COMMAND or --process FILE, not both")
@@ -108,7 +111,10 @@ func init() {
 	f.StringVarP(&processFile, "process", "p", "", "JSON file with the OCI process to run")
 	f.BoolVarP(&o.Detach, "detach", "d", false, "do not wait for the process")
 	f.StringVar(&o.PidFile, "pid-file", "", "write the process's pid to this file")
-	f.BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-TTY")
+	f.BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-TTY (TERM is set: yours, else xterm)")
+	// runc's exec always passes stdin; -i is accepted so that docker's
+	// habit `exec -it ID sh` works.
+	f.BoolP("interactive", "i", true, "keep stdin connected (always: accepted for docker's exec -it)")
 	f.StringVar(&o.ConsoleSocket, "console-socket", "", "unix socket that receives the pty master")
 	f.StringArrayVarP(&env, "env", "e", nil, "set an environment variable (NAME=VALUE)")
 	f.StringVar(&cwd, "cwd", "", "working directory inside the container")
@@ -122,6 +128,22 @@ func init() {
 	f.Bool("ignore-paused", false, "ignored")
 	f.String("cgroup", "", "ignored (the process joins the container's cgroup)")
 	rootCmd.AddCommand(cmd)
+}
+
+// setTerm gives a terminal process a TERM when the container's
+// environment has none (htop, vi and less need it): the caller's, else
+// xterm, as docker exec -t does.
+func setTerm(p *specs.Process) {
+	for _, e := range p.Env {
+		if strings.HasPrefix(e, "TERM=") {
+			return
+		}
+	}
+	t := os.Getenv("TERM")
+	if t == "" || t == "dumb" {
+		t = "xterm"
+	}
+	p.Env = append(p.Env, "TERM="+t)
 }
 
 func readProcess(file string) (*specs.Process, error) {

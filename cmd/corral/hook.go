@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,12 +87,15 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if len(present) == 0 {
 		return "", fmt.Errorf("no view files below %s", dir)
 	}
-	key, why := hookKey(state)
-	present = views.Own(dir, present, key)
-	rootfs, err := hookRootfs(state)
+	spec, rootfs, err := runtime.LoadBundle(state.Bundle)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("reading the bundle's config: %w", err)
 	}
+	if present = notBoundBy(spec, present); len(present) == 0 {
+		return fmt.Sprintf("%s binds every view already (NRI plugin, volumes): nothing to do", state.ID), nil
+	}
+	key, why := hookKey(spec, state.Pid)
+	present = views.Own(dir, present, key)
 	bound, err := views.BindIntoContainer(state.Pid, rootfs, present, opts.timeout)
 	if err != nil {
 		if len(bound) > 0 {
@@ -122,20 +126,18 @@ func readHookState(r io.Reader) (*specs.State, error) {
 	return &st, nil
 }
 
-// hookRootfs returns the container's root path from the bundle's
-// config.json (runtime.LoadBundle: the one spec loader, size-checked, with
-// the line and column of a syntax error).
-func hookRootfs(st *specs.State) (string, error) {
-	_, rootfs, err := hookBundle(st)
-	return rootfs, err
-}
-
-func hookBundle(st *specs.State) (*specs.Spec, string, error) {
-	spec, rootfs, err := runtime.LoadBundle(st.Bundle)
-	if err != nil {
-		return nil, "", fmt.Errorf("reading the bundle's config: %w", err)
+// notBoundBy drops the views the container's config already mounts: an
+// NRI plugin (corral-nri on CRI-O with NRI enabled) or the pod's own
+// LXCFS-style volumes put them there, and binding again would only stack
+// a second copy over the first.
+func notBoundBy(spec *specs.Spec, present []views.Bound) []views.Bound {
+	var out []views.Bound
+	for _, b := range present {
+		if !slices.ContainsFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == b.Kernel }) {
+			out = append(out, b)
+		}
 	}
-	return spec, rootfs, nil
+	return out
 }
 
 // hookKey is the bound-view key of the container (its cgroup as corralfs
@@ -148,11 +150,7 @@ func hookBundle(st *specs.State) (*specs.Spec, string, error) {
 // hook sees them, which are that path, or the root when the hook runs in
 // the container's cgroup namespace (createContainer: the init's cgroup is
 // the namespace's root there).
-func hookKey(st *specs.State) (key, why string) {
-	spec, _, err := hookBundle(st)
-	if err != nil {
-		return "", err.Error()
-	}
+func hookKey(spec *specs.Spec, pid int) (key, why string) {
 	if spec.Linux == nil || !strings.HasPrefix(spec.Linux.CgroupsPath, "/") {
 		return "", "the bundle's cgroupsPath is not an absolute path"
 	}
@@ -161,7 +159,7 @@ func hookKey(st *specs.State) (key, why string) {
 	if err != nil {
 		return "", err.Error()
 	}
-	p, err := r.PathsOf(st.Pid)
+	p, err := r.PathsOf(pid)
 	if err != nil {
 		return "", err.Error()
 	}

@@ -30,6 +30,7 @@ var global struct {
 	systemdCgroup bool
 	rootless      string
 	criu          string
+	store         string // image store (images.go)
 }
 
 // logger is set up before any subcommand runs (PersistentPreRunE).
@@ -52,12 +53,12 @@ var rootCmd = &cobra.Command{
 func init() {
 	rootCmd.CompletionOptions.DisableDefaultCmd = true
 	f := rootCmd.PersistentFlags()
-	f.StringVar(&global.root, "root", runtime.DefaultRoot, "directory for container state")
+	f.StringVar(&global.root, "root", runtime.DefaultRootFor(), "directory for container state ($XDG_RUNTIME_DIR/corral when not root)")
 	f.StringVar(&global.logFile, "log", "", "log file (default: stderr for warnings and errors)")
 	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&global.debug, "debug", false, "log debug messages")
 	f.BoolVar(&global.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (needs systemd)")
-	f.StringVar(&global.rootless, "rootless", "auto", "rootless mode: only false/auto (corral needs root)")
+	f.StringVar(&global.rootless, "rootless", "auto", "rootless mode: auto (rootless when not run by root), true or false (accepted for runc's callers; the effective uid decides)")
 	f.StringVar(&global.criu, "criu", "", "ignored (checkpoint/restore is not supported)")
 	f.MarkHidden("criu")
 	// runc's --version layout, which tools that probe a runtime parse.
@@ -70,14 +71,15 @@ func newRuntime() *runtime.Runtime {
 	return &runtime.Runtime{Root: global.root, SystemdCgroup: global.systemdCgroup, Log: logger}
 }
 
-// checkRootless refuses --rootless=true: corral runs containers as root
-// only (runc's flag is accepted so runc-style callers such as podman can
-// pass --rootless=false or auto).
+// checkRootless checks runc's --rootless flag. Whether corral runs
+// rootless follows from the effective uid (runtime.Rootless), as runc's
+// auto does; true and false are accepted for callers that pass them.
 func checkRootless() error {
-	if global.rootless != "auto" && global.rootless != "false" {
-		return fmt.Errorf("--rootless=%s: corral needs root (rootless containers are not supported)", global.rootless)
+	switch global.rootless {
+	case "auto", "true", "false":
+		return nil
 	}
-	return nil
+	return fmt.Errorf("--rootless=%s: want auto, true or false", global.rootless)
 }
 
 // setupLogging opens --log and picks the format. JSON lines look like
@@ -143,6 +145,11 @@ func withExitCode(code int, err error) error {
 
 func main() {
 	runtime.MaybeInit() // a re-executed container init never returns from here
+	if len(os.Args) > 1 && os.Args[1] == initCommand {
+		// run --init's PID 1: straight to it, so that its signal
+		// handlers are in place as early as they can be.
+		os.Exit(initMain(os.Args[2:]))
+	}
 	err := rootCmd.Execute()
 	if err == nil {
 		return

@@ -15,10 +15,15 @@ import (
 func init() {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "ps [flags] ID [-- PS_ARGS...]",
-		Short: "list the container's processes (ps output filtered to them, or their pids as JSON)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "ps [flags] [ID [-- PS_ARGS...]]",
+		Short: "list the container's processes (ps output filtered to them, or their pids as JSON); without ID, the containers",
+		Long: `With an ID, list the container's processes: the host's ps output (ps -ef,
+or PS_ARGS) filtered to them, or their pids with --format json, as runc
+does. Without an ID, list the containers, as 'corral list' (and docker ps).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return listCommand(format, false)
+			}
 			c, err := newRuntime().Load(args[0])
 			if err != nil {
 				return err

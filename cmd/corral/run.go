@@ -27,8 +27,18 @@ const (
 	exitNotFound      = 127 // the command does not exist
 )
 
-const runUsage = `Usage: corral run [flags] [--] COMMAND [ARG...]
+const runUsage = `Usage: corral run [flags] IMAGE [COMMAND [ARG...]]
+       corral run [flags] [--] COMMAND [ARG...]
        corral run [--bundle DIR] [--detach] [--pid-file F] [--keep] ... ID    (runc's form)
+
+IMAGE is a local image ('corral pull', 'corral load', 'corral images'):
+the container's root is an overlay of the image's layers with a writable
+layer of its own (removed with the container), and the image's
+Entrypoint, Cmd, Env, WorkingDir and User apply, as in docker run
+(--entrypoint replaces the entrypoint and drops the image's Cmd):
+  corral pull alpine && corral run --rm --memory 256m alpine free -m
+The first argument is taken for an image when a local image has that name
+and it does not follow '--'.
 
 Run COMMAND in a new container and wait for it: namespaces, cgroups and
 a pivoted root, as 'corral create' + 'start' do, from a spec built out of
@@ -48,6 +58,8 @@ see the container's limits and its live usage instead of the host's (nproc
 counts the CPUs of --cpuset-cpus, the process's affinity, not --cpus).
 /proc/pressure/* is bound where the container has pressure of its own
 (cgroup v2); elsewhere /proc/pressure is masked, as on a kernel without PSI.
+Its sysinfo(2) agent (/run/corralfs/seccomp.sock, or the socket --sysinfo
+names) answers sysinfo(2), where busybox free and the JVM read the total.
 
 runc's form runs a bundle's config.json as it is, under the container id
 ID, with this terminal's stdio, and deletes the container when it exits
@@ -81,7 +93,11 @@ type runFlags struct {
 	sysinfo      string
 	securityOpt  []string
 	noNewKeyring bool
+	userns       string // "" = not given: the bundle's, else defaultUserNS()
 	runc         runcFlags
+	image        *runImage // the local image of `corral run IMAGE`, nil for a command
+	entrypoint   *string   // --entrypoint when given (also "")
+	extras       runExtras
 }
 
 // newRunFlagSet declares the flags of `corral run`.
@@ -111,9 +127,12 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "make the root filesystem read-only (the default root always is)")
 	fs.StringVar(&o.Net, "net", "", "network: none (own namespace with lo up; the default) or host (a --bundle keeps its own unless given)")
 	fs.StringVar(&f.views, "views", "auto", "corralfs views to bind: auto (/var/lib/corralfs when mounted), none, or a directory")
-	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists) or off")
+	fs.StringVar(&f.sysinfo, "sysinfo", "auto", "answer sysinfo(2) from the container's limits via corralfs's agent: auto (when its socket exists), off, or the agent's socket path (corralfs --seccomp-socket)")
+	fs.String("entrypoint", "", "with an IMAGE: run this instead of the image's entrypoint (\"\" for none; the image's Cmd is dropped too)")
+	addRunExtraFlags(fs, &f.extras)
 	addRuncFlags(fs, &f.runc)
 	fs.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined (no filter) or seccomp=FILE (a Docker or OCI seccomp profile JSON) instead of the default profile (Docker's); no-new-privileges (always on)")
+	fs.StringVar(&f.userns, "userns", "", "user namespace: host (none; the default as root), auto (65,536 ids of its own from the containers user's /etc/subuid and /etc/subgid ranges; the default without root) or keep-id (without root: your uid is the same inside)")
 	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep this session's keyring (default: the container gets a new, empty one)")
 	fs.Bool("help", false, "show this help")
 	// Computed now, before runMain merges the global flags in, so that
@@ -127,8 +146,8 @@ func newRunFlagSet(f *runFlags, out io.Writer) *pflag.FlagSet {
 
 func init() {
 	cmd := &cobra.Command{
-		Use:   "run [flags] [--] COMMAND [ARG...]",
-		Short: "run a command in a new container (limits, views, default root) and wait for it",
+		Use:   "run [flags] IMAGE [COMMAND...] | [--] COMMAND [ARG...]",
+		Short: "run an image or a command in a new container (limits, views, default root) and wait for it",
 		// run parses its own flags: they stop at the command (so
 		// `corral run sh -c ...` passes -c to sh) and -h is --hostname,
 		// as in docker run.
@@ -183,6 +202,16 @@ func runMain(args []string) error {
 		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w (see 'corral run --help')", err))
 	}
 	f.opts.Args = fs.Args()
+	if fs.Changed("entrypoint") {
+		ep, _ := fs.GetString("entrypoint")
+		f.entrypoint = &ep
+	}
+	if err := parseRunExtras(fs, &f); err != nil {
+		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w", err))
+	}
+	if err := pickImage(fs, &f); err != nil {
+		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w", err))
+	}
 	if err := checkRunFlags(&f); err != nil {
 		return withExitCode(exitRuntimeError, fmt.Errorf("run: %w (see 'corral run --help')", err))
 	}
@@ -200,8 +229,10 @@ func runMain(args []string) error {
 // created.
 func checkRunFlags(f *runFlags) error {
 	switch {
-	case len(f.opts.Args) == 0 && f.bundle == "":
+	case len(f.opts.Args) == 0 && f.bundle == "" && f.image == nil:
 		return errNoCommand
+	case f.entrypoint != nil && f.image == nil:
+		return errors.New("--entrypoint needs an IMAGE (a command runs as given)")
 	case f.rootfs != "" && f.bundle != "":
 		return errors.New("--rootfs and --bundle exclude each other (a bundle names its root)")
 	case f.detach && f.opts.Terminal:
@@ -238,6 +269,7 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 	} else if _, err := rt.Load(id); err == nil {
 		return exitRuntimeError, fmt.Errorf("a container named %q already exists (corral delete %s)", id, id)
 	}
+	args := f.opts.Args
 	rs, err := buildRunSpec(rt, f, id, os.Stderr)
 	if err != nil {
 		return exitRuntimeError, err
@@ -246,13 +278,14 @@ func runContainer(rt *runtime.Runtime, f *runFlags) (int, error) {
 		return runDetached(rt, f, id, rs)
 	}
 
-	opts := runtime.CreateOpts{Bundle: rs.Bundle, Spec: rs.Spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring}
+	opts := runtime.CreateOpts{Bundle: rs.Bundle, Spec: rs.Spec, Foreground: true, Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: f.noNewKeyring, ImageRoot: rs.imageRoot}
 	if f.interactive {
 		opts.Stdin = os.Stdin
 	}
 	c, err := rt.Create(id, opts)
 	if err != nil {
-		return execErrorCode(err), err
+		rs.release()
+		return execErrorCode(err), notFoundHint(err, f, args)
 	}
 	var master *os.File
 	if rs.Spec.Process.Terminal {
@@ -307,10 +340,22 @@ func runForeground(c *runtime.Container, master *os.File, in io.Reader, remove b
 		cleanup()
 		return exitRuntimeError, err
 	}
+	reportExit(c, code)
 	if err := cleanup(); err != nil {
 		return code, fmt.Errorf("remove the container: %w", err)
 	}
 	return code, nil
+}
+
+// reportExit records the exit in the container's state (for inspect,
+// when it is kept) and says once, on stderr, when the kernel's OOM
+// killer is why it ended: 137 alone does not tell.
+func reportExit(c *runtime.Container, code int) {
+	rec, err := c.RecordExit(code)
+	if err != nil || !rec.OOMKilled {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "corral: container %s was killed by the kernel's OOM killer%s\n", runtime.ShortID(c.ID()), memoryLimitNote(c.Spec()))
 }
 
 // forwardSignals relays the signals a user sends to `corral run` to the
@@ -326,7 +371,7 @@ func forwardSignals(c *runtime.Container) func() {
 		for {
 			select {
 			case s := <-ch:
-				c.Signal(s.(unix.Signal), false)
+				forwardSignal(c, s.(unix.Signal))
 			case <-done:
 				return
 			}

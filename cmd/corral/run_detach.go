@@ -1,53 +1,190 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/runtime"
-	"github.com/corral-dev/corral/runtime/runspec"
+	"github.com/corral-dev/corral/runtime/image"
 )
 
-// reaperCommand is the hidden subcommand a `corral run -d --rm` leaves
-// behind: it waits for the container to exit and deletes it. Nothing else
-// would: a detached container has no parent that waits for it.
-const reaperCommand = "__run-reaper"
+// monitorCommand is the hidden subcommand that runs a detached container
+// (`corral run -d`): it creates and starts the container as its init's
+// parent, so that it alone can wait(2) for the init and record the exit
+// status and an OOM kill in the container's state (inspect, list); with
+// --rm it then deletes the container and its log. Only a parent learns
+// an exit status: without the monitor it would be lost (issue 18).
+const monitorCommand = "__run-monitor"
 
-// runDetached creates and starts the container with its output in
-// ROOT/ID.log, prints the id and returns. With --rm a reaper process deletes
-// the container (and the log) when it exits.
-func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runspec.Result) (int, error) {
+// monitorRequest is what `corral run -d` hands its monitor on stdin.
+type monitorRequest struct {
+	ID           string      `json:"id"`
+	Bundle       string      `json:"bundle"`
+	Spec         *specs.Spec `json:"spec"`
+	ImageRoot    string      `json:"imageRoot,omitempty"`
+	NoNewKeyring bool        `json:"noNewKeyring,omitempty"`
+	Remove       bool        `json:"remove,omitempty"`
+	Log          string      `json:"log"`
+}
+
+// monitorReply is what the monitor answers on fd 3 once the container
+// runs (Code 0) or could not start (the error and the exit status run
+// should give).
+type monitorReply struct {
+	Code  int    `json:"code"`
+	Error string `json:"error,omitempty"`
+}
+
+// runDetached starts the monitor in its own session with the container's
+// output going to ROOT/ID.log, waits for its word that the container
+// runs, prints the id and returns.
+func runDetached(rt *runtime.Runtime, f *runFlags, id string, rs *runSpec) (int, error) {
 	logPath := detachLogPath(rt, id)
 	if err := os.MkdirAll(runtimeRoot(rt), 0o700); err != nil {
+		rs.release()
 		return exitRuntimeError, err
 	}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|unix.O_CLOEXEC, 0o640)
 	if err != nil {
+		rs.release()
 		return exitRuntimeError, fmt.Errorf("detach log: %w", err)
 	}
 	defer logf.Close()
-	c, err := rt.Create(id, runtime.CreateOpts{Bundle: rs.Bundle, Spec: rs.Spec, Stdout: logf, Stderr: logf, NoNewKeyring: f.noNewKeyring})
+	req, err := json.Marshal(monitorRequest{ID: id, Bundle: rs.Bundle, Spec: rs.Spec, ImageRoot: rs.imageRoot,
+		NoNewKeyring: f.noNewKeyring, Remove: f.rm, Log: logPath})
 	if err != nil {
-		os.Remove(logPath)
-		return execErrorCode(err), err
+		rs.release()
+		return exitRuntimeError, err
 	}
-	if err := c.Start(); err != nil {
-		c.Delete(true)
+	reply, err := startMonitor(rt, req, logf)
+	if err != nil {
+		// The monitor made nothing, or undid it.
+		rs.release()
 		os.Remove(logPath)
-		return execErrorCode(err), err
+		return exitRuntimeError, err
 	}
-	if f.rm {
-		if err := spawnReaper(rt, id); err != nil {
-			return exitRuntimeError, fmt.Errorf("--rm: %w (the container runs; delete it with 'corral delete -f %s')", err, id)
-		}
+	if reply.Code != 0 {
+		return reply.Code, errors.New(reply.Error)
 	}
 	fmt.Println(id)
 	return 0, nil
+}
+
+// startMonitor runs `corral --root ROOT __run-monitor` detached (own
+// session, stdin the request, output the log) and reads its reply.
+func startMonitor(rt *runtime.Runtime, req []byte, logf *os.File) (*monitorReply, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	in, inw, err := os.Pipe()
+	if err != nil {
+		wr.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe, "--root", runtimeRoot(rt), monitorCommand)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, logf, logf
+	cmd.ExtraFiles = []*os.File{wr}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	in.Close()
+	wr.Close()
+	if err != nil {
+		inw.Close()
+		return nil, fmt.Errorf("start the container's monitor: %w", err)
+	}
+	go func() { inw.Write(req); inw.Close() }()
+	var reply monitorReply
+	if err := json.NewDecoder(rd).Decode(&reply); err != nil {
+		state, _ := cmd.Process.Wait()
+		return nil, fmt.Errorf("the container's monitor gave no word (%v, %v); see %s", err, state, logf.Name())
+	}
+	// The monitor lives on as the container's parent; not ours to wait for.
+	cmd.Process.Release()
+	return &reply, nil
+}
+
+func init() {
+	rootCmd.AddCommand(&cobra.Command{
+		Use:    monitorCommand,
+		Short:  "internal: run a detached container as its parent and record how it ends",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := monitorMain(newRuntime(), os.Stdin, os.NewFile(3, "reply")); code != 0 {
+				return ExitStatus(code)
+			}
+			return nil
+		},
+	})
+}
+
+// monitorMain creates and starts the container, replies, waits for the
+// init, records its exit and, with Remove, deletes the container and its
+// log. Returns the monitor's exit status.
+func monitorMain(rt *runtime.Runtime, in io.Reader, replyTo *os.File) int {
+	// The user's ^C and hangups belong to the container, not to us.
+	signal.Ignore(unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
+	reply := func(code int, err error) {
+		r := monitorReply{Code: code}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		json.NewEncoder(replyTo).Encode(r)
+		replyTo.Close()
+	}
+	var req monitorRequest
+	if err := json.NewDecoder(in).Decode(&req); err != nil {
+		reply(exitRuntimeError, fmt.Errorf("monitor: bad request: %w", err))
+		return 1
+	}
+	c, err := rt.Create(req.ID, runtime.CreateOpts{Bundle: req.Bundle, Spec: req.Spec, Foreground: true,
+		Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: req.NoNewKeyring, ImageRoot: req.ImageRoot})
+	if err != nil {
+		if req.ImageRoot != "" {
+			image.ReleaseRoot(req.ImageRoot)
+		}
+		reply(execErrorCode(err), err)
+		return 1
+	}
+	if err := c.Start(); err != nil {
+		c.Delete(true)
+		reply(execErrorCode(err), err)
+		return 1
+	}
+	reply(0, nil)
+	code, err := c.Wait()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "corral: container %s: wait: %v\n", req.ID, err)
+		return 1
+	}
+	// A container deleted meanwhile (delete -f) has no state to write to.
+	if _, err := c.RecordExit(code); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "corral: container %s: record the exit status: %v\n", req.ID, err)
+	}
+	if req.Remove {
+		if err := c.Delete(true); err != nil && !errors.Is(err, runtime.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "corral: container %s: --rm: %v\n", req.ID, err)
+			return 1
+		}
+		os.Remove(req.Log)
+	}
+	return 0
 }
 
 // runtimeRoot is the state root the runtime uses.
@@ -56,102 +193,4 @@ func runtimeRoot(rt *runtime.Runtime) string {
 		return runtime.DefaultRoot
 	}
 	return rt.Root
-}
-
-// spawnReaper starts `corral --root ROOT __run-reaper ID` in its own
-// session, detached from our terminal and output, and does not wait.
-func spawnReaper(rt *runtime.Runtime, id string) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer null.Close()
-	cmd := exec.Command(exe, "--root", runtimeRoot(rt), reaperCommand, id)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	return cmd.Process.Release()
-}
-
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
-		Use:    reaperCommand + " ID",
-		Short:  "internal: wait for a detached --rm container to exit and delete it",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if code := reaperMain(newRuntime(), args); code != 0 {
-				return ExitStatus(code)
-			}
-			return nil
-		},
-	})
-}
-
-// reaperMain is the reaper: wait until the container's init exits (a
-// pidfd works for a process that is not our child), then delete the
-// container and its log. Returns the exit status.
-func reaperMain(rt *runtime.Runtime, args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "usage: corral %s ID\n", reaperCommand)
-		return 2
-	}
-	id := args[0]
-	c, err := rt.Load(id)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "corral %s: %v\n", reaperCommand, err)
-		return 1
-	}
-	if pid := c.Pid(); pid > 0 {
-		if err := waitPidExit(pid); err != nil && !errors.Is(err, unix.ESRCH) {
-			fmt.Fprintf(os.Stderr, "corral %s: %v\n", reaperCommand, err)
-			return 1
-		}
-	}
-	// The pid could have been reused between Load and pidfd_open; the
-	// runtime checks the init's start time, so only delete a container it
-	// sees stopped, and wait again otherwise.
-	for {
-		st, err := c.Status()
-		if err != nil {
-			return 1
-		}
-		if st == runtime.Stopped {
-			break
-		}
-		if err := waitPidExit(c.Pid()); err != nil && !errors.Is(err, unix.ESRCH) {
-			return 1
-		}
-	}
-	os.Remove(detachLogPath(rt, id))
-	if err := c.Delete(true); err != nil {
-		fmt.Fprintf(os.Stderr, "corral %s: %v\n", reaperCommand, err)
-		return 1
-	}
-	return 0
-}
-
-// waitPidExit blocks until pid exits, through a pidfd (poll says readable
-// when the process is gone). ESRCH: it is already gone.
-func waitPidExit(pid int) error {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		return err
-	}
 }

@@ -59,7 +59,11 @@ func TestRunFlagsParseIntoSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.opts.Args = fs.Args()
-	res, err := runspec.Build(f.specConfig("web"), runspec.Host{LookupEnv: os.LookupEnv})
+	cfg, err := f.specConfig("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runspec.Build(cfg, runspec.Host{LookupEnv: os.LookupEnv})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,8 @@ func startTTYProxy(masterFile *os.File, stdin io.Reader, stdout io.Writer) (*tty
 		if err := master.ResizeFrom(p.host); err != nil {
 			return nil, err
 		}
-		if err := p.host.SetRaw(); err != nil {
+		if err := setRaw(p.host, os.Stdin); err != nil {
+			p.host.Reset()
 			return nil, err
 		}
 		signal.Notify(p.winch, unix.SIGWINCH)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,14 +21,22 @@ func init() {
 		Short: "write a default config.json (Docker's default capabilities, runc's masked paths) to the bundle",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if rootless {
-				return errors.New("--rootless: rootless containers are not supported")
-			}
 			file := filepath.Join(bundle, "config.json")
 			if _, err := os.Stat(file); err == nil {
 				return fmt.Errorf("%s already exists: remove it first", file)
 			}
-			data, err := json.MarshalIndent(runtime.DefaultSpec(), "", "\t")
+			spec := runtime.DefaultSpec()
+			if rootless {
+				// runc's rootless spec: a user namespace in which the
+				// caller's own uid and gid are root (what it may map
+				// without newuidmap). The runtime leaves out what only
+				// the host's root could do (device cgroup, devpts gid=5).
+				own := func(id int) []specs.LinuxIDMapping {
+					return []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(id), Size: 1}}
+				}
+				setMaps(spec, own(os.Geteuid()), own(os.Getegid()))
+			}
+			data, err := json.MarshalIndent(spec, "", "\t")
 			if err != nil {
 				return err
 			}
@@ -37,6 +44,6 @@ func init() {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory to write config.json into")
-	cmd.Flags().BoolVar(&rootless, "rootless", false, "generate a rootless spec (not supported)")
+	cmd.Flags().BoolVar(&rootless, "rootless", false, "generate a spec for an unprivileged user: a user namespace mapping your uid and gid to root")
 	rootCmd.AddCommand(cmd)
 }

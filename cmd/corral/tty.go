@@ -15,7 +15,7 @@ import (
 // restores the terminal; call it when the process has exited.
 func proxyTTY(master *os.File) (restore func()) {
 	cur, err := console.ConsoleFromFile(os.Stdin)
-	raw := err == nil && cur.SetRaw() == nil
+	raw := err == nil && setRaw(cur, os.Stdin) == nil
 	resize := func() {
 		if cur == nil {
 			return
@@ -47,4 +47,21 @@ func proxyTTY(master *os.File) (restore func()) {
 		}
 		master.Close()
 	}
+}
+
+// setRaw puts the caller's terminal c (the file f) into raw mode as docker
+// and cfmakeraw(3) do, output processing included. console's SetRaw keeps
+// OPOST, so the container's pty, which already turned "\n" into "\r\n",
+// had each "\n" turned again: "\r\r\n" in every captured session
+// (script(1), a terminal's log, a test reading the pty).
+func setRaw(c console.Console, f *os.File) error {
+	if err := c.SetRaw(); err != nil {
+		return err
+	}
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Oflag &^= unix.OPOST
+	return unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
 }

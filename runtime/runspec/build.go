@@ -30,6 +30,17 @@ type Config struct {
 	Views string
 	// Sysinfo is --sysinfo: "" or "auto", or "off".
 	Sysinfo string
+	// Image, when set, is the base instead (`corral run IMAGE`): its
+	// root and config; Options.Args then replace its Cmd.
+	Image *Image
+	// Entrypoint is --entrypoint when given ("" too): replaces the image's.
+	Entrypoint *string
+	// ReadOnlyGiven: --read-only was given, so Options.ReadOnly false
+	// means writable rather than "as the base has it" (applyRootMode).
+	ReadOnlyGiven bool
+	// Init, when set, is the host path of the init `--init` binds and
+	// runs in front of the command (addInit).
+	Init string
 }
 
 // Host is what Build needs to know about the machine. ProbeHost fills it
@@ -87,9 +98,20 @@ func Build(cfg Config, host Host) (*Result, error) {
 	if cfg.Bundle == "" {
 		res.Spec.Hostname = DefaultHostname(cfg.Name, cfg.ID)
 	}
-	if err := Apply(res.Spec, cfg.Options, res.Rootfs, host); err != nil {
+	opts := cfg.Options
+	if cfg.Image != nil {
+		opts.Args = nil // imageBase made the command of them
+		if opts.User == "" {
+			opts.User = cfg.Image.User // names resolve in the image's /etc
+		}
+	}
+	if err := Apply(res.Spec, opts, res.Rootfs, host); err != nil {
 		return nil, err
 	}
+	if err := applyRootMode(res.Spec, cfg); err != nil {
+		return nil, err
+	}
+	addInit(res.Spec, cfg.Init)
 	if err := applySecurityOpts(res.Spec, cfg.SecurityOpt); err != nil {
 		return nil, err
 	}
@@ -105,6 +127,8 @@ func Build(cfg Config, host Host) (*Result, error) {
 // base is the spec before the flags change it.
 func base(cfg Config, host Host) (*Result, error) {
 	switch {
+	case cfg.Image != nil:
+		return imageBase(cfg)
 	case cfg.Bundle != "":
 		dir, err := filepath.Abs(cfg.Bundle)
 		if err != nil {

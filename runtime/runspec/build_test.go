@@ -203,7 +203,17 @@ func TestBuild(t *testing.T) {
 				t.Error("a listener without seccomp support")
 			}
 		}},
-		{name: "--sysinfo on", edit: func(c *Config, h *Host) { c.Sysinfo = "on" }, err: "want auto or off"},
+		{name: "--sysinfo on", edit: func(c *Config, h *Host) { c.Sysinfo = "on" }, err: "want auto, off or the absolute path"},
+		{name: "--sysinfo SOCKET with its agent", edit: func(c *Config, h *Host) {
+			c.Sysinfo = "/tmp/x/seccomp.sock"
+			h.SysinfoSocket, h.Seccomp = "/tmp/x/seccomp.sock", true
+		}, check: func(t *testing.T, r *Result) {
+			if sc := r.Spec.Linux.Seccomp; sc.ListenerPath != "/tmp/x/seccomp.sock" {
+				t.Errorf("listener %q, want the named socket", sc.ListenerPath)
+			}
+		}},
+		{name: "--sysinfo SOCKET without an agent", edit: func(c *Config, h *Host) { c.Sysinfo = "/tmp/x/seccomp.sock"; h.Seccomp = true }, err: "not a socket"},
+		{name: "--sysinfo SOCKET without seccomp", edit: func(c *Config, h *Host) { c.Sysinfo = "/tmp/x/seccomp.sock"; h.SysinfoSocket = "/tmp/x/seccomp.sock" }, err: "cannot install seccomp filters"},
 		{name: "--rootfs missing", edit: func(c *Config, h *Host) { c.Rootfs = filepath.Join(root, "missing") }, err: "not a directory"},
 		{name: "default root", edit: func(c *Config, h *Host) { c.Rootfs = "" }, check: func(t *testing.T, r *Result) {
 			if !r.Spec.Root.Readonly || !slices.ContainsFunc(r.Spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/usr" }) {

@@ -3,6 +3,7 @@ package runspec
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/corral-dev/corral/runtime"
@@ -18,7 +19,7 @@ import (
 func ProbeHost(sysinfoSocket string, rootInUse func(string) bool) Host {
 	h := Host{
 		DefaultRoot: func() (*defaultroot.Root, error) {
-			return defaultroot.Ensure(defaultroot.Config{InUse: rootInUse})
+			return defaultroot.Ensure(defaultroot.Config{Dir: defaultRootDir(), InUse: rootInUse})
 		},
 		SwapAccounting: swapAccounting(),
 		ProbeViews:     probeViews,
@@ -55,4 +56,20 @@ func swapAccounting() bool {
 		return true
 	}
 	return false
+}
+
+// defaultRootDir caches the default root in root's /var/lib/corral, or,
+// rootless, in the user's cache directory ($XDG_CACHE_HOME or ~/.cache),
+// else in /tmp/corral-defaultroot-UID (not in the state root, where every
+// directory is a container).
+func defaultRootDir() string {
+	if !runtime.Rootless() {
+		return defaultroot.DefaultDir
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		if err := os.MkdirAll(dir, 0o700); err == nil {
+			return filepath.Join(dir, "corral", "defaultroot")
+		}
+	}
+	return filepath.Join(os.TempDir(), "corral-defaultroot-"+strconv.Itoa(os.Geteuid()))
 }

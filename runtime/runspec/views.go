@@ -2,6 +2,7 @@ package runspec
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -36,7 +37,8 @@ func addViews(res *Result, id, mode string, host Host) error {
 	// The container's own view files (bound views, decision 600), named
 	// by the cgroup it will get; the shared ones when it has no key.
 	key := ""
-	if cg, err := runtime.CgroupPathFor(id, s); err == nil && id != "" {
+	named := id != "" || (s.Linux != nil && s.Linux.CgroupsPath != "")
+	if cg, err := runtime.CgroupPathFor(id, s); err == nil && named {
 		key, _ = facts.BoundKeyOfCgroup(cg)
 	}
 	ms, err := views.MountsFor(dir, host.PSI, key)
@@ -61,16 +63,29 @@ func addViews(res *Result, id, mode string, host Host) error {
 
 // addSysinfo wires sysinfo(2) to corralfs's agent (issue 4): a seccomp
 // user-notification rule for sysinfo and the agent's socket as the
-// listener. mode is --sysinfo: "auto" (when the socket exists) or "off".
+// listener. mode is --sysinfo: "auto" (the default socket, when it
+// exists), "off", or the absolute path of an agent's socket (a corralfs
+// started with --seccomp-socket PATH, e.g. a second daemon or a test's).
 // A spec with its own seccomp policy keeps it, with the rule merged in
 // (seccomp.AddSysinfoNotify never widens a policy that denies sysinfo).
 func addSysinfo(s *specs.Spec, mode string, host Host) error {
-	switch mode {
-	case "off":
+	switch {
+	case mode == "off":
 		return nil
-	case "", "auto":
+	case mode == "", mode == "auto":
+	case filepath.IsAbs(mode):
+		// The socket of a corralfs started with --seccomp-socket elsewhere
+		// (a second daemon, a test's private one): the caller probed it.
+		// A socket the user named is wanted: falling back to the host's
+		// sysinfo(2), as auto does, would silently show the host's memory.
+		if host.SysinfoSocket != mode {
+			return fmt.Errorf("--sysinfo %s: not a socket (is corralfs running with --seccomp-socket %s?)", mode, mode)
+		}
+		if !host.Seccomp {
+			return fmt.Errorf("--sysinfo %s: this runtime cannot install seccomp filters", mode)
+		}
 	default:
-		return fmt.Errorf("--sysinfo %q: want auto or off", mode)
+		return fmt.Errorf("--sysinfo %q: want auto, off or the absolute path of corralfs's seccomp socket", mode)
 	}
 	// A runtime without seccomp support would refuse the whole container;
 	// auto means "when it can work", so leave sysinfo(2) alone then.

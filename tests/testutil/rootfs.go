@@ -163,7 +163,7 @@ func StartInPidNS(t testing.TB, cg *Cgroup, argv ...string) *exec.Cmd {
 		t.Fatal("StartInPidNS: empty argv")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	out := &lockedBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
@@ -199,26 +199,26 @@ func StartInPidNS(t testing.TB, cg *Cgroup, argv ...string) *exec.Cmd {
 	return cmd
 }
 
-// lockedBuffer is an io.Writer safe for exec's copying goroutine and a
-// concurrent reader.
-type lockedBuffer struct {
+// SyncBuffer is an io.Writer safe for exec's copying goroutine and a
+// concurrent reader: a process's output a test reads while it runs.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) Len() int {
+func (b *SyncBuffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Len()
 }
 
-func (b *lockedBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

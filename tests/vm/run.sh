@@ -18,7 +18,7 @@
 #   VM_ACCEL=auto|tcg|kvm                 auto = kvm only with kvm_intel/kvm_amd and a boot probe
 #   VM_KFLAVOR=cloud-amd64                Debian kernel flavour (linux-image-$VM_KFLAVOR)
 #   VM_CACHE=/var/cache/corral-vm         kernel cache
-#   VM_HOST_TOOLS="free ps top vmstat uptime nproc unshare runc"   host programs copied in with their
+#   VM_HOST_TOOLS="free ps top vmstat uptime nproc unshare runc newuidmap newgidmap"   host programs copied in with their
 #                    shared libraries, so `corral run -- free` on the default root works
 #   VM_HOST_FILES="/usr/share/containers/seccomp.json /lib/terminfo/d/dumb"   host data files
 #                    copied to the same path when they exist (tests that read host config;
@@ -40,7 +40,7 @@ VM_SWAP_MB=${VM_SWAP_MB:-512}
 VM_ACCEL=${VM_ACCEL:-auto}
 VM_KFLAVOR=${VM_KFLAVOR:-cloud-amd64}
 VM_CACHE=${VM_CACHE:-/var/cache/corral-vm}
-VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc unshare runc}
+VM_HOST_TOOLS=${VM_HOST_TOOLS-free ps top vmstat uptime nproc unshare runc newuidmap newgidmap}
 VM_PROPAGATION=${VM_PROPAGATION:-shared}
 VM_HOST_FILES=${VM_HOST_FILES-/usr/share/containers/seccomp.json /lib/terminfo/d/dumb}
 GO=${GO:-go}
@@ -176,6 +176,8 @@ copy_with_libs() {  # $1 = host program: copy it and every library ldd names
   # overwrite busybox itself): util-linux's unshare has -C, busybox's not.
   rm -f "$R/usr/bin/$(basename "$1")"
   cp -L "$1" "$R/usr/bin/"
+  # setuid helpers (newuidmap) stay setuid: cp drops the bit.
+  if [ -u "$1" ]; then chmod u+s "$R/usr/bin/$(basename "$1")"; fi
   for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*'); do
     [ -e "$R$lib" ] && continue
     mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/tests/bench/internal/proto"
 	"github.com/corral-dev/corral/tests/testutil"
@@ -89,9 +90,9 @@ func (e *env) benchSysinfo() error {
 	job := func(c *container, sc string, check bool) (proto.Result, error) {
 		j := proto.Job{Syscall: sc, Threads: 1, DurationMs: int(e.cfg.sysTime / time.Millisecond)}
 		if check {
-			// sysinfo's totalram is the limit plus one page
-			// (docs/design.md decision 29).
-			j.Check = &proto.Check{MemTotalKB: (sysinfoMemory + uint64(os.Getpagesize())) / 1024}
+			// sysinfo's totalram is the limit plus one page (design:
+			// the JDK subtracts a page), not meminfo's MemTotal.
+			j.Check = &proto.Check{MemTotalKB: render.LimitedTotalRAM(sysinfoMemory) / 1024}
 		}
 		return c.do(j)
 	}
