@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/corral-dev/corral/fusefs/survival"
 )
 
 // The requests on bound nodes (bound.go; docs/design.md decisions 601-603).
@@ -51,13 +53,14 @@ func (g *boundGens) put(id uint64, gen boundGen) {
 	g.mu.Unlock()
 }
 
-// sweep drops renderings older than age: files of containers gone, or
-// idle (the next read renders again anyway).
-func (g *boundGens) sweep(age time.Duration) {
+// sweep drops renderings older than age, here and in the shared store:
+// files of containers gone, or idle (the next read renders again anyway).
+func (g *boundGens) sweep(age time.Duration, store *survival.HandleStore) {
 	g.mu.Lock()
 	for id, gen := range g.m {
 		if time.Since(gen.at) > age {
 			delete(g.m, id)
+			store.Clear(id)
 		}
 	}
 	g.mu.Unlock()
@@ -74,23 +77,63 @@ func (fs *FS) boundTTL() time.Duration { return max(fs.snaps.ttl, 0) }
 // once (two GETATTRs, or a GETATTR and an OPEN) would otherwise each
 // render and answer its own size, and the kernel could keep the size of
 // one and fill its pages from the other.
-func (fs *FS) boundFresh(id uint64, b *boundNode, pid int) (gen boundGen, rendered bool, errno syscall.Errno) {
-	if gen, ok := fs.boundGens.get(id); ok && time.Since(gen.at) < fs.boundTTL() {
+//
+// growOnly (OPEN): a new rendering shorter than the current one is not
+// taken, the current one is kept (see boundOpen).
+func (fs *FS) boundFresh(id uint64, b *boundNode, pid int, growOnly bool) (gen boundGen, rendered bool, errno syscall.Errno) {
+	if gen, ok := fs.boundCurrent(id); ok && fs.handOut(gen) {
 		return gen, false, 0
 	}
 	mu := &fs.boundGens.render[id%uint64(len(fs.boundGens.render))]
 	mu.Lock()
 	defer mu.Unlock()
-	if gen, ok := fs.boundGens.get(id); ok && time.Since(gen.at) < fs.boundTTL() {
-		return gen, false, 0 // rendered by the reader we waited for
+	prev, havePrev := fs.boundCurrent(id)
+	if havePrev && fs.handOut(prev) {
+		return prev, false, 0 // rendered by the reader we waited for
 	}
 	data, errno := fs.content(b.view, pid)
 	if errno != 0 {
 		return boundGen{}, false, errno
 	}
+	if growOnly && havePrev && len(data) < len(prev.data) {
+		return prev, false, 0
+	}
 	gen = boundGen{data: data, at: time.Now()}
+	// The shared store first (decision 603): a successor, or the other
+	// worker of an upgrade, answers the READs that fill the pages of
+	// this size with these bytes.
+	fs.cfg.HandleStore.Put(id, uint64(gen.at.UnixNano()), data)
 	fs.boundGens.put(id, gen)
 	return gen, true, 0
+}
+
+// handOut says whether a rendering is young enough to give a reader its
+// size (GETATTR) or to open on: under half the TTL. The reader's kernel
+// then fills its pages with READs that the daemon answers from the
+// current rendering; one given out near the end of its life could be
+// replaced by another reader's GETATTR before those READs arrive, and a
+// longer replacement would be cut at the size this reader's kernel was
+// given. Half the TTL is the margin those READs have (50 ms; they follow
+// the GETATTR within microseconds unless the machine stalls).
+func (fs *FS) handOut(gen boundGen) bool { return time.Since(gen.at) < fs.boundTTL()/2 }
+
+// boundCurrent is bound file id's latest rendering: this worker's, unless
+// the shared handle store (keyed by node id, the rendering's time as its
+// request id) names a different one, made by a predecessor that died or
+// by the other worker during an upgrade, which the kernel may hold the
+// size of.
+func (fs *FS) boundCurrent(id uint64) (boundGen, bool) {
+	local, ok := fs.boundGens.get(id)
+	latest, shared := fs.cfg.HandleStore.Latest(id)
+	if !shared || (ok && latest == uint64(local.at.UnixNano())) {
+		return local, ok
+	}
+	if content, _, at, _ := fs.cfg.HandleStore.Get(id); content != nil && at == latest {
+		gen := boundGen{data: content, at: time.Unix(0, int64(at))}
+		fs.boundGens.put(id, gen)
+		return gen, true
+	}
+	return local, ok
 }
 
 func boundDirAttr(id uint64, a *fuse.Attr) {
@@ -138,7 +181,7 @@ func (fs *FS) boundLookup(parent uint64, name string, out *fuse.EntryOut) (fuse.
 	if child.isDir() {
 		boundDirAttr(id, &out.Attr)
 	} else {
-		gen, _ := fs.boundGens.get(id)
+		gen, _ := fs.boundCurrent(id)
 		boundFileAttr(id, gen, &out.Attr)
 	}
 	return fuse.OK, true
@@ -157,15 +200,15 @@ func (fs *FS) boundGetAttr(in *fuse.GetAttrIn, out *fuse.AttrOut) (fuse.Status, 
 	b, errno := fs.boundCaller(in.NodeId, int(in.Pid))
 	if errno != 0 {
 		if !ok {
-			if _, rendered := fs.boundGens.get(in.NodeId); !rendered {
+			if _, rendered := fs.boundCurrent(in.NodeId); !rendered {
 				return 0, false
 			}
 		}
-		gen, _ := fs.boundGens.get(in.NodeId)
+		gen, _ := fs.boundCurrent(in.NodeId)
 		boundFileAttr(in.NodeId, gen, &out.Attr)
 		return fuse.OK, true
 	}
-	gen, _, errno := fs.boundFresh(in.NodeId, b, int(in.Pid))
+	gen, _, errno := fs.boundFresh(in.NodeId, b, int(in.Pid), false)
 	if errno != 0 {
 		return fuse.Status(errno), true
 	}
@@ -187,9 +230,14 @@ const boundOpenFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
 // sendfile (busybox cat) read the page cache up to the size the kernel
 // has, without asking for attributes, so a content longer than the last
 // one would be cut. NOTIFY_INVAL_INODE drops the old pages and attributes,
-// NOTIFY_STORE puts the new content in and grows the size to it (a shorter
-// content leaves its last page incomplete: the kernel READs it, gets the
-// short answer and takes the size from it).
+// NOTIFY_STORE puts the new content in and grows the size to it. Only a
+// content at least as long as the current one is taken at OPEN: the store
+// cannot shrink the size, and the short READ that would (the kernel takes
+// the size from a short answer) is ignored when the inode's attributes
+// changed while it was under way (another reader's GETATTR), which left a
+// NUL byte at the end of stat for a reader in the v2 VM. A shorter one is
+// left to the next GETATTR, which sets size and content together; until
+// then a splice reader gets the current content, older than the TTL.
 func (fs *FS) boundOpen(in *fuse.OpenIn, out *fuse.OpenOut) (fuse.Status, bool) {
 	b, errno := fs.boundCaller(in.NodeId, int(in.Pid))
 	if errno != 0 {
@@ -197,7 +245,7 @@ func (fs *FS) boundOpen(in *fuse.OpenIn, out *fuse.OpenOut) (fuse.Status, bool) 
 			return fuse.EISDIR, true
 		}
 		if _, ok := fs.boundNodes.get(in.NodeId); !ok {
-			if _, ok := fs.boundGens.get(in.NodeId); !ok {
+			if _, ok := fs.boundCurrent(in.NodeId); !ok {
 				return 0, false
 			}
 		}
@@ -207,7 +255,7 @@ func (fs *FS) boundOpen(in *fuse.OpenIn, out *fuse.OpenOut) (fuse.Status, bool) 
 		return fuse.EACCES, true
 	}
 	fs.Stats.Opens.Add(1)
-	gen, rendered, errno := fs.boundFresh(in.NodeId, b, int(in.Pid))
+	gen, rendered, errno := fs.boundFresh(in.NodeId, b, int(in.Pid), true)
 	if errno != 0 {
 		return fuse.Status(errno), true
 	}
@@ -223,7 +271,7 @@ func (fs *FS) boundOpen(in *fuse.OpenIn, out *fuse.OpenOut) (fuse.Status, bool) 
 // was given. A worker that has none (it started after the rendering) asks
 // the gate and renders.
 func (fs *FS) boundRead(in *fuse.ReadIn) (fuse.ReadResult, fuse.Status, bool) {
-	gen, ok := fs.boundGens.get(in.NodeId)
+	gen, ok := fs.boundCurrent(in.NodeId)
 	if !ok {
 		b, errno := fs.boundCaller(in.NodeId, int(in.Pid))
 		if errno != 0 {
@@ -232,7 +280,7 @@ func (fs *FS) boundRead(in *fuse.ReadIn) (fuse.ReadResult, fuse.Status, bool) {
 			}
 			return nil, fuse.EACCES, true
 		}
-		if gen, _, errno = fs.boundFresh(in.NodeId, b, int(in.Pid)); errno != 0 {
+		if gen, _, errno = fs.boundFresh(in.NodeId, b, int(in.Pid), false); errno != 0 {
 			return nil, fuse.Status(errno), true
 		}
 	}

@@ -204,7 +204,7 @@ func (fs *FS) Run(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			fs.resolver.Forget()
-			fs.boundGens.sweep(time.Minute)
+			fs.boundGens.sweep(time.Minute, fs.cfg.HandleStore)
 		}
 	}
 }
