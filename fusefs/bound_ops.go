@@ -158,6 +158,8 @@ func boundFileAttr(id uint64, gen boundGen, a *fuse.Attr) {
 func (fs *FS) boundLookup(parent uint64, name string, out *fuse.EntryOut) (fuse.Status, bool) {
 	var child *boundNode
 	switch {
+	case fs.tree.bound == nil:
+		return 0, false
 	case parent == fs.tree.bound.id:
 		if !validKey(name) {
 			return fuse.ENOENT, true

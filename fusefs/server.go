@@ -44,6 +44,10 @@ type Config struct {
 	// (handle_quota.go; 0 = the defaults).
 	MaxHandles             int
 	MaxHandlesPerContainer int
+	// NoBoundViews leaves out the per-container bound views (bound.go):
+	// with the relay (kernels before 6.9) they are not offered, see
+	// docs/design.md decision 603.
+	NoBoundViews bool
 }
 
 // Cache lifetimes the kernel gets. The tree is static and node ids are
@@ -152,7 +156,7 @@ func New(cfg Config) (*FS, error) {
 	if cfg.Sampler.ProcRoot == "" {
 		cfg.Sampler.ProcRoot = cfg.ProcRoot
 	}
-	tree, err := NewTree(render.Views(), TreeConfig{SysRoot: cfg.SysRoot})
+	tree, err := NewTree(render.Views(), TreeConfig{SysRoot: cfg.SysRoot, NoBound: cfg.NoBoundViews})
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,7 @@ const cpuDirRel = "sys/devices/system/cpu"
 // TreeConfig says where the host's files are; zero values mean the real host.
 type TreeConfig struct {
 	SysRoot string // default /sys
+	NoBound bool   // no BoundDir (per-container bound views)
 }
 
 // Tree is the static virtual tree.
@@ -129,8 +130,10 @@ func NewTree(views []render.View, cfg TreeConfig) (*Tree, error) {
 	}
 	// The per-container trees' parent (bound.go): empty here, every
 	// name looked up in it is a container's directory.
-	if t.bound, err = t.mkdirAll(facts.BoundDir); err != nil {
-		return nil, err
+	if !cfg.NoBound {
+		if t.bound, err = t.mkdirAll(facts.BoundDir); err != nil {
+			return nil, err
+		}
 	}
 	for i := range views {
 		v := &views[i]

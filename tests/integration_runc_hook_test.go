@@ -67,7 +67,7 @@ func TestHookRunc(t *testing.T) {
 				}
 				// The /proc views are the container's own (bound views,
 				// docs/design.md decision 600), the CPU tree the shared one.
-				if root := strings.Fields(line)[3]; strings.HasPrefix(dest, "/proc/") != strings.HasPrefix(root, "/.bound/") {
+				if root := strings.Fields(line)[3]; offersBound(mp) && strings.HasPrefix(dest, "/proc/") != strings.HasPrefix(root, "/.bound/") {
 					t.Errorf("%s is bound from %s (hook: %s)", dest, root, hookLog)
 				}
 			}
