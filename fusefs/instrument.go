@@ -53,6 +53,9 @@ func (fs *FS) counterFile(name string) int {
 // counterFileOf names the series a node's requests count in.
 func (fs *FS) counterFileOf(nodeID uint64) int {
 	n := fs.tree.node(nodeID)
+	if b, ok := fs.boundNodes.get(nodeID); n == nil && ok && !b.isDir() {
+		n = b.view // a bound file counts as its view
+	}
 	switch {
 	case n == nil:
 		return fs.counterFile(counterFileUnknown)

@@ -44,6 +44,10 @@ type Config struct {
 	// (handle_quota.go; 0 = the defaults).
 	MaxHandles             int
 	MaxHandlesPerContainer int
+	// NoBoundViews leaves out the per-container bound views (bound.go):
+	// with the relay (kernels before 6.9) they are not offered, see
+	// docs/design.md decision 603.
+	NoBoundViews bool
 }
 
 // Cache lifetimes the kernel gets. The tree is static and node ids are
@@ -118,7 +122,13 @@ type FS struct {
 	logged   map[logKey]bool
 
 	counterFiles map[string]int // series name -> index in cfg.Counters
-	fallbacks    fallbackLog    // per pid namespace, for status --containers
+
+	// The per-container bound views (bound.go, bound_ops.go).
+	boundViews []*node // the view nodes a key directory holds
+	boundNodes boundNodes
+	boundGens  boundGens
+	server     atomic.Pointer[fuse.Server] // for NOTIFY_INVAL_INODE/STORE
+	fallbacks  fallbackLog                 // per pid namespace, for status --containers
 
 	Stats Stats
 }
@@ -146,7 +156,7 @@ func New(cfg Config) (*FS, error) {
 	if cfg.Sampler.ProcRoot == "" {
 		cfg.Sampler.ProcRoot = cfg.ProcRoot
 	}
-	tree, err := NewTree(render.Views(), TreeConfig{SysRoot: cfg.SysRoot})
+	tree, err := NewTree(render.Views(), TreeConfig{SysRoot: cfg.SysRoot, NoBound: cfg.NoBoundViews})
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +187,13 @@ func New(cfg Config) (*FS, error) {
 	// starts at least its predecessor's lifetime in ms << 20 higher,
 	// which no worker reaches at fewer than a billion opens a second.
 	fs.handles.next.Store(uint64(fs.started.UnixMilli()) << 20)
+	fs.boundViews = tree.boundFiles()
 	fs.registerCounterFiles()
 	return fs, nil
 }
+
+// Init keeps the server: bound views send it notifications.
+func (fs *FS) Init(s *fuse.Server) { fs.server.Store(s) }
 
 // Run does the periodic work (load sampling, forgetting dead containers)
 // until stop is closed.
@@ -194,6 +208,7 @@ func (fs *FS) Run(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			fs.resolver.Forget()
+			fs.boundGens.sweep(time.Minute, fs.cfg.HandleStore)
 		}
 	}
 }
@@ -219,6 +234,9 @@ func (fs *FS) fillAttr(n *node, a *fuse.Attr) {
 // with more than N CPUs and get entry lifetime 0, so the kernel asks again
 // on every path walk and never shows one container's cpuN to another.
 func (fs *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	if st, bound := fs.boundLookup(h.NodeId, name, out); bound {
+		return st
+	}
 	parent := fs.tree.node(h.NodeId)
 	if parent == nil {
 		return fuse.ENOENT
@@ -250,6 +268,9 @@ func (fs *FS) Forget(nodeid, nlookup uint64) {}
 func (fs *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
 	n := fs.tree.node(in.NodeId)
 	if n == nil {
+		if st, bound := fs.boundGetAttr(in, out); bound {
+			return st
+		}
 		return fuse.ENOENT
 	}
 	out.SetTimeout(staticTimeout)
@@ -259,7 +280,9 @@ func (fs *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.Attr
 
 func (fs *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
 	if fs.tree.node(in.NodeId) == nil {
-		return fuse.ENOENT
+		if _, bound := fs.boundNodes.get(in.NodeId); !bound {
+			return fuse.ENOENT
+		}
 	}
 	if in.Mask&2 != 0 { // W_OK
 		return fuse.Status(syscall.EROFS)
@@ -275,6 +298,9 @@ func (fs *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
 func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	n := fs.tree.node(in.NodeId)
 	if n == nil {
+		if st, bound := fs.boundOpen(in, out); bound {
+			return st
+		}
 		return fuse.ENOENT
 	}
 	if n.isDir() {
@@ -311,6 +337,9 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 func pageCacheRead(in *fuse.ReadIn) bool { return in.ReadFlags&fuse.READ_LOCKOWNER == 0 }
 
 func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	if in.Fh == 0 {
+		return // a bound file: no handle
+	}
 	fs.handles.take(in.Fh)
 	fs.quota.release(in.Fh)
 	fs.cfg.HandleStore.Clear(in.Fh)
@@ -325,6 +354,9 @@ func (fs *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status { retu
 func (fs *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	n := fs.tree.node(in.NodeId)
 	if n == nil {
+		if b, bound := fs.boundNodes.get(in.NodeId); bound && b.isDir() {
+			return fuse.OK
+		}
 		return fuse.ENOENT
 	}
 	if !n.isDir() {
@@ -336,6 +368,9 @@ func (fs *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut
 func (fs *FS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	n := fs.tree.node(in.NodeId)
 	if n == nil {
+		if st, bound := fs.boundReadDir(in, out); bound {
+			return st
+		}
 		return fuse.ENOENT
 	}
 	if !n.isDir() {

@@ -25,6 +25,11 @@ const reuseOpenContent = inputs.DefaultSnapshotTTL
 // numbers. The latest generation is copied to the shared HandleStore, so a
 // successor worker (after a kill or an upgrade) goes on with it the same way.
 func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	if fs.tree.node(in.NodeId) == nil {
+		if r, st, bound := fs.boundRead(in); bound {
+			return r, st
+		}
+	}
 	fs.Stats.Reads.Add(1)
 	if pageCacheRead(in) {
 		return nil, fuse.EINVAL

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/render"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -73,6 +74,7 @@ const cpuDirRel = "sys/devices/system/cpu"
 // TreeConfig says where the host's files are; zero values mean the real host.
 type TreeConfig struct {
 	SysRoot string // default /sys
+	NoBound bool   // no BoundDir (per-container bound views)
 }
 
 // Tree is the static virtual tree.
@@ -81,6 +83,7 @@ type Tree struct {
 	byID  map[uint64]*node
 	sysCP string // host /sys/devices/system/cpu
 	cpus  *node  // the sys/devices/system/cpu directory
+	bound *node  // BoundDir
 }
 
 // nodeID derives a node's fixed id from its path. FUSE reserves 0 and 1
@@ -124,6 +127,13 @@ func NewTree(views []render.View, cfg TreeConfig) (*Tree, error) {
 	var err error
 	if t.cpus, err = t.mkdirAll(cpuDirRel); err != nil {
 		return nil, err
+	}
+	// The per-container trees' parent (bound.go): empty here, every
+	// name looked up in it is a container's directory.
+	if !cfg.NoBound {
+		if t.bound, err = t.mkdirAll(facts.BoundDir); err != nil {
+			return nil, err
+		}
 	}
 	for i := range views {
 		v := &views[i]

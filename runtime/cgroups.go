@@ -44,6 +44,10 @@ func cgroupsV2() bool { return cgroups.Mode() == cgroups.Unified }
 // Relative paths are taken from the hierarchy ROOT, never from the caller's
 // own cgroup (runc nests them below the caller's, which here would put
 // containers inside the agent's /process_api/... memory cgroup).
+// CgroupPathFor is the cgroup (from the hierarchy root) a container with
+// this id and spec gets: what `corral run` names its bound views by.
+func CgroupPathFor(id string, spec *specs.Spec) (string, error) { return cgroupPathFor(id, spec) }
+
 func cgroupPathFor(id string, spec *specs.Spec) (string, error) {
 	p := ""
 	if spec.Linux != nil {

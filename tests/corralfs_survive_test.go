@@ -97,13 +97,17 @@ func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surv
 	t.Helper()
 	probeDir := filepath.Dir(viewReader(t))
 	hostCPUs, _ := strconv.Atoi(runCountProcessors(runReadFile(t, "/proc/cpuinfo")))
+	// The first reads its bound views (its own files, page cache), the
+	// second the shared LXCFS-style files (caller-dependent, direct I/O,
+	// the seq_file generation rule) through the whole mount at /shared.
 	limits := []struct {
-		flags []string
-		memKB int
-		cpus  int
+		flags  []string
+		reader []string
+		memKB  int
+		cpus   int
 	}{
-		{[]string{"--memory", "256m", "--cpuset-cpus", "0"}, 256 * 1024, 1},
-		{[]string{"--memory", "192m"}, 192 * 1024, hostCPUs},
+		{[]string{"--memory", "256m", "--cpuset-cpus", "0"}, []string{"-bound"}, 256 * 1024, 1},
+		{[]string{"--memory", "192m", "-v", e.views + "/proc:/shared:ro"}, []string{"-dir", "/shared"}, 192 * 1024, hostCPUs},
 	}
 	var cs []*surviveContainer
 	for _, l := range limits {
@@ -111,6 +115,7 @@ func startSurviveReaders(t *testing.T, e *runEnv, readFor time.Duration) []*surv
 		args := append([]string{"-v", probeDir + ":/probe:ro"}, l.flags...)
 		args = append(args, "--", "/probe/viewreader", "-for", readFor.String(), "-loops", "3", "-keep-open", "1",
 			"-mem-kb", strconv.Itoa(l.memKB), "-cpus", strconv.Itoa(l.cpus))
+		args = append(args, l.reader...)
 		startContainer(t, e, c, args...)
 		cs = append(cs, c)
 	}

@@ -65,6 +65,11 @@ func TestHookRunc(t *testing.T) {
 				if opts := strings.Fields(line)[5]; !strings.Contains(","+opts+",", ",ro,") || !strings.Contains(opts, "nosuid") {
 					t.Errorf("%s mounted %s, want ro,nosuid,...", dest, opts)
 				}
+				// The /proc views are the container's own (bound views,
+				// docs/design.md decision 600), the CPU tree the shared one.
+				if root := strings.Fields(line)[3]; offersBound(mp) && strings.HasPrefix(dest, "/proc/") != strings.HasPrefix(root, "/.bound/") {
+					t.Errorf("%s is bound from %s (hook: %s)", dest, root, hookLog)
+				}
 			}
 			if !strings.Contains(hookLog, "bound ") {
 				t.Errorf("the hook did not report what it bound: %q", hookLog)

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"github.com/corral-dev/corral/cgroupreader"
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/views"
@@ -93,6 +94,8 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 	if present = notBoundBy(spec, present); len(present) == 0 {
 		return fmt.Sprintf("%s binds every view already (NRI plugin, volumes): nothing to do", state.ID), nil
 	}
+	key, why := hookKey(spec, state.Pid)
+	present = views.Own(dir, present, key)
 	bound, err := views.BindIntoContainer(state.Pid, rootfs, present, opts.timeout)
 	if err != nil {
 		if len(bound) > 0 {
@@ -100,7 +103,11 @@ func runHook(stdin io.Reader, opts hookOptions) (string, error) {
 		}
 		return "", err
 	}
-	return fmt.Sprintf("bound %d views of %s into %s: %s", len(bound), dir, state.ID, strings.Join(bound, " ")), nil
+	own := "its own files " + facts.BoundDir + "/" + key
+	if key == "" {
+		own = "the shared files (" + why + ")"
+	}
+	return fmt.Sprintf("bound %d views of %s into %s, %s: %s", len(bound), dir, state.ID, own, strings.Join(bound, " ")), nil
 }
 
 // readHookState decodes the OCI state the runtime writes to a hook's stdin.
@@ -131,4 +138,39 @@ func notBoundBy(spec *specs.Spec, present []views.Bound) []views.Bound {
 		}
 	}
 	return out
+}
+
+// hookKey is the bound-view key of the container (its cgroup as corralfs
+// resolves its readers, from the host's cgroup namespace); "" and why when
+// it has none, and the shared views are bound. A wrong key would lock the
+// container out of its own /proc files (the daemon refuses every reader
+// whose cgroup is not the key's), so the key is given only when two
+// sources agree: the bundle's cgroupsPath, absolute (the cgroupfs form;
+// systemd's slice:prefix:name has no path), and the init's cgroups as the
+// hook sees them, which are that path, or the root when the hook runs in
+// the container's cgroup namespace (createContainer: the init's cgroup is
+// the namespace's root there).
+func hookKey(spec *specs.Spec, pid int) (key, why string) {
+	if spec.Linux == nil || !strings.HasPrefix(spec.Linux.CgroupsPath, "/") {
+		return "", "the bundle's cgroupsPath is not an absolute path"
+	}
+	path := filepath.Clean(spec.Linux.CgroupsPath)
+	r, err := cgroupreader.New(cgroupreader.Config{})
+	if err != nil {
+		return "", err.Error()
+	}
+	p, err := r.PathsOf(pid)
+	if err != nil {
+		return "", err.Error()
+	}
+	for _, q := range []string{p.V1["memory"], p.Unified} {
+		if q != "" && q != "/" && q != path {
+			return "", fmt.Sprintf("the init's cgroup %s is not the bundle's %s", q, path)
+		}
+	}
+	key, ok := facts.BoundKeyOfCgroup(path)
+	if !ok {
+		return "", "the root cgroup"
+	}
+	return key, ""
 }

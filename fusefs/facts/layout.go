@@ -1,5 +1,10 @@
 package facts
 
+import (
+	"net/url"
+	"strings"
+)
+
 // DefaultDir is where the corralfs service mounts its views (the systemd
 // unit, `corral run`, the hook and the Kubernetes DaemonSet use it).
 // LXCFS's /var/lib/lxcfs has the same layout below it, so LXCFS recipes
@@ -12,6 +17,50 @@ const (
 	FSName = "corralfs"
 	FSType = "fuse." + FSName
 )
+
+// BoundDir is the directory below the view mount holding one directory
+// per container (named by its cgroup) with the container's own /proc
+// views: what `corral run` and the hook bind when the daemon offers it
+// (docs/design.md decision 600). Hidden, so LXCFS-style listings of the
+// mount look as before.
+const BoundDir = ".bound"
+
+// BoundKeyOf names the cgroup a container's bound views are for, from the
+// cgroup paths of its init (unified: the cgroup2 path, v1: controller ->
+// path): the path (without its leading slash) with "/" and "%" escaped,
+// so distinct cgroups never share a key (a container cannot name a cgroup
+// of its own so that it collides with another's). On cgroup v1 and hybrid
+// hosts it is the memory controller's path, and every other controller
+// the views read must be at the same path (and the cgroup2 path, which
+// decides pressure, there or at the root); otherwise the content would
+// depend on more than the key, and there is no key. The root cgroup has
+// none: the host reads the shared files.
+func BoundKeyOf(unified string, v1 map[string]string) (string, bool) {
+	path := unified
+	if len(v1) > 0 {
+		path = v1["memory"]
+		for _, c := range []string{"cpu", "cpuacct", "cpuset", "blkio", "pids"} {
+			if q, ok := v1[c]; ok && q != path {
+				return "", false
+			}
+		}
+		if unified != "" && unified != "/" && unified != path {
+			return "", false
+		}
+	}
+	return BoundKeyOfCgroup(path)
+}
+
+// BoundKeyOfCgroup is the key of a container whose cgroup is path (from
+// the hierarchy root) in every controller: what `corral run` computes from
+// the cgroupsPath it gives the container.
+func BoundKeyOfCgroup(path string) (string, bool) {
+	path = strings.Trim(path, "/")
+	if path == "" {
+		return "", false
+	}
+	return url.PathEscape(path), true
+}
 
 // SeccompSocket is where the sysinfo agent's keeper listens for seccomp
 // listener fds (the OCI listenerPath `corral run` writes into specs).

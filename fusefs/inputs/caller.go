@@ -59,6 +59,7 @@ type Caller struct {
 	InitPid       int           // host pid of the namespace's init (0 for host callers)
 	InitStart     time.Duration // init start, since host boot
 	Paths         cgroupreader.Paths
+	cgroupKey     string // pathsKey(Paths), when the resolver made it
 }
 
 // pathsTTL bounds how long an init's cgroup paths are trusted: a container
@@ -77,6 +78,7 @@ type nsEntry struct {
 
 type stampedPaths struct {
 	paths cgroupreader.Paths
+	key   string // pathsKey(paths), made once per paths lookup, not per request
 	at    time.Time
 }
 
@@ -143,7 +145,8 @@ func (r *Resolver) hostCaller(pid int) (Caller, error) {
 	if err != nil {
 		return Caller{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	return Caller{Key: ContainerKey{NSInode: r.selfNS, HostPaths: pathsKey(p)}, HostNamespace: true, Paths: p}, nil
+	key := pathsKey(p)
+	return Caller{Key: ContainerKey{NSInode: r.selfNS, HostPaths: key}, HostNamespace: true, Paths: p, cgroupKey: key}, nil
 }
 
 func (r *Resolver) callerOf(ns uint64, e *nsEntry) (Caller, error) {
@@ -153,7 +156,7 @@ func (r *Resolver) callerOf(ns uint64, e *nsEntry) (Caller, error) {
 		if err != nil {
 			return Caller{}, fmt.Errorf("init %d: %w", e.initPid, err)
 		}
-		sp = &stampedPaths{paths: p, at: now}
+		sp = &stampedPaths{paths: p, key: pathsKey(p), at: now}
 		e.paths.Store(sp)
 	}
 	return Caller{
@@ -161,6 +164,7 @@ func (r *Resolver) callerOf(ns uint64, e *nsEntry) (Caller, error) {
 		InitPid:   e.initPid,
 		InitStart: ticksToDuration(e.initStart),
 		Paths:     sp.paths,
+		cgroupKey: sp.key,
 	}, nil
 }
 
@@ -306,7 +310,16 @@ func ticksToDuration(t uint64) time.Duration {
 // CgroupKey is the caller's cgroups as a stable string: what the handle
 // quota charges (everything reading in one cgroup, whatever its pid
 // namespaces).
-func (c *Caller) CgroupKey() string { return pathsKey(c.Paths) }
+//
+// The heap profile after a million reads (docs/benchmarks.md) had building
+// it at every OPEN (handle quota) and loadavg read as 15% of all bytes
+// allocated: it is made once per lookup of the paths and carried.
+func (c *Caller) CgroupKey() string {
+	if c.cgroupKey != "" {
+		return c.cgroupKey
+	}
+	return pathsKey(c.Paths)
+}
 
 // pathsKey flattens cgroup paths into a stable string key.
 func pathsKey(p cgroupreader.Paths) string {

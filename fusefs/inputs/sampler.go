@@ -126,7 +126,7 @@ func NewSampler(reader cgroupreader.Reader, cfg SamplerConfig, log *slog.Logger)
 // again (the averages still advance only every Interval, as the kernel's).
 func (s *Sampler) Load(c *Caller) render.LoadAvg {
 	now := time.Now()
-	key := pathsKey(c.Paths)
+	key := c.CgroupKey()
 	s.mu.Lock()
 	e := s.entries[key]
 	if e != nil {

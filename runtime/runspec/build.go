@@ -115,7 +115,7 @@ func Build(cfg Config, host Host) (*Result, error) {
 	if err := applySecurityOpts(res.Spec, cfg.SecurityOpt); err != nil {
 		return nil, err
 	}
-	if err := addViews(res, cfg.Views, host); err != nil {
+	if err := addViews(res, cfg.ID, cfg.Views, host); err != nil {
 		return nil, err
 	}
 	if err := addSysinfo(res.Spec, cfg.Sysinfo, host); err != nil {

@@ -2,6 +2,7 @@ package runspec
 
 import (
 	"errors"
+	"github.com/corral-dev/corral/fusefs/facts"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,14 +253,14 @@ func TestBuildViewsKeepBundleBinds(t *testing.T) {
 	dir := fakeViews(t)
 	res := &Result{Spec: Default("/r", []string{"true"})}
 	res.Spec.Mounts = append(res.Spec.Mounts, specs.Mount{Destination: "/proc/meminfo", Type: "bind", Source: "/elsewhere"})
-	if err := addViews(res, dir, testHost); err != nil {
+	if err := addViews(res, "", dir, testHost); err != nil {
 		t.Fatal(err)
 	}
 	if d := viewDests(res.Spec, dir); !slices.Equal(d, []string{"/proc/cpuinfo", "/proc/uptime", "/sys/devices/system/cpu"}) {
 		t.Errorf("view mounts %v", d)
 	}
 	n := len(res.Spec.Mounts)
-	if err := addViews(res, "none", testHost); err != nil || len(res.Spec.Mounts) != n || len(res.Warnings) != 0 {
+	if err := addViews(res, "", "none", testHost); err != nil || len(res.Spec.Mounts) != n || len(res.Warnings) != 0 {
 		t.Errorf("--views none: %v, mounts %d -> %d, warnings %q", err, n, len(res.Spec.Mounts), res.Warnings)
 	}
 }
@@ -303,5 +304,40 @@ func TestDefaultHostnameLongName(t *testing.T) {
 		if got := DefaultHostname(c.name, c.name); got != c.want {
 			t.Errorf("name of %d: hostname %q, want %q", len(c.name), got, c.want)
 		}
+	}
+}
+
+// A daemon offering bound views (a BOUND directory) gets the container's
+// own files bound, named by the cgroup the container will get; the CPU
+// directory stays shared; without BOUND (an older corralfs, LXCFS) the
+// shared files, as before.
+func TestBuildViewsBound(t *testing.T) {
+	dir := fakeViews(t)
+	sources := func(id string) map[string]string {
+		res := &Result{Spec: Default("/r", []string{"true"})}
+		if err := addViews(res, id, dir, testHost); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, mnt := range res.Spec.Mounts {
+			if strings.HasPrefix(mnt.Source, dir) {
+				m[mnt.Destination] = strings.TrimPrefix(mnt.Source, dir+"/")
+			}
+		}
+		return m
+	}
+	if got := sources("c1")["/proc/meminfo"]; got != "proc/meminfo" {
+		t.Errorf("without %s: meminfo from %q, want the shared file", facts.BoundDir, got)
+	}
+	os.Mkdir(filepath.Join(dir, facts.BoundDir), 0o755)
+	got := sources("c1")
+	if got["/proc/meminfo"] != facts.BoundDir+"/corral%2Fc1/proc/meminfo" || got["/proc/uptime"] != facts.BoundDir+"/corral%2Fc1/proc/uptime" {
+		t.Errorf("with %s: %v", facts.BoundDir, got)
+	}
+	if got["/sys/devices/system/cpu"] != "sys/devices/system/cpu" {
+		t.Errorf("the CPU directory must stay shared: %v", got)
+	}
+	if got := sources("")["/proc/meminfo"]; got != "proc/meminfo" {
+		t.Errorf("no id (no cgroup known): meminfo from %q, want the shared file", got)
 	}
 }

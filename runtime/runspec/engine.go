@@ -64,7 +64,9 @@ func ForEngine(s *specs.Spec, host Host) (notes []string) {
 		return []string{fmt.Sprintf("the corralfs at %s does not answer (%v): no views", dir, err)}
 	}
 	res := &Result{Spec: s}
-	if err := addViews(res, dir, host); err != nil {
+	// No id here: the container's own files (bound views) when the spec
+	// names its cgroup, the shared ones otherwise.
+	if err := addViews(res, "", dir, host); err != nil {
 		return []string{err.Error()}
 	}
 	if err := addSysinfo(s, "auto", host); err != nil {

@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/corral-dev/corral/fusefs/facts"
+	"github.com/corral-dev/corral/runtime"
 	"github.com/corral-dev/corral/runtime/seccomp"
 	"github.com/corral-dev/corral/runtime/views"
 )
@@ -15,7 +16,7 @@ import (
 // addViews binds the corralfs views into the spec. mode is --views: ""
 // or "auto" (the corralfs at facts.DefaultDir when one is live), "none",
 // or a directory holding the views (a corralfs or LXCFS mount).
-func addViews(res *Result, mode string, host Host) error {
+func addViews(res *Result, id, mode string, host Host) error {
 	s := res.Spec
 	dir := mode
 	switch mode {
@@ -33,7 +34,14 @@ func addViews(res *Result, mode string, host Host) error {
 			return nil
 		}
 	}
-	ms, err := views.MountsWith(dir, host.PSI)
+	// The container's own view files (bound views, decision 600), named
+	// by the cgroup it will get; the shared ones when it has no key.
+	key := ""
+	named := id != "" || (s.Linux != nil && s.Linux.CgroupsPath != "")
+	if cg, err := runtime.CgroupPathFor(id, s); err == nil && named {
+		key, _ = facts.BoundKeyOfCgroup(cg)
+	}
+	ms, err := views.MountsFor(dir, host.PSI, key)
 	if err != nil {
 		return fmt.Errorf("--views: %w", err)
 	}

@@ -130,7 +130,11 @@ type Bound struct {
 func Mounts(dir string) ([]specs.Mount, error) { return MountsWith(dir, HostPSI()) }
 
 // MountsWith is Mounts on a host with psi.
-func MountsWith(dir string, psi PSI) ([]specs.Mount, error) {
+func MountsWith(dir string, psi PSI) ([]specs.Mount, error) { return MountsFor(dir, psi, "") }
+
+// MountsFor is MountsWith for the container whose bound-view key is key
+// (facts.BoundKeyOf): its own files (Own) where the daemon offers them.
+func MountsFor(dir string, psi PSI, key string) ([]specs.Mount, error) {
 	if !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -149,6 +153,7 @@ func MountsWith(dir string, psi PSI) ([]specs.Mount, error) {
 	if len(present) == 0 {
 		return nil, fmt.Errorf("views: no view files below %s (expected e.g. %s)", dir, filepath.Join(dir, List[0].Rel))
 	}
+	present = Own(dir, present, key)
 	ms := make([]specs.Mount, 0, len(present))
 	for _, b := range present {
 		ms = append(ms, specs.Mount{
@@ -159,6 +164,31 @@ func MountsWith(dir string, psi PSI) ([]specs.Mount, error) {
 		})
 	}
 	return ms, nil
+}
+
+// Own returns present with each file view's source replaced by the
+// container's own copy, dir/BOUND/key/REL, when the daemon at dir offers
+// bound views (a corralfs with BOUND; an older one or LXCFS has none, and
+// present is returned as it is). The container's own files are what its
+// reads can be served from the page cache for (docs/design.md decision
+// 600); the CPU directory stays the shared one. key "" (no key: a
+// container whose controllers are at different paths) keeps the shared
+// files too.
+func Own(dir string, present []Bound, key string) []Bound {
+	if key == "" {
+		return present
+	}
+	if fi, err := os.Stat(filepath.Join(dir, facts.BoundDir)); err != nil || !fi.IsDir() {
+		return present
+	}
+	out := make([]Bound, 0, len(present))
+	for _, b := range present {
+		if !b.Dir {
+			b.Source = filepath.Join(dir, facts.BoundDir, key, b.Rel)
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // Answers checks that the view mount at dir serves files: a daemon that

@@ -46,7 +46,7 @@ type config struct {
 	fromJSON  string
 }
 
-var allSections = []string{"views", "memory", "scale", "start", "sysinfo"}
+var allSections = []string{"views", "bound", "memory", "scale", "start", "sysinfo"}
 
 func parseFlags() config {
 	var c config
@@ -81,8 +81,10 @@ type env struct {
 	t      *tb
 	work   string
 	reader string // reader binary
-	corral string
-	cfsBin string
+	// boundBind is the bound section's bind of its container's own meminfo.
+	boundBind string
+	corral    string
+	cfsBin    string
 
 	corralfs  *daemon
 	lxcfs     *daemon
@@ -146,6 +148,7 @@ func run(cfg config) error {
 		fn   func() error
 	}{
 		{"views", e.benchViews},
+		{"bound", e.benchBound},
 		{"memory", e.benchMemory},
 		{"scale", e.benchScale},
 		{"start", e.benchStart},

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -59,6 +60,11 @@ func (e *env) benchMemory() error {
 		return err
 	}
 	m.AfterReadsRSS = u.RSS
+	top, stats, err := heapProfile(e.cfsSock, e.cfg.results, filepath.Join(e.cfg.binDir, "corralfs"))
+	m.HeapTop, m.HeapStats = top, stats
+	if err != nil {
+		e.report.Notes = append(e.report.Notes, "heap profile: "+err.Error())
+	}
 	fmt.Fprintf(os.Stderr, "  corralfs RSS idle %s, after %d reads %s\n", mib(m.IdleRSS), m.AfterReads, mib(m.AfterReadsRSS))
 	return nil
 }

@@ -156,6 +156,9 @@ func (r *Report) tables() []table {
 	if len(vt.rows) > 0 {
 		ts = append(ts, vt)
 	}
+	if bt, ok := r.boundTable(); ok {
+		ts = append(ts, bt)
+	}
 	// 2. scale
 	if len(r.Scale) > 0 {
 		st := table{title: "2. Scale: containers each reading meminfo and stat in a loop",
@@ -201,6 +204,17 @@ func (r *Report) tables() []table {
 				st.notes = append(st.notes, s.Name+": "+s.Note)
 			}
 		}
+		if len(r.StartTrace) > 0 {
+			var total float64
+			for _, p := range r.StartTrace {
+				total += p.MedianMs
+			}
+			parts := make([]string, 0, len(r.StartTrace))
+			for _, p := range r.StartTrace {
+				parts = append(parts, fmt.Sprintf("%s %.1f ms (%.0f%%)", p.Name, p.MedianMs, 100*p.MedianMs/total))
+			}
+			st.notes = append(st.notes, fmt.Sprintf("corral run --rm with views, per phase under strace (median of %d; strace stops the tracee at each marked call, so the sum exceeds an untraced run): %s", traceRuns, strings.Join(parts, "; ")))
+		}
 		ts = append(ts, st)
 	}
 	// 4. memory
@@ -214,6 +228,13 @@ func (r *Report) tables() []table {
 		}
 		if m.Skipped != "" {
 			mt.notes = append(mt.notes, "not measured: "+m.Skipped)
+		}
+		if st := m.HeapStats; len(st) > 0 {
+			mt.notes = append(mt.notes, fmt.Sprintf("worker heap after the reads (after a GC): HeapInuse %s, HeapSys %s, HeapReleased %s, StackInuse %s, Sys %s, goroutines %s; profile %s",
+				st["HeapInuse"], st["HeapSys"], st["HeapReleased"], st["StackInuse"], st["Sys"], st["goroutines"], st["profile"]))
+		}
+		for _, l := range m.HeapTop {
+			mt.notes = append(mt.notes, "`"+l+"`")
 		}
 		ts = append(ts, mt)
 	}

@@ -14,18 +14,21 @@ import (
 
 // Report is everything one run measured; it is written as JSON as is.
 type Report struct {
-	Date    time.Time     `json:"date"`
-	Command string        `json:"command"`
-	Machine Machine       `json:"machine"`
-	Config  ReportConfig  `json:"config"`
-	Views   []ViewCell    `json:"views"`
-	Scale   []ScaleRun    `json:"scale"`
-	Start   []StartRow    `json:"start"`
-	Memory  MemoryResult  `json:"memory"`
-	Sysinfo []SysinfoRow  `json:"sysinfo"`
-	Targets []Target      `json:"targets"`
-	Notes   []string      `json:"notes"`
-	Elapsed time.Duration `json:"elapsed_ns"`
+	Date    time.Time    `json:"date"`
+	Command string       `json:"command"`
+	Machine Machine      `json:"machine"`
+	Config  ReportConfig `json:"config"`
+	Views   []ViewCell   `json:"views"`
+	Bound   []BoundCell  `json:"bound"`
+	Scale   []ScaleRun   `json:"scale"`
+	Start   []StartRow   `json:"start"`
+	// StartTrace: corral run --rm's phases under strace (starttrace.go).
+	StartTrace []TracePhase  `json:"start_trace,omitempty"`
+	Memory     MemoryResult  `json:"memory"`
+	Sysinfo    []SysinfoRow  `json:"sysinfo"`
+	Targets    []Target      `json:"targets"`
+	Notes      []string      `json:"notes"`
+	Elapsed    time.Duration `json:"elapsed_ns"`
 
 	began time.Time
 }
@@ -164,6 +167,9 @@ type MemoryResult struct {
 	LXCFSIdleRSS  uint64 `json:"lxcfs_rss_before_scale"`
 	LXCFSAtScale  uint64 `json:"lxcfs_rss_at_scale"`
 	Skipped       string `json:"not_measured,omitempty"`
+	// The worker's heap after the reads (heap.go).
+	HeapTop   []string          `json:"heap_top,omitempty"`
+	HeapStats map[string]string `json:"heap_stats,omitempty"`
 }
 
 // SysinfoRow is section 5 for one variant.

@@ -142,6 +142,15 @@ func (e *env) benchStart() error {
 			s.row.TimesMs = append(s.row.TimesMs, float64(d)/1e6)
 		}
 	}
+	for _, s := range live {
+		if s.row.Name == "corral" && s.row.Views {
+			phases, err := e.traceStart(s.argv)
+			if err != nil {
+				e.report.Notes = append(e.report.Notes, "start trace: "+err.Error())
+			}
+			e.report.StartTrace = phases
+		}
+	}
 	for _, s := range starters {
 		r := s.row
 		if r.Runs > 0 {

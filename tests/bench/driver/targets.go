@@ -99,6 +99,9 @@ func (r *Report) evaluate() {
 			ratioTarget(fmt.Sprintf("meminfo reads/s, %d reader(s): corralfs / trivial go-fuse file", n), ">= 1.3x", cr, tr, 1.3, true, ""),
 			ratioTarget(fmt.Sprintf("meminfo p99, %d reader(s): corralfs / LXCFS", n), "<= 0.33x", cp, lp, 1.0/3, false, ""))
 	}
+	if len(r.Bound) > 0 {
+		r.Targets = append(r.Targets, r.boundTargets()...)
+	}
 	if c, l := r.scale(cCorralfs), r.scale(cLXCFS); c != nil {
 		lr, lc := nan, nan
 		if l != nil {

@@ -67,9 +67,12 @@ func run(job proto.Job) proto.Result {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			w := worker{job: job, deadline: deadline, budget: &budget, limited: job.MaxOps > 0, res: &results[i]}
-			if job.Syscall != "" {
+			switch {
+			case job.Syscall != "":
 				w.syscalls()
-			} else {
+			case job.Pread:
+				w.preads(i)
+			default:
 				w.reads(i)
 			}
 		}()
@@ -125,14 +128,7 @@ func (w *worker) reads(first int) {
 		check := w.job.Check != nil && (w.job.CheckAll || !checked[path])
 		content = content[:0]
 		nbytes, err := readFile(path, buf, &content, check)
-		w.res.Hist.Add(time.Since(t0).Nanoseconds())
-		w.res.Ops++
-		w.res.Bytes += int64(nbytes)
-		if err != nil {
-			w.res.Errors++
-			if w.res.FirstErr == "" {
-				w.res.FirstErr = err.Error()
-			}
+		if !w.count(t0, nbytes, err) {
 			continue
 		}
 		if check {
@@ -146,6 +142,71 @@ func (w *worker) reads(first int) {
 			}
 		}
 	}
+}
+
+// preads opens the thread's path once and reads it from offset 0 to EOF
+// again and again on that descriptor, timing each read from the start.
+func (w *worker) preads(first int) {
+	buf := make([]byte, 64<<10)
+	path := w.job.Paths[first%len(w.job.Paths)]
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		w.res.Errors++
+		w.res.FirstErr = err.Error()
+		return
+	}
+	defer unix.Close(fd)
+	checked := false
+	for {
+		t0 := time.Now()
+		if !t0.Before(w.deadline) || !w.take(1) {
+			return
+		}
+		total, failed := 0, error(nil)
+		for {
+			n, err := unix.Pread(fd, buf[total:], int64(total))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				failed = fmt.Errorf("pread %s: %w", path, err)
+				break
+			}
+			if n == 0 {
+				break
+			}
+			total += n
+		}
+		if !w.count(t0, total, failed) {
+			continue
+		}
+		if w.job.Check != nil && (w.job.CheckAll || !checked) {
+			checked = true
+			w.res.Checked++
+			if why := verify(path, buf[:total], w.job.Check); why != "" {
+				w.res.Wrong++
+				if w.res.FirstBad == "" {
+					w.res.FirstBad = path + ": " + why
+				}
+			}
+		}
+	}
+}
+
+// count records one operation started at t0 that read n bytes; false
+// when it failed.
+func (w *worker) count(t0 time.Time, n int, err error) bool {
+	w.res.Hist.Add(time.Since(t0).Nanoseconds())
+	w.res.Ops++
+	w.res.Bytes += int64(n)
+	if err != nil {
+		w.res.Errors++
+		if w.res.FirstErr == "" {
+			w.res.FirstErr = err.Error()
+		}
+		return false
+	}
+	return true
 }
 
 // readFile is one open + read to EOF + close; keep collects the bytes

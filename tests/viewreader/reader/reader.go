@@ -59,6 +59,7 @@ func Main(args []string) int {
 	hold := fl.Int("hold", 0, "open meminfo this many times, keep the files open for -for, report (hold.go)")
 	until := fl.String("until", "", "with -hold: let go once this file exists")
 	keepOpen := fl.Int("keep-open", 0, "of the loops, how many keep the files open and re-read them from offset 0 (as top does)")
+	bound := fl.Bool("bound", false, "the files are bound views (page cache): each read(2) is one generation, a loop of several may cross a refresh, so read whole and check content only")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -78,8 +79,13 @@ func Main(args []string) int {
 	deadline := time.Now().Add(*dur)
 	for i := 0; i < *loops; i++ {
 		read := readFile
-		if i < *keepOpen {
+		switch {
+		case i < *keepOpen && *bound:
+			read = newReopener().readWhole
+		case i < *keepOpen:
 			read = newReopener().read
+		case *bound:
+			read = readWhole
 		}
 		wg.Add(1)
 		go func() {
@@ -137,14 +143,23 @@ type reopener struct{ open map[string]*os.File }
 
 func newReopener() *reopener { return &reopener{open: map[string]*os.File{}} }
 
+// file is path's descriptor, opened at its first read.
+func (r *reopener) file(path string) (*os.File, error) {
+	if f := r.open[path]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r.open[path] = f
+	return f, nil
+}
+
 func (r *reopener) read(path string) ([]byte, error) {
-	f := r.open[path]
-	if f == nil {
-		var err error
-		if f, err = os.Open(path); err != nil {
-			return nil, err
-		}
-		r.open[path] = f
+	f, err := r.file(path)
+	if err != nil {
+		return nil, err
 	}
 	b, err := preadAll(f, 0)
 	if err != nil || len(b) < 2 {
@@ -163,6 +178,38 @@ func (r *reopener) read(path string) ([]byte, error) {
 			len(b)/2, len(rest), len(b), len(want), len(b)/2+d, rest[d:], want[d:])
 	}
 	return b, nil
+}
+
+// readWhole is open, one read(2) of the whole file, close: the unit a
+// bound view keeps to one generation (docs/design.md decision 602).
+func readWhole(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readAtOnce(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return b, err
+}
+
+// readWhole on a kept-open file: one pread(2) from offset 0.
+func (r *reopener) readWhole(path string) ([]byte, error) {
+	f, err := r.file(path)
+	if err != nil {
+		return nil, err
+	}
+	return readAtOnce(f)
+}
+
+func readAtOnce(f *os.File) ([]byte, error) {
+	buf := make([]byte, 256<<10)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 var (

@@ -34,12 +34,18 @@ import (
 
 // WatchFile is what watch reports about one file.
 type WatchFile struct {
-	Changed bool   `json:"changed"` // the same fd showed the source's change
-	Reads   int    `json:"reads"`
-	Mixed   int    `json:"mixed"` // reads at offset > 0 not of the last generation
-	First   string `json:"first"` // the line watched, at the start and at the end
-	Last    string `json:"last"`
-	Err     string `json:"err,omitempty"`
+	Changed bool `json:"changed"` // the same fd showed the source's change
+	Reads   int  `json:"reads"`
+	Mixed   int  `json:"mixed"` // reads at offset > 0 not of the last generation
+	// Bound: the file is a bound view (page cache, docs/design.md decision
+	// 602), read whole per call; the generation rule for reads at offset
+	// > 0 is not checked there (a read at an offset other than where the
+	// last one ended gets the page cache's current content, as the kernel's
+	// own seq_file files give a fresh one).
+	Bound bool   `json:"bound"`
+	First string `json:"first"` // the line watched, at the start and at the end
+	Last  string `json:"last"`
+	Err   string `json:"err,omitempty"`
 }
 
 // WatchReport is what watch prints.
@@ -72,7 +78,7 @@ func Watch(args []string) int {
 		paths = append(paths, strings.Split(*steady, ",")...)
 	}
 	for i, p := range paths {
-		w := &watched{res: &WatchFile{}, steady: i >= nChange}
+		w := &watched{res: &WatchFile{Bound: boundView(p)}, steady: i >= nChange}
 		rep.Files[p] = w.res
 		f, err := os.Open(p)
 		if err != nil {
@@ -81,7 +87,7 @@ func Watch(args []string) int {
 		}
 		defer f.Close()
 		w.f = f
-		if w.first, err = preadAll(f, 0); err != nil {
+		if w.first, err = w.res.readFrom0(f); err != nil {
 			w.res.Err = err.Error()
 			continue
 		}
@@ -97,7 +103,7 @@ func Watch(args []string) int {
 			if w.res.Changed || w.res.Err != "" {
 				continue
 			}
-			cur, err := preadAll(w.f, 0)
+			cur, err := w.res.readFrom0(w.f)
 			if err != nil {
 				w.res.Err = err.Error()
 				continue
@@ -105,7 +111,7 @@ func Watch(args []string) int {
 			w.res.Reads++
 			// The rest of this generation, read on later.
 			for _, off := range []int{1, len(cur) / 2, len(cur) - 1} {
-				if off <= 0 || off >= len(cur) {
+				if off <= 0 || off >= len(cur) || w.res.Bound {
 					continue
 				}
 				rest, err := preadAll(w.f, int64(off))
@@ -129,6 +135,31 @@ func Watch(args []string) int {
 	runtime.KeepAlive(keep)
 	_ = json.NewEncoder(os.Stdout).Encode(rep)
 	return 0
+}
+
+// readFrom0 reads the file from offset 0: in small preads (a tool's read
+// loop), or for a bound view in one (a loop may cross a refresh there).
+func (w *WatchFile) readFrom0(f *os.File) ([]byte, error) {
+	if w.Bound {
+		return readAtOnce(f)
+	}
+	return preadAll(f, 0)
+}
+
+// boundView says whether path is a bind of a corralfs bound view: its
+// mount's root in /proc/self/mountinfo is below /.bound/.
+func boundView(path string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && f[4] == path && strings.HasPrefix(f[3], "/.bound/") {
+			return true
+		}
+	}
+	return false
 }
 
 // preadAll reads from off to EOF with small preads (several READs per

@@ -10,6 +10,11 @@ type Job struct {
 	// cycling through the list (starting at a different entry per
 	// thread, so two files are read side by side).
 	Paths []string `json:"paths,omitempty"`
+	// Pread, with Paths: each thread opens its path once and reads it
+	// again and again from offset 0 with pread(2) on the same descriptor
+	// (top, vmstat, agents keeping the file open), timing each pread loop
+	// to EOF.
+	Pread bool `json:"pread,omitempty"`
 	// Syscall is "sysinfo" or "getpid": call it in a loop instead.
 	Syscall string `json:"syscall,omitempty"`
 	// Threads is the number of concurrent readers (OS threads).
