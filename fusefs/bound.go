@@ -11,14 +11,14 @@ import (
 	"github.com/corral-dev/corral/fusefs/inputs"
 )
 
-// Bound views (docs/design.md decisions 600-604): below BOUND/<key>/ each
+// Bound views (docs/design.md decisions 49-53): below BOUND/<key>/ each
 // container has inodes of its own for the /proc views, whose content
 // depends on the inode's container only, never on who reads. So the
 // kernel may keep their content in the page cache (FOPEN_KEEP_CACHE), and
 // re-reads cost no round trip to the daemon. <key> names the container's
 // cgroup (BoundKey). These nodes are not in the static tree: any name
 // below BOUND is a directory, and a node's id is nodeID of its path, as
-// for every other node (decision 12).
+// for every other node (decision 8).
 //
 // The one rule that keeps containers apart: every request that could
 // return or compute content (OPEN, GETATTR, and a READ this worker has no

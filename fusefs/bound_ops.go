@@ -10,7 +10,7 @@ import (
 	"github.com/corral-dev/corral/fusefs/survival"
 )
 
-// The requests on bound nodes (bound.go; docs/design.md decisions 601-603).
+// The requests on bound nodes (bound.go; docs/design.md decisions 50-52).
 //
 // Freshness rides on the kernel's attribute clock, not on a daemon timer:
 // a GETATTR by the container renders the content when the last rendering
@@ -67,7 +67,7 @@ func (g *boundGens) sweep(age time.Duration, store *survival.HandleStore) {
 }
 
 // boundTTL is how old a bound file's content may get before a read makes
-// the daemon render it again: the snapshot TTL (decision 15).
+// the daemon render it again: the snapshot TTL (decision 11).
 func (fs *FS) boundTTL() time.Duration { return max(fs.snaps.ttl, 0) }
 
 // boundFresh is bound file id's rendering for a caller already let through
@@ -99,7 +99,7 @@ func (fs *FS) boundFresh(id uint64, b *boundNode, pid int, growOnly bool) (gen b
 		return prev, false, 0
 	}
 	gen = boundGen{data: data, at: time.Now()}
-	// The shared store first (decision 603): a successor, or the other
+	// The shared store first (decision 52): a successor, or the other
 	// worker of an upgrade, answers the READs that fill the pages of
 	// this size with these bytes.
 	fs.cfg.HandleStore.Put(id, uint64(gen.at.UnixNano()), data)

@@ -46,7 +46,7 @@ type Config struct {
 	MaxHandlesPerContainer int
 	// NoBoundViews leaves out the per-container bound views (bound.go):
 	// with the relay (kernels before 6.9) they are not offered, see
-	// docs/design.md decision 603.
+	// docs/design.md decision 52.
 	NoBoundViews bool
 }
 

@@ -66,7 +66,7 @@ func TestHookRunc(t *testing.T) {
 					t.Errorf("%s mounted %s, want ro,nosuid,...", dest, opts)
 				}
 				// The /proc views are the container's own (bound views,
-				// docs/design.md decision 600), the CPU tree the shared one.
+				// docs/design.md decision 49), the CPU tree the shared one.
 				if root := strings.Fields(line)[3]; offersBound(mp) && strings.HasPrefix(dest, "/proc/") != strings.HasPrefix(root, "/.bound/") {
 					t.Errorf("%s is bound from %s (hook: %s)", dest, root, hookLog)
 				}

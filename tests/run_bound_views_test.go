@@ -14,7 +14,7 @@ import (
 	"github.com/corral-dev/corral/fusefs/facts"
 )
 
-// Bound views (docs/design.md decisions 600-603): `corral run` binds the
+// Bound views (docs/design.md decisions 49-52): `corral run` binds the
 // container's own files below BOUND/<key>, which the kernel serves from
 // the page cache. A container may only ever read its own: this test
 // reaches container A's inode from everywhere else it can be reached and
@@ -95,7 +95,7 @@ func runStatePid(t *testing.T, e *runEnv, name string) int {
 
 // busybox cat reads with sendfile, which takes the page cache up to the
 // size the kernel has without asking for attributes: an OPEN that renders
-// must hand the kernel the new content and size first (decision 602), or
+// must hand the kernel the new content and size first (decision 51), or
 // cat shows an old uptime, or a meminfo cut or padded.
 func TestRunBoundViewsSendfile(t *testing.T) {
 	e := runNewEnv(t, true)
@@ -116,7 +116,7 @@ cat /proc/meminfo > /tmp/m; echo "lines $(wc -l < /tmp/m) bytes $(wc -c < /tmp/m
 
 // runNeedBound skips where the corralfs at dir offers no bound views: it
 // leaves them out behind the relay (kernels before 6.9, docs/design.md
-// decision 603), and `corral run` then binds the shared files.
+// decision 52), and `corral run` then binds the shared files.
 func runNeedBound(t *testing.T, dir string) {
 	t.Helper()
 	if !offersBound(dir) {

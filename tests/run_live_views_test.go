@@ -173,7 +173,7 @@ func TestRunSameFdPreadIsLive(t *testing.T) {
 			t.Errorf("%s: %d of %d reads at offset > 0 were not the rest of the last generation", p, f.Mixed, f.Reads)
 		case strings.HasPrefix(p, "/proc/") && !f.Bound && offersBound(e.views):
 			// corral run binds the container's own files (bound views,
-			// docs/design.md decision 600): this test is their live test.
+			// docs/design.md decision 49): this test is their live test.
 			t.Errorf("%s: not a bound view", p)
 		}
 	}

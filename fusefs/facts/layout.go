@@ -21,7 +21,7 @@ const (
 // BoundDir is the directory below the view mount holding one directory
 // per container (named by its cgroup) with the container's own /proc
 // views: what `corral run` and the hook bind when the daemon offers it
-// (docs/design.md decision 600). Hidden, so LXCFS-style listings of the
+// (docs/design.md decision 49). Hidden, so LXCFS-style listings of the
 // mount look as before.
 const BoundDir = ".bound"
 

@@ -14,7 +14,7 @@ import (
 // ctr --runc-binary), `corral create` is all it is asked, with runc's
 // flags only: nothing per container can tell it to bind the views. So a
 // bundle gets the views and the sysinfo(2) rule exactly when a corralfs
-// serves, as `corral run` does by default (design decision 301 (k8s)).
+// serves, as `corral run` does by default (design decision 38).
 // What decides, in order:
 //
 //   - the bundle's annotation corral.dev/views=off (the NRI plugin's pod

@@ -34,7 +34,7 @@ func addViews(res *Result, id, mode string, host Host) error {
 			return nil
 		}
 	}
-	// The container's own view files (bound views, decision 600), named
+	// The container's own view files (bound views, decision 49), named
 	// by the cgroup it will get; the shared ones when it has no key.
 	key := ""
 	named := id != "" || (s.Linux != nil && s.Linux.CgroupsPath != "")

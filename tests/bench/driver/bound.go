@@ -16,7 +16,7 @@ import (
 // Section "bound" (issue 15): meminfo read from inside one container by one
 // reader, two ways (open + read to EOF + close; the same descriptor read
 // again from offset 0 with pread, as top and agents do), from the
-// container's own bound file (page cache, docs/design.md decision 600),
+// container's own bound file (page cache, docs/design.md decision 49),
 // the shared corralfs file, LXCFS and the kernel's file, every cell in
 // each round in a rotating order.
 
@@ -52,7 +52,7 @@ func (e *env) benchBound() error {
 	// The container reads its own file through a bind mount, as in a
 	// container `corral run` starts: a path walk into the mount's
 	// .bound directory would cost a LOOKUP per component (bound entries
-	// get no lifetime, decision 600). Bound before the container starts,
+	// get no lifetime, decision 49). Bound before the container starts,
 	// so its mount namespace has it.
 	const name = "bench-bound"
 	key, ok := facts.BoundKeyOfCgroup(testutil.TestCgroupParent + "/" + name)

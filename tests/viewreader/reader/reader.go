@@ -181,7 +181,7 @@ func (r *reopener) read(path string) ([]byte, error) {
 }
 
 // readWhole is open, one read(2) of the whole file, close: the unit a
-// bound view keeps to one generation (docs/design.md decision 602).
+// bound view keeps to one generation (docs/design.md decision 51).
 func readWhole(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
