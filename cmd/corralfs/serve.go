@@ -38,6 +38,7 @@ type serveConfig struct {
 	maxContainers int
 	maxHandles    int
 	maxHandlesPer int
+	boundViews    bool // serve .bound/ (--bound-views)
 	liveness      time.Duration
 	controlSocket string
 	metricsListen string
@@ -59,6 +60,7 @@ func serveFlags(c *serveConfig) *pflag.FlagSet {
 	fl.IntVar(&c.maxContainers, "max-containers", 1024, "sample the load average of at most this many containers at a time")
 	fl.IntVar(&c.maxHandles, "max-open-files", fusefs.DefaultMaxHandles, "files all containers together may hold open on the mount; beyond, opens fail with ENFILE")
 	fl.IntVar(&c.maxHandlesPer, "max-open-files-per-container", fusefs.DefaultMaxHandlesPerContainer, "files one container (cgroup) may hold open on the mount; beyond, its opens fail with EMFILE")
+	fl.BoolVar(&c.boundViews, "bound-views", true, "serve each container its own page-cached view files under .bound/ (what corral run and the hook bind when present); --bound-views=false serves only the shared LXCFS-style files")
 	fl.DurationVar(&c.liveness, "liveness-timeout", defaultLivenessTimeout, "replace a worker that leaves a probe read of the mount unanswered this long (0: never)")
 	fl.StringVar(&c.controlSocket, "control-socket", defaultControlSocket, "unix socket (root only) answering `corralfs status`, `corralfs reload`, /metrics and Go's /debug/pprof/ over HTTP (empty: none)")
 	fl.StringVar(&c.metricsListen, "metrics-listen", "", "also serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or unix:PATH (empty: only on the control socket)")

@@ -85,7 +85,7 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 		// Bound views notify the kernel from an OPEN handler (their
 		// page cache), which waits for other requests' answers; behind
 		// the relay that wait deadlocked in the v2 VM (decision 52).
-		NoBoundViews: info.Relay,
+		NoBoundViews: info.Relay || !c.boundViews,
 	})
 	if err != nil {
 		return err
