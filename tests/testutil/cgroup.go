@@ -481,6 +481,16 @@ func (c *Cgroup) remove() error {
 			errs = append(errs, err)
 		}
 	}
+	// A runtime given this cgroup as a parent (runc under containerd: a
+	// pod's CgroupParent) makes it in every hierarchy, also those we did
+	// not (freezer, devices, name=systemd, the hybrid's unified one):
+	// the same path there is this test's too.
+	others, _ := filepath.Glob("/sys/fs/cgroup/*" + c.Path)
+	for _, d := range others {
+		if err := removeCgroupTree(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	// Another package's test may still use /corral-test: then it stays.
 	RemoveEmptyTestParents()
 	return errors.Join(errs...)
