@@ -135,23 +135,7 @@ var errClosed = errors.New("connection closed")
 // message.fds (close-on-exec); the caller owns them.
 func readMessage(c *net.UnixConn, buf, oob []byte) (message, error) {
 	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
-	n, oobn = max(n, 0), max(oobn, 0)
-	var fds []int
-	if oobn > 0 {
-		fds = parseRights(oob[:oobn])
-	}
-	if err != nil {
-		closeAll(fds)
-		return message{}, err
-	}
-	if n == 0 && oobn == 0 {
-		return message{}, errClosed
-	}
-	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n < headerSize {
-		closeAll(fds)
-		return message{}, fmt.Errorf("malformed message (%d bytes, flags %#x)", n, flags)
-	}
-	return message{typ: buf[0], id: binary.LittleEndian.Uint64(buf[8:16]), payload: buf[headerSize:n], fds: fds}, nil
+	return decodeMessage(buf, oob, max(n, 0), max(oobn, 0), flags, err)
 }
 
 // readMessageFd is readMessage on a raw socket fd; flags may add
@@ -165,6 +149,12 @@ func readMessageFd(fd int, buf, oob []byte, flags int) (message, error) {
 			break
 		}
 	}
+	return decodeMessage(buf, oob, n, oobn, flags, err)
+}
+
+// decodeMessage turns what one recvmsg returned into a message, closing
+// the fds it carried when the message is refused.
+func decodeMessage(buf, oob []byte, n, oobn, flags int, err error) (message, error) {
 	var fds []int
 	if oobn > 0 {
 		fds = parseRights(oob[:oobn])
