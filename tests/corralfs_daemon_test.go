@@ -139,6 +139,9 @@ func TestCorralfsManyReadsStayFlat(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		defer func() { t.Logf("%d reads by 4 readers in %v", n, time.Since(start).Round(time.Millisecond)) }()
+		// A few seconds' work even in the emulated VM: two minutes means
+		// a hang, which the watch explains instead of the binary's timeout.
+		defer d.watchHang(2*time.Minute, fmt.Sprintf("%d reads", n))()
 		var wg sync.WaitGroup
 		errs := make(chan error, 4)
 		for r := 0; r < 4; r++ {

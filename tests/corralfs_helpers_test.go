@@ -108,7 +108,9 @@ func launchCorralfsWith(t *testing.T, bin, mp string, keepFDs bool, args ...stri
 		d.exitErr = d.cmd.Wait()
 		close(d.done)
 	}()
+	trackDaemon(d, true)
 	t.Cleanup(func() {
+		defer trackDaemon(d, false)
 		d.stop()
 		conn.Close()
 		d.notes.closeFDs()

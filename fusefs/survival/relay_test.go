@@ -95,81 +95,111 @@ func TestJournalCollisionsAndFull(t *testing.T) {
 	}
 }
 
-// The relay passes requests to the attached worker; what a worker leaves
-// unanswered when it dies goes to the next one, with what arrived between
-// them. (The "device" is a SEQPACKET socket: one request per read, as
-// /dev/fuse.)
-func TestRelayHandsUnansweredRequestsToTheNextWorker(t *testing.T) {
+// testRelay is a relay reading a fake device: a SEQPACKET socket whose
+// other end (kernel) the test writes requests to, one per message, as
+// /dev/fuse hands them out.
+type testRelay struct {
+	t      *testing.T
+	r      *relay
+	jf     *os.File
+	kernel *os.File
+}
+
+func newTestRelay(t *testing.T) *testRelay {
 	devFDs, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kernel := os.NewFile(uintptr(devFDs[0]), "kernel")
-	defer kernel.Close()
+	t.Cleanup(func() { kernel.Close() })
 	jf, err := newJournalFile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer jf.Close()
+	t.Cleanup(func() { jf.Close() })
 	r, err := newRelay(os.NewFile(uintptr(devFDs[1]), "dev"), jf, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker := func() (*os.File, *Journal) {
-		end, w, err := newWorkerSocket()
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Attach(end)
-		wj, err := openJournal(jf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w, wj
-	}
-	receive := func(w *os.File, n int) []uint64 {
-		t.Helper()
-		var got []uint64
-		buf := make([]byte, 4096)
-		w.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for len(got) < n {
-			m, err := w.Read(buf)
-			if err != nil {
-				t.Fatalf("worker got %v, then %v", got, err)
-			}
-			got = append(got, uniqueOf(buf[:m]))
-		}
-		sort.Slice(got, func(a, b int) bool { return got[a] < got[b] })
-		return got
-	}
-	send := func(u uint64) {
-		if _, err := kernel.Write(request(15, u, 40)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return &testRelay{t: t, r: r, jf: jf, kernel: kernel}
+}
 
-	w1, j1 := worker()
-	send(2)
-	send(4)
-	send(6)
-	if got := receive(w1, 3); len(got) != 3 || got[0] != 2 {
+// worker attaches a new worker's socket and maps the journal as it would.
+func (tr *testRelay) worker() (*os.File, *Journal) {
+	end, w, err := newWorkerSocket()
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	tr.r.Attach(end)
+	wj, err := openJournal(tr.jf)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return w, wj
+}
+
+// receive reads n requests from a worker's socket, sorted by unique id.
+func (tr *testRelay) receive(w *os.File, n int) []uint64 {
+	tr.t.Helper()
+	var got []uint64
+	buf := make([]byte, 4096)
+	w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < n {
+		m, err := w.Read(buf)
+		if err != nil {
+			tr.t.Fatalf("worker got %v, then %v", got, err)
+		}
+		got = append(got, uniqueOf(buf[:m]))
+	}
+	sort.Slice(got, func(a, b int) bool { return got[a] < got[b] })
+	return got
+}
+
+func (tr *testRelay) send(u uint64) {
+	if _, err := tr.kernel.Write(request(15, u, 40)); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+// waitRelayed waits until the relay has read n requests in all.
+func (tr *testRelay) waitRelayed(n uint64) {
+	tr.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if got, _ := tr.r.Stats(); got >= n {
+			return
+		} else if time.Now().After(deadline) {
+			tr.t.Fatalf("the relay read %d requests, want %d", got, n)
+		}
+	}
+}
+
+// The relay passes requests to the attached worker; what a worker leaves
+// unanswered when it dies goes to the next one, with what arrived between
+// them.
+func TestRelayHandsUnansweredRequestsToTheNextWorker(t *testing.T) {
+	tr := newTestRelay(t)
+	w1, j1 := tr.worker()
+	tr.send(2)
+	tr.send(4)
+	tr.send(6)
+	if got := tr.receive(w1, 3); len(got) != 3 || got[0] != 2 {
 		t.Fatalf("worker 1 got %v", got)
 	}
 	j1.Answered(j1.Taken(request(15, 4, 40))) // answers 4, dies with 2 and 6
 	w1.Close()
-	send(8) // while no worker serves
-	time.Sleep(50 * time.Millisecond)
-	w2, _ := worker()
+	tr.send(8) // while no worker serves
+	tr.waitRelayed(4)
+	w2, _ := tr.worker()
 	defer w2.Close()
-	if got := receive(w2, 3); len(got) != 3 || got[0] != 2 || got[1] != 6 || got[2] != 8 {
+	if got := tr.receive(w2, 3); len(got) != 3 || got[0] != 2 || got[1] != 6 || got[2] != 8 {
 		t.Errorf("worker 2 got %v, want [2 6 8]", got)
 	}
-	if relayed, unkept := r.Stats(); relayed != 4 || unkept != 0 {
+	if relayed, unkept := tr.r.Stats(); relayed != 4 || unkept != 0 {
 		t.Errorf("stats: %d relayed, %d unkept; want 4, 0", relayed, unkept)
 	}
-	kernel.Close() // the device ends: the relay says the mount is gone
+	tr.kernel.Close() // the device ends: the relay says the mount is gone
 	select {
-	case <-r.gone:
+	case <-tr.r.gone:
 	case <-time.After(5 * time.Second):
 		t.Error("relay did not notice the device's end")
 	}

@@ -257,9 +257,11 @@ else
       continue
     fi
     rc=$(echo "$end" | sed 's/.* rc=\([0-9]*\).*/\1/'); secs=${end##*secs=}
-    # The failed tests, and the running ones if it panicked (test timeout), from its -test.v output.
-    sed -n "/@@VMTEST BEGIN $name\$/,/@@VMTEST END $name /p" "$C" |
-      awk '/^[ \t]*--- FAIL/ || /^panic: /{print; next} /^[ \t]*running tests:/{r=1; next} r && /^[ \t]+Test/{print; next} {r=0}' |
+    # The failed tests with their whole output (what they logged, the
+    # daemon output their cleanups log), and on a panic (test timeout)
+    # the running test's output and the dump: CI shows nothing else of
+    # the guest. From its -test.v output; each block capped.
+    [ "$rc" = 0 ] || sed -n "/@@VMTEST BEGIN $name\$/,/@@VMTEST END $name /p" "$C" | awk -f "$HERE/failed_output.awk" |
       sed "s/^/vm:   $name: /" || true
     if [ "$rc" = 0 ]; then passed=$((passed + 1)); log "ok   $name (${secs}s)"
     elif [ "$rc" = 137 ]; then failures+=("$name: killed after the hard timeout (${secs}s)")
