@@ -23,8 +23,9 @@ import (
 // serve command's flags or mount point.
 var subcommands = map[string]func(args []string) int{
 	"status":       runStatus,
-	"reload":       runReload, // reload.go
-	"serve-worker": runWorker, // worker.go: started by the supervisor only
+	"reload":       runReload,    // reload.go
+	"serve-worker": runWorker,    // worker.go: started by the supervisor only
+	"probe-read":   runProbeRead, // supervisor_liveness.go: started by the supervisor only
 	"help":         func([]string) int { usage(os.Stdout, serveFlags(&serveConfig{})); return 0 },
 	"version":      runVersion,
 	"--version":    runVersion,

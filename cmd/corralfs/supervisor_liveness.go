@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The liveness check (issue 11, fusefs/survival/liveness.go): the
@@ -18,14 +21,43 @@ const defaultLivenessTimeout = 10 * time.Second
 // as every view.
 const probeView = "proc/uptime"
 
-// probeMount reads probeView through the mount; it returns once the
-// worker answered (an error is an answer too: the worker is alive).
+// probeMount reads probeView through the mount in a child process
+// (`corralfs probe-read`); it returns once the worker answered (an error
+// is an answer too: the worker is alive).
+//
+// Not in the supervisor itself: behind the relay (kernels before 6.9) a
+// request the supervisor's pumps have read can no longer be abandoned,
+// not even by SIGKILL (the kernel waits for its answer), and a probe read
+// that no worker will answer (the worker stopped at shutdown with the
+// probe queued to it) held the supervisor's thread, so the process could
+// not exit, so its /dev/fuse descriptor stayed open, so the connection
+// never ended: the supervisor, its mount and every reader hung for good
+// (seen in the v2 VM: `corralfs` ignoring SIGTERM and SIGKILL). A stuck
+// child holds no descriptor of the connection: it ends when the
+// connection does.
 func (s *supervisor) probeMount() {
-	fd, err := unix.Open(filepath.Join(s.mp, probeView), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
+	cmd := exec.Command("/proc/self/exe", "probe-read", filepath.Join(s.mp, probeView))
+	// /proc/self/exe: the running binary, even after an upgrade replaced
+	// the file (a broken new one must not look like an answer).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			s.log.Warn("liveness probe could not start", "err", err)
+		}
 	}
-	var buf [256]byte
-	_, _ = unix.Read(fd, buf[:])
-	unix.Close(fd)
+}
+
+// runProbeRead is `corralfs probe-read PATH`: open and read PATH once.
+// Any outcome is an answer; the exit status says which for the curious.
+func runProbeRead(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: corralfs probe-read PATH (started by the supervisor's liveness check)")
+		return 2
+	}
+	b, err := os.ReadFile(args[0])
+	if err != nil || len(b) == 0 {
+		return 1
+	}
+	return 0
 }
