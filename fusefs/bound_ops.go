@@ -32,9 +32,44 @@ type boundGen struct {
 }
 
 type boundGens struct {
-	mu     sync.Mutex
-	m      map[uint64]boundGen
-	render [64]sync.Mutex // by node id: one rendering of a file at a time
+	mu sync.Mutex
+	m  map[uint64]boundGen
+	// renders: one rendering of a file at a time, a lock per file (a
+	// striped lock made renders of unrelated files wait for each other:
+	// at 200 containers 44 OPENs sat on stripes, each holding a request
+	// buffer and a goroutine).
+	renders map[uint64]*renderLock
+}
+
+// renderLock serializes the renderings of one bound file; users counts
+// the callers holding or waiting for it, so sweep never drops a lock
+// someone still uses (a second lock for the same file would let two
+// renderings race).
+type renderLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lockRender takes file id's render lock; the returned func releases it.
+func (g *boundGens) lockRender(id uint64) (unlock func()) {
+	g.mu.Lock()
+	if g.renders == nil {
+		g.renders = map[uint64]*renderLock{}
+	}
+	l := g.renders[id]
+	if l == nil {
+		l = &renderLock{}
+		g.renders[id] = l
+	}
+	l.users++
+	g.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		g.mu.Lock()
+		l.users--
+		g.mu.Unlock()
+	}
 }
 
 func (g *boundGens) get(id uint64) (boundGen, bool) {
@@ -63,6 +98,11 @@ func (g *boundGens) sweep(age time.Duration, store *survival.HandleStore) {
 			store.Clear(id)
 		}
 	}
+	for id, l := range g.renders {
+		if _, live := g.m[id]; !live && l.users == 0 {
+			delete(g.renders, id)
+		}
+	}
 	g.mu.Unlock()
 }
 
@@ -84,9 +124,7 @@ func (fs *FS) boundFresh(id uint64, b *boundNode, pid int, growOnly bool) (gen b
 	if gen, ok := fs.boundCurrent(id); ok && fs.handOut(gen) {
 		return gen, false, 0
 	}
-	mu := &fs.boundGens.render[id%uint64(len(fs.boundGens.render))]
-	mu.Lock()
-	defer mu.Unlock()
+	defer fs.boundGens.lockRender(id)()
 	prev, havePrev := fs.boundCurrent(id)
 	if havePrev && fs.handOut(prev) {
 		return prev, false, 0 // rendered by the reader we waited for
