@@ -56,13 +56,13 @@ func MountConn(mp string, cfg MountConfig, lg *slog.Logger) (*Conn, error) {
 	}
 	file := os.NewFile(uintptr(fd), "/dev/fuse")
 	opts := mountOptions(cfg, lg)
-	// What go-fuse's direct mount passes (max_read = its default MaxWrite).
+	// What go-fuse's direct mount passes (max_read = MaxWrite).
 	data := []string{
 		"fd=" + strconv.Itoa(fd),
 		"rootmode=" + strconv.FormatUint(uint64(st.Mode&unix.S_IFMT), 8),
 		"user_id=" + strconv.Itoa(os.Geteuid()),
 		"group_id=" + strconv.Itoa(os.Getegid()),
-		"max_read=" + strconv.Itoa(128*1024),
+		"max_read=" + strconv.Itoa(opts.MaxWrite),
 	}
 	if cfg.AllowOther {
 		data = append(data, "allow_other")
@@ -114,4 +114,48 @@ func MountedAt(mp string) (bool, error) {
 		return false, err
 	}
 	return top != nil && top.FSType == facts.FSType, nil
+}
+
+// MaxWrite is the size corralfs negotiates for requests (max_write, and
+// max_pages with it) and READs (max_read). Nothing is ever written to the
+// views, and the largest file is a few KiB, but go-fuse gives every
+// request in flight a read buffer of this size plus headers: at 200
+// containers over a hundred requests are in flight at once, and with
+// go-fuse's default (128 KiB) those buffers were most of the worker's
+// heap. A file longer than this (cpuinfo of a container with a dozen
+// CPUs or more) takes more than one READ.
+const MaxWrite = 16 << 10
+
+// legacyMaxWrite is what corralfs negotiated before MaxWrite, and what a
+// connection whose size cannot be found is served with: a buffer larger
+// than the connection needs always works, a smaller one fails every read
+// (the kernel refuses read(2) of /dev/fuse into less than max_write plus
+// headers).
+const legacyMaxWrite = 128 << 10
+
+func (c MountConfig) maxWrite() int {
+	if c.MaxWrite > 0 {
+		return c.MaxWrite
+	}
+	return MaxWrite
+}
+
+// ConnMaxWrite is the max_write the connection mounted at mp was
+// negotiated with, for a worker adopting it: the process that mounted it
+// (this binary, or an older one that kept the connection across an
+// upgrade or in systemd's fd store) set max_read to the same value, and
+// the mount's options say it.
+func ConnMaxWrite(mp string) int {
+	top, err := topMount(mp)
+	if err != nil || top == nil || top.FSType != "fuse."+facts.FSName {
+		return legacyMaxWrite
+	}
+	for _, o := range strings.Split(top.VFSOptions, ",") {
+		if v, ok := strings.CutPrefix(o, "max_read="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return legacyMaxWrite
 }

@@ -18,12 +18,19 @@ import (
 // (Adopt on a second descriptor of the same file).
 func mountAdopted(t testing.TB, fs *FS) (string, *Conn) {
 	t.Helper()
+	return mountAdoptedWith(t, fs, MountConfig{AllowOther: true})
+}
+
+// mountAdoptedWith is mountAdopted with the mounting process's config; the
+// adopting side finds the connection's size as a worker does.
+func mountAdoptedWith(t testing.TB, fs *FS, mountCfg MountConfig) (string, *Conn) {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	mp := filepath.Join(t.TempDir(), "mnt")
 	if err := PrepareMountpoint(mp, quietLog()); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := MountConn(mp, MountConfig{AllowOther: true}, quietLog())
+	conn, err := MountConn(mp, mountCfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +38,7 @@ func mountAdopted(t testing.TB, fs *FS) (string, *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Adopt(fs, fd, conn.Init, MountConfig{AllowOther: true})
+	srv, err := Adopt(fs, fd, conn.Init, MountConfig{AllowOther: true, MaxWrite: ConnMaxWrite(mp)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +71,37 @@ func TestAdoptedConnectionServes(t *testing.T) {
 	}
 	if err := survival.Resend(conn.File); err != nil && err != survival.ErrNoResend {
 		t.Errorf("RESEND: %v", err)
+	}
+}
+
+// A worker serves a connection with the size it was negotiated with: this
+// binary's MaxWrite, or the 128 KiB of a connection an older corralfs
+// mounted and kept (upgrade, fd store). A worker reading /dev/fuse into a
+// buffer smaller than the connection's max_write gets EINVAL for every
+// request, so ConnMaxWrite must find the mount's own value.
+func TestAdoptUsesTheConnectionsMaxWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mount int
+	}{{"current", 0}, {"kept from an older corralfs", legacyMaxWrite}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newTestFS(t, Config{})
+			mp, _ := mountAdoptedWith(t, fs, MountConfig{AllowOther: true, MaxWrite: tc.mount})
+			want := tc.mount
+			if want == 0 {
+				want = MaxWrite
+			}
+			if got := ConnMaxWrite(mp); got != want {
+				t.Errorf("ConnMaxWrite = %d, want %d", got, want)
+			}
+			b, err := os.ReadFile(filepath.Join(mp, "proc/meminfo"))
+			if err != nil || !strings.HasPrefix(string(b), "MemTotal:") {
+				t.Fatalf("meminfo: %q, %v", b, err)
+			}
+		})
+	}
+	if got := ConnMaxWrite(t.TempDir()); got != legacyMaxWrite {
+		t.Errorf("ConnMaxWrite of a directory that is no corralfs mount = %d, want the safe %d", got, legacyMaxWrite)
 	}
 }
 

@@ -26,6 +26,9 @@ import (
 type MountConfig struct {
 	AllowOther bool // let every user (and every container) read the views
 	Debug      bool // log every FUSE request (very verbose)
+	// MaxWrite: Adopt only, the connection's negotiated size (ConnMaxWrite);
+	// 0 means MaxWrite.
+	MaxWrite int
 	// Adopt only, a worker behind the relay (kernels without
 	// FUSE_NOTIFY_RESEND, survival/relay.go): where requests come from, and the
 	// journal it frees answered requests in.
@@ -165,6 +168,7 @@ func mountOptions(cfg MountConfig, lg *slog.Logger) *fuse.MountOptions {
 		// of meminfo: 2,000 each of splice, ioctl and an extra writev, all
 		// gone with this).
 		DisableSplice: true,
+		MaxWrite:      cfg.maxWrite(),
 		Debug:         cfg.Debug,
 		Logger:        goFuseLogger(lg, cfg.Debug),
 		PanicHandler: func(r any) fuse.Status {

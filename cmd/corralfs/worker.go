@@ -90,7 +90,8 @@ func work(c serveConfig, mp string, info workerInfo, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mc := fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE, RequestSource: in.Requests, InFlight: in.InFlight}
+	mc := fusefs.MountConfig{AllowOther: c.allowOther, Debug: c.debugFUSE, RequestSource: in.Requests, InFlight: in.InFlight,
+		MaxWrite: fusefs.ConnMaxWrite(mp)}
 	srv, err := fusefs.Adopt(fs, in.FuseFD, in.Init, mc)
 	if err != nil {
 		return err
