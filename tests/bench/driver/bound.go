@@ -3,14 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/tests/bench/internal/proto"
-	"github.com/corral-dev/corral/tests/testutil"
 )
 
 // Section "bound" (issue 15): meminfo read from inside one container by one
@@ -55,19 +50,11 @@ func (e *env) benchBound() error {
 	// get no lifetime, decision 49). Bound before the container starts,
 	// so its mount namespace has it.
 	const name = "bench-bound"
-	key, ok := facts.BoundKeyOfCgroup(testutil.TestCgroupParent + "/" + name)
-	if !ok {
-		return fmt.Errorf("no bound-view key for %s", name)
-	}
-	e.boundBind = filepath.Join(e.work, "bound-meminfo")
-	if err := os.WriteFile(e.boundBind, nil, 0o444); err != nil {
+	paths, err := e.bindOwnViews(name, "meminfo")
+	if err != nil {
 		return err
 	}
-	src := filepath.Join(e.corralfs.mount, facts.BoundDir, key, "proc/meminfo")
-	if err := unix.Mount(src, e.boundBind, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("binding %s: %w", src, err)
-	}
-	undo.add(func() { unix.Unmount(e.boundBind, unix.MNT_DETACH) })
+	e.boundBind = paths[0]
 	c, err := newContainer(e.t, e, name, viewLimits())
 	if err != nil {
 		return err

@@ -101,9 +101,15 @@ func mountedAs(dir, fstype string) bool {
 }
 
 // procUsage is a process's CPU time (all threads) and resident memory.
+// Summed over a tree, RSS counts the pages of a binary the processes share
+// once per process; PSS splits each shared page among its mappers (so a
+// tree of one binary counts it about once); Anon is memory of the
+// processes' own (heaps, stacks), which no other process shares.
 type procUsage struct {
-	CPU time.Duration
-	RSS uint64 // bytes
+	CPU  time.Duration
+	RSS  uint64 // bytes
+	PSS  uint64 // bytes
+	Anon uint64 // bytes
 }
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat; 100 on
@@ -126,6 +132,8 @@ func usageOf(pid int) (procUsage, error) {
 		}
 		u.CPU += cu.CPU
 		u.RSS += cu.RSS
+		u.PSS += cu.PSS
+		u.Anon += cu.Anon
 	}
 	return u, nil
 }
@@ -174,9 +182,17 @@ func usageOfProcess(pid int) (procUsage, error) {
 	}
 	for _, line := range strings.Split(string(st2), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb uint64
-			fmt.Sscan(rest, &kb)
-			u.RSS = kb * 1024
+			u.RSS = kbField(rest)
+		}
+		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			u.Anon = kbField(rest)
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+				u.PSS = kbField(rest)
+			}
 		}
 	}
 	return u, nil
@@ -227,4 +243,11 @@ func tail(path string) string {
 		s = "..." + s[len(s)-600:]
 	}
 	return s
+}
+
+// kbField is the byte count of a "   1234 kB" field of /proc/PID/status.
+func kbField(s string) uint64 {
+	var kb uint64
+	fmt.Sscan(s, &kb)
+	return kb * 1024
 }

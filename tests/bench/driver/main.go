@@ -83,8 +83,10 @@ type env struct {
 	reader string // reader binary
 	// boundBind is the bound section's bind of its container's own meminfo.
 	boundBind string
-	corral    string
-	cfsBin    string
+	// scaleBound: per scale container, its own bound meminfo and stat.
+	scaleBound [][]string
+	corral     string
+	cfsBin     string
 
 	corralfs  *daemon
 	lxcfs     *daemon
@@ -219,6 +221,7 @@ func (e *env) startDaemons() error {
 	time.Sleep(200 * time.Millisecond)
 	if u, err := usageOf(e.corralfs.pid); err == nil {
 		e.report.Memory.IdleRSS = u.RSS
+		e.report.Memory.PSS[0], e.report.Memory.Anon[0] = u.PSS, u.Anon
 	}
 	e.trivCount = filepath.Join(e.work, "trivialfs.counts")
 	e.trivialfs, err = startDaemon(e, "trivialfs", filepath.Join(mnt, "trivialfs"), "fuse.trivialfs",

@@ -60,6 +60,7 @@ func (e *env) benchMemory() error {
 		return err
 	}
 	m.AfterReadsRSS = u.RSS
+	m.PSS[1], m.Anon[1] = u.PSS, u.Anon
 	top, stats, err := heapProfile(e.cfsSock, e.cfg.results, filepath.Join(e.cfg.binDir, "corralfs"))
 	m.HeapTop, m.HeapStats = top, stats
 	if err != nil {

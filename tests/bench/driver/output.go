@@ -173,8 +173,13 @@ func (r *Report) tables() []table {
 				st.notes = append(st.notes, s.Contender+": first error: "+s.FirstError)
 			}
 		}
-		if c, l := r.scale(cCorralfs), r.scale(cLXCFS); c != nil && l != nil {
-			st.notes = append(st.notes, fmt.Sprintf("corralfs / LXCFS: reads/s %s, CPU per 1,000 reads %s", ratio(c.ReadsPerSec, l.ReadsPerSec), ratio(c.CPUPer1000, l.CPUPer1000)))
+		for _, ct := range []string{cBound, cCorralfs} {
+			if c, l := r.scale(ct), r.scale(cLXCFS); c != nil && l != nil {
+				st.notes = append(st.notes, fmt.Sprintf("%s / LXCFS: reads/s %s, CPU per 1,000 reads %s", ct, ratio(c.ReadsPerSec, l.ReadsPerSec), ratio(c.CPUPer1000, l.CPUPer1000)))
+			}
+		}
+		if r.scale(cBound) != nil {
+			st.notes = append(st.notes, "corralfs bound: each container reads its own files from corralfs's .bound tree, bound into it as corral run, the hook and the NRI plugin do (page cache, refreshed when 100 ms old); corralfs: the shared LXCFS-style files")
 		}
 		ts = append(ts, st)
 	}
@@ -221,8 +226,13 @@ func (r *Report) tables() []table {
 	m := r.Memory
 	if m.IdleRSS > 0 || m.Skipped != "" {
 		mt := table{title: "4. Daemon memory (RSS)", head: []string{"daemon", "idle", fmt.Sprintf("after %s reads", num(float64(m.AfterReads))), fmt.Sprintf("at %d containers", m.AtContainers)}}
-		mt.rows = append(mt.rows, []string{"corralfs", mib(m.IdleRSS), mib(m.AfterReadsRSS), mib(m.At200RSS)})
-		mt.notes = append(mt.notes, "corralfs: RSS of the daemon process (the sysinfo agent's keeper, when started, is a separate small process)")
+		mt.rows = append(mt.rows, []string{"corralfs (tree RSS)", mib(m.IdleRSS), mib(m.AfterReadsRSS), mib(m.At200RSS)})
+		if m.PSS[0] > 0 {
+			mt.rows = append(mt.rows,
+				[]string{"corralfs (tree PSS)", mib(m.PSS[0]), mib(m.PSS[1]), mib(m.PSS[2])},
+				[]string{"corralfs (tree anonymous)", mib(m.Anon[0]), mib(m.Anon[1]), mib(m.Anon[2])})
+		}
+		mt.notes = append(mt.notes, "corralfs: its whole process tree (supervisor, worker, sysinfo keeper: three processes of one binary). RSS sums each process's resident pages, so the binary's pages count once per process; PSS splits shared pages among the processes mapping them; anonymous is the processes' own memory (heaps, stacks)")
 		if m.LXCFSIdleRSS > 0 {
 			mt.rows = append(mt.rows, []string{"LXCFS", "-", mib(m.LXCFSIdleRSS) + " (after section 1)", mib(m.LXCFSAtScale)})
 		}

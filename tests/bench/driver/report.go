@@ -166,7 +166,14 @@ type MemoryResult struct {
 	AtContainers  int    `json:"scale_containers"`
 	LXCFSIdleRSS  uint64 `json:"lxcfs_rss_before_scale"`
 	LXCFSAtScale  uint64 `json:"lxcfs_rss_at_scale"`
-	Skipped       string `json:"not_measured,omitempty"`
+	// The same three points as the tree's PSS and anonymous memory
+	// (procUsage): Idle, AfterReads, At200.
+	PSS  [3]uint64 `json:"tree_pss"`
+	Anon [3]uint64 `json:"tree_anon"`
+	// ScaleRoundPeaks: corralfs's tree RSS peak per scale round, in the
+	// order the rounds ran (bound and shared rounds interleaved).
+	ScaleRoundPeaks []uint64 `json:"scale_round_peaks,omitempty"`
+	Skipped         string   `json:"not_measured,omitempty"`
 	// The worker's heap after the reads (heap.go).
 	HeapTop   []string          `json:"heap_top,omitempty"`
 	HeapStats map[string]string `json:"heap_stats,omitempty"`

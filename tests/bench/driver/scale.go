@@ -3,10 +3,14 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/tests/bench/internal/proto"
 	"github.com/corral-dev/corral/tests/testutil"
 )
@@ -26,23 +30,34 @@ func scaleLimits(i int) (testutil.CgroupLimits, int) {
 
 // benchScale is section 2: --containers containers read meminfo and stat
 // in a loop, every answer checked against the container's own limits,
-// through corralfs and through LXCFS in alternating rounds, while the
-// daemon's CPU time and RSS are sampled.
+// through corralfs's bound files (each container its own, bound into it as
+// corral run, the hook and the NRI plugin do), corralfs's shared files and
+// LXCFS in rotating rounds, while the daemon's CPU time and RSS are
+// sampled.
 func (e *env) benchScale() error {
 	n := e.cfg.scaleN
 	fmt.Fprintf(os.Stderr, "  starting %d containers\n", n)
 	cs := make([]*container, n)
 	cpus := make([]int, n)
+	bound := make([][]string, n)
 	for i := range n {
 		parkIfInterrupted()
 		lim, nc := scaleLimits(i)
-		c, err := newContainer(e.t, e, fmt.Sprintf("bench-scale-%03d", i), lim)
+		name := fmt.Sprintf("bench-scale-%03d", i)
+		// Bound before the container starts, so its mount namespace
+		// (a copy of ours) has them.
+		paths, err := e.bindOwnViews(name, "meminfo", "stat")
 		if err != nil {
 			return err
 		}
-		cs[i], cpus[i] = c, nc
+		c, err := newContainer(e.t, e, name, lim)
+		if err != nil {
+			return err
+		}
+		cs[i], cpus[i], bound[i] = c, nc, paths
 	}
-	contenders := []string{cCorralfs}
+	e.scaleBound = bound
+	contenders := []string{cBound, cCorralfs}
 	if e.lxcfs != nil {
 		contenders = append(contenders, cLXCFS)
 	}
@@ -72,8 +87,10 @@ func (e *env) benchScale() error {
 		e.report.Scale = append(e.report.Scale, *s)
 	}
 	e.report.Memory.AtContainers = n
-	if s := runs[cCorralfs]; s != nil {
-		e.report.Memory.At200RSS = s.RSSMax
+	for _, ct := range []string{cBound, cCorralfs} {
+		if s := runs[ct]; s != nil {
+			e.report.Memory.At200RSS = max(e.report.Memory.At200RSS, s.RSSMax)
+		}
 	}
 	if s := runs[cLXCFS]; s != nil {
 		e.report.Memory.LXCFSAtScale = s.RSSMax
@@ -90,10 +107,17 @@ func (e *env) scaleRound(s *ScaleRun, cs []*container, cpus []int, d time.Durati
 	if s.Contender == cLXCFS {
 		daemon = e.lxcfs
 	}
-	paths := []string{e.viewPath(s.Contender, "meminfo"), e.viewPath(s.Contender, "stat")}
+	var shared []string
+	if s.Contender != cBound {
+		shared = []string{e.viewPath(s.Contender, "meminfo"), e.viewPath(s.Contender, "stat")}
+	}
 	// Every reader waits for the same instant, so the window is shared.
 	start := time.Now().Add(time.Second + time.Duration(len(cs))*2*time.Millisecond)
 	for i, c := range cs {
+		paths := shared
+		if s.Contender == cBound {
+			paths = e.scaleBound[i]
+		}
 		job := proto.Job{Paths: paths, Threads: 1, DurationMs: int(d / time.Millisecond), StartUnixNs: start.UnixNano(),
 			Check: &proto.Check{MemTotalKB: c.memTotalKB(), CPUs: cpus[i]}, CheckAll: true}
 		if err := c.send(job); err != nil {
@@ -122,6 +146,10 @@ func (e *env) scaleRound(s *ScaleRun, cs []*container, cpus []int, d time.Durati
 				if u, err := usageOf(daemon.pid); err == nil {
 					s.RSSSamples = append(s.RSSSamples, u.RSS)
 					roundMax = max(roundMax, u.RSS)
+					if daemon == e.corralfs {
+						m := &e.report.Memory
+						m.PSS[2], m.Anon[2] = max(m.PSS[2], u.PSS), max(m.Anon[2], u.Anon)
+					}
 				}
 			}
 		}
@@ -169,8 +197,41 @@ func (e *env) scaleRound(s *ScaleRun, cs []*container, cpus []int, d time.Durati
 	s.Seconds += time.Duration(window).Seconds()
 	s.DaemonCPUSecs += (after.CPU - before.CPU).Seconds()
 	s.RSSRoundMax = append(s.RSSRoundMax, roundMax)
+	if daemon == e.corralfs {
+		e.report.Memory.ScaleRoundPeaks = append(e.report.Memory.ScaleRoundPeaks, roundMax)
+	}
 	s.RSSMax = max(s.RSSMax, roundMax)
 	fmt.Fprintf(os.Stderr, "  %-8s %d containers: %8.0f reads/s, daemon CPU %.2f s, RSS %s, %d wrong, %d errors\n",
 		s.Contender, len(cs), float64(reads)/time.Duration(window).Seconds(), (after.CPU - before.CPU).Seconds(), mib(roundMax), wrong, failed)
 	return nil
+}
+
+// bindOwnViews binds the files of the container that will run in cgroup
+// /corral-test/NAME from corralfs's .bound tree onto files below the work
+// directory and returns their paths. The entries resolve by the cgroup's
+// path, so they can be bound before the cgroup exists; only that
+// container's processes can open them (decision 49).
+func (e *env) bindOwnViews(name string, files ...string) ([]string, error) {
+	key, ok := facts.BoundKeyOfCgroup(testutil.TestCgroupParent + "/" + name)
+	if !ok {
+		return nil, fmt.Errorf("no bound-view key for %s", name)
+	}
+	dir := filepath.Join(e.work, "bound", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		dst := filepath.Join(dir, f)
+		if err := os.WriteFile(dst, nil, 0o444); err != nil {
+			return nil, err
+		}
+		src := filepath.Join(e.corralfs.mount, facts.BoundDir, key, "proc", f)
+		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+			return nil, fmt.Errorf("binding %s: %w", src, err)
+		}
+		undo.add(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+		out = append(out, dst)
+	}
+	return out, nil
 }
