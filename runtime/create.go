@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/runtime/seccomp"
 )
 
 // CreateOpts are the inputs of Create.
@@ -87,6 +89,9 @@ type initConfig struct {
 	Process    *specs.Process `json:"process,omitempty"`
 	MntNsFd    int            `json:"mntNsFd,omitempty"`
 	CgroupNsFd int            `json:"cgroupNsFd,omitempty"` // -1: none
+	// Seccomp: the parent's compilation of Spec.Linux.Seccomp, loaded by
+	// the init as it is (create only; an exec init compiles its own).
+	Seccomp *seccomp.Program `json:"seccompProgram,omitempty"`
 }
 
 // Create sets up a container and leaves its init blocked on the exec fifo
@@ -121,7 +126,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSeccomp(spec); err != nil {
+	seccompProg, err := checkSeccomp(spec)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkHostSupport(spec); err != nil {
@@ -227,7 +233,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		ID: id, Spec: spec, Rootfs: rootfs, Bundle: bundle, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NumExtraFiles: len(o.ExtraFiles),
 		NewCgroupNS:   plan.newCgroupNS, NewNetNS: plan.cloneFlags&unix.CLONE_NEWNET != 0,
-		OwnUTSNS: plan.ownUTS,
+		OwnUTSNS: plan.ownUTS, Seccomp: seccompProg,
 	}
 	l := &launch{
 		spawnOpts: spawnOpts{

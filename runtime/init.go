@@ -132,7 +132,7 @@ func initContainer(conn *syncConn) error {
 		return err
 	}
 	p := spec.Process
-	ps := &processSetup{p: p, console: rc.consoleSlave, conn: conn, seccomp: spec.Linux.Seccomp}
+	ps := &processSetup{p: p, console: rc.consoleSlave, conn: conn, seccomp: spec.Linux.Seccomp, seccompProg: cfg.Seccomp}
 	if err := ps.prepare(); err != nil {
 		return err
 	}

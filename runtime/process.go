@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/runtime/seccomp"
 )
 
 // processSetup turns the init (or exec init), already inside the
@@ -30,6 +32,7 @@ type processSetup struct {
 	// CAP_SYS_ADMIN because no_new_privs is off).
 	seccompDone bool
 	seccomp     *specs.LinuxSeccomp
+	seccompProg *seccomp.Program // the parent's compilation of seccomp, if sent
 }
 
 // prepare applies everything up to the credentials, in an order where each
@@ -128,7 +131,7 @@ func (ps *processSetup) finish(conn *syncConn, numExtra int) error {
 }
 
 func (ps *processSetup) installSeccomp() error {
-	fd, err := installSeccomp(ps.seccomp)
+	fd, err := installSeccomp(ps.seccomp, ps.seccompProg)
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
