@@ -236,24 +236,6 @@ func (w *fuseLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WaitAnswering waits until the mount answers a stat of one of its files
-// from this process (run it outside the serving goroutines).
-func WaitAnswering(mp string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	p := filepath.Join(mp, "proc", "meminfo")
-	for {
-		var st unix.Stat_t
-		err := unix.Stat(p, &st)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not answer: %w", p, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Unmount unmounts mp, waiting briefly for busy files to close, and
 // detaches it lazily if it stays busy.
 func Unmount(srv *fuse.Server, mp string) error {

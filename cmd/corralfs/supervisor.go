@@ -137,7 +137,7 @@ func runSupervised(c serveConfig, mp string, args []string, log *slog.Logger) er
 	if err != nil {
 		return s.shutdown("first worker", err)
 	}
-	if err := fusefs.WaitAnswering(mp, 30*time.Second); err != nil {
+	if err := s.waitAnswering(30 * time.Second); err != nil {
 		return s.shutdown("mount does not answer", err)
 	}
 	if c.pidfile != "" {

@@ -48,6 +48,40 @@ func (s *supervisor) probeMount() {
 	}
 }
 
+// waitAnswering waits, at startup, until a read of probeView through the
+// mount succeeds, each try made by a child for the reason probeMount
+// gives: a supervisor blocked in its own mount before the first worker
+// answered could not be stopped by any signal. A child still stuck at the
+// deadline is killed and left to end with the connection.
+func (s *supervisor) waitAnswering(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	path := filepath.Join(s.mp, probeView)
+	last := errors.New("no answer")
+	for {
+		cmd := exec.Command("/proc/self/exe", "probe-read", path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("starting a probe read of %s: %w", path, err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				return nil
+			}
+			last = err
+		case <-time.After(time.Until(deadline)):
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("%s does not answer within %s", path, timeout)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not answer within %s: the last read %v", path, timeout, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // runProbeRead is `corralfs probe-read PATH`: open and read PATH once.
 // Any outcome is an answer; the exit status says which for the curious.
 func runProbeRead(args []string) int {
