@@ -22,7 +22,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BUILDINFO := github.com/corral-dev/corral/cmd/internal/buildinfo
 GOFLAGS_BUILD ?= -trimpath -ldflags "-X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)"
-BINARIES  := corral corralfs corral-nri
+BINARIES  := corral corralfs corralfs-keeper corral-nri
 
 # Packages the tests need; installed by test-deps when missing.
 TEST_DEBS := busybox-static uidmap qemu-system-x86 cpio procps file runc podman containerd default-jre-headless

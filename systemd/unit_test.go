@@ -111,7 +111,7 @@ func TestUnitSettings(t *testing.T) {
 		},
 		"corralfs-seccomp-keeper.service": {
 			"Type=notify",
-			"ExecStart=/usr/local/bin/corralfs seccomp-keeper --socket /run/corralfs/seccomp.sock --idle-exit 0 --log-file -",
+			"ExecStart=/usr/local/bin/corralfs-keeper --socket /run/corralfs/seccomp.sock --idle-exit 0 --log-file -",
 			"RuntimeDirectory=corralfs",
 			"RuntimeDirectoryPreserve=yes",
 			"Restart=always",

@@ -31,7 +31,7 @@ func TestMakeInstall(t *testing.T) {
 		return dest, string(out)
 	}
 	dest, out := install()
-	for _, f := range []string{"bin/corral", "bin/corralfs", "bin/corral-nri", "lib/systemd/system/corralfs.service", "lib/systemd/system/corralfs-seccomp-keeper.service"} {
+	for _, f := range []string{"bin/corral", "bin/corralfs", "bin/corralfs-keeper", "bin/corral-nri", "lib/systemd/system/corralfs.service", "lib/systemd/system/corralfs-seccomp-keeper.service"} {
 		p := filepath.Join(dest, "opt/corral", f)
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s not installed: %v", f, err)

@@ -145,7 +145,7 @@ func sysinfoSocket(t testing.TB) string {
 // isKeeperOf checks the pid really is a keeper of sock before it is killed.
 func isKeeperOf(pid int, sock string) bool {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && strings.Contains(string(cmdline), "seccomp-keeper") && strings.Contains(string(cmdline), sock)
+	return err == nil && (strings.Contains(string(cmdline), "seccomp-keeper") || strings.Contains(string(cmdline), "corralfs-keeper")) && strings.Contains(string(cmdline), sock)
 }
 
 // startSysinfoCorralfs starts corralfs with its sysinfo agent on sock and

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/corral-dev/corral/cmd/internal/slogfmt"
 	"github.com/corral-dev/corral/fusefs"
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/inputs"
@@ -127,16 +127,7 @@ func parseServe(args []string) (serveConfig, string, *slog.Logger, int) {
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.logLevel))
-	return c, mp, slog.New(logHandler(c.logFormat, os.Stderr, level)), 0
-}
-
-// logHandler is the slog handler for --log-format.
-func logHandler(format string, w io.Writer, level slog.Level) slog.Handler {
-	opts := &slog.HandlerOptions{Level: level}
-	if format == "json" {
-		return slog.NewJSONHandler(w, opts)
-	}
-	return slog.NewTextHandler(w, opts)
+	return c, mp, slog.New(slogfmt.Handler(c.logFormat, os.Stderr, level)), 0
 }
 
 // writePidfile writes the pid atomically (a reader never sees it half

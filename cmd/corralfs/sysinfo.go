@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
+	"github.com/corral-dev/corral/cmd/internal/keepercmd"
 	"github.com/corral-dev/corral/fusefs"
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/fusefs/sysinfoagent"
@@ -17,7 +20,8 @@ import (
 
 // The sysinfo(2) agent: serve wires it in with addSysinfoFlags and
 // startSysinfo; the keeper that holds the containers' listener fds is the
-// hidden subcommand `corralfs seccomp-keeper` (sysinfo_keeper.go).
+// corralfs-keeper binary next to ours, or else the hidden subcommand
+// `corralfs seccomp-keeper` (cmd/internal/keepercmd).
 
 var sysinfoConfig struct {
 	socket string
@@ -25,7 +29,7 @@ var sysinfoConfig struct {
 }
 
 func init() {
-	subcommands["seccomp-keeper"] = runSeccompKeeper
+	subcommands["seccomp-keeper"] = func(args []string) int { return keepercmd.Run("corralfs seccomp-keeper", args) }
 }
 
 func addSysinfoFlags(fl *pflag.FlagSet) {
@@ -57,7 +61,7 @@ func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *sys
 	agent, err = sysinfoagent.NewAgent(sysinfoagent.AgentConfig{
 		SocketPath:    socket,
 		Answerer:      fs,
-		KeeperCommand: []string{exe, "seccomp-keeper", "--socket", socket, "--stall-timeout", sysinfoConfig.stall.String(), "--log-format", logFormat},
+		KeeperCommand: append(keeperCommand(exe), "--socket", socket, "--stall-timeout", sysinfoConfig.stall.String(), "--log-format", logFormat),
 		Log:           log,
 	})
 	if err != nil {
@@ -80,4 +84,15 @@ func startSysinfo(fs *fusefs.FS, logFormat string, log *slog.Logger) (agent *sys
 			log.Warn("sysinfo agent did not stop in time")
 		}
 	}, nil
+}
+
+// keeperCommand is how to start a keeper: the corralfs-keeper binary
+// installed next to exe (a small process of its own), or, without one (a
+// corralfs copied alone), exe's own `seccomp-keeper` subcommand.
+func keeperCommand(exe string) []string {
+	k := filepath.Join(filepath.Dir(exe), keepercmd.Binary)
+	if unix.Access(k, unix.X_OK) == nil {
+		return []string{k}
+	}
+	return []string{exe, "seccomp-keeper"}
 }

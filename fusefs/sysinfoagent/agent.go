@@ -24,7 +24,7 @@ type AgentConfig struct {
 	SocketPath string
 	Answerer   Answerer
 	// KeeperCommand is the argv that starts a keeper for SocketPath when
-	// none answers (corralfs: its own binary, "seccomp-keeper"). Nil: wait
+	// none answers (corralfs: corralfs-keeper next to it). Nil: wait
 	// for a keeper someone else starts.
 	KeeperCommand []string
 	Log           *slog.Logger

@@ -4,7 +4,7 @@
 //
 // Two processes share the work:
 //
-//	keeper  `corralfs seccomp-keeper`, tiny and never busy. It owns the OCI
+//	keeper  `corralfs-keeper`, tiny and never busy. It owns the OCI
 //	        listener socket runtimes send listener fds to and holds every
 //	        fd. It receives a listener's notifications until an agent has
 //	        taken over receiving on it, and whenever none is attached it

@@ -49,7 +49,7 @@ func startCorralfs(t *testing.T, dir string) *corralfsDaemon {
 		if b, err := os.ReadFile(d.seccompSock + ".pid"); err == nil {
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			if pid > 0 && strings.Contains(string(cmdline), "seccomp-keeper") && strings.Contains(string(cmdline), d.seccompSock) {
+			if pid > 0 && strings.Contains(string(cmdline), "keeper") && strings.Contains(string(cmdline), d.seccompSock) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}

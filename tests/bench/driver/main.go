@@ -211,7 +211,7 @@ func (e *env) startDaemons() error {
 		// corralfs hands the agent's socket to a keeper process that
 		// outlives it by design; the bench's keeper goes with the bench.
 		sock := e.agentSock
-		undo.add(func() { killByCmdline("seccomp-keeper", sock) })
+		undo.add(func() { killByCmdline("--socket", sock) }) // corralfs-keeper, or corralfs seccomp-keeper
 	}
 	e.corralfs, err = startDaemon(e, "corralfs", filepath.Join(mnt, "corralfs"), "fuse.corralfs", args...)
 	if err != nil {
