@@ -126,6 +126,18 @@ func MountedAt(mp string) (bool, error) {
 // CPUs or more) takes more than one READ.
 const MaxWrite = 16 << 10
 
+// MaxBackground is how many asynchronous requests the kernel keeps in
+// flight to corralfs at once (max_background; go-fuse's default is 12).
+// Every close(2) of a view sends one, a RELEASE, and its file's content
+// stays in the handle table until it is answered. With 12 at a time and
+// readers waiting tens of milliseconds for the CPU, RELEASEs were answered
+// at a few hundred a second while 200 containers opened 2,000 files a
+// second: the kernel's queue grew by thousands a second (fusectl's
+// waiting: 21,000 after 15 s) and with it the worker's heap (23 MiB of
+// contents of files long closed), on the way to refusing opens at the
+// handle limit. A RELEASE costs a map deletion; 256 in flight drain that.
+const MaxBackground = 256
+
 // legacyMaxWrite is what corralfs negotiated before MaxWrite, and what a
 // connection whose size cannot be found is served with: a buffer larger
 // than the connection needs always works, a smaller one fails every read

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,21 @@ func TestAdoptUsesTheConnectionsMaxWrite(t *testing.T) {
 	}
 	if got := ConnMaxWrite(t.TempDir()); got != legacyMaxWrite {
 		t.Errorf("ConnMaxWrite of a directory that is no corralfs mount = %d, want the safe %d", got, legacyMaxWrite)
+	}
+}
+
+// The connection lets MaxBackground asynchronous requests (the RELEASE of
+// every close) be in flight at once, not go-fuse's 12: see MaxBackground.
+func TestConnectionMaxBackground(t *testing.T) {
+	testutil.RequireRoot(t)
+	fs := newTestFS(t, Config{})
+	mp, _ := mountAdopted(t, fs)
+	got, err := testutil.FuseConnFile(mp, "max_background")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != strconv.Itoa(MaxBackground) {
+		t.Fatalf("max_background = %s, want %d", got, MaxBackground)
 	}
 }
 

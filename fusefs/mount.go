@@ -169,6 +169,7 @@ func mountOptions(cfg MountConfig, lg *slog.Logger) *fuse.MountOptions {
 		// gone with this).
 		DisableSplice: true,
 		MaxWrite:      cfg.maxWrite(),
+		MaxBackground: MaxBackground,
 		Debug:         cfg.Debug,
 		Logger:        goFuseLogger(lg, cfg.Debug),
 		PanicHandler: func(r any) fuse.Status {

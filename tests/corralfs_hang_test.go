@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corral-dev/corral/tests/testutil"
 )
 
 // TestMain watches the whole binary for hangs the per-stretch watchHang
@@ -90,9 +91,9 @@ func (d *corralfsDaemon) watchHang(limit time.Duration, what string) (stop func(
 // daemon with SIGQUIT (its Go stacks land in d.out, which the cleanup
 // logs on failure).
 func (d *corralfsDaemon) hangReport(b io.Writer) {
-	if conn := fuseConnOf(d.mp); conn != "" {
-		w, err := os.ReadFile(filepath.Join("/sys/fs/fuse/connections", conn, "waiting"))
-		fmt.Fprintf(b, "fuse connection %s: requests waiting: %s (%v)\n", conn, strings.TrimSpace(string(w)), err)
+	if conn := testutil.FuseConnOf(d.mp); conn != "" {
+		w, err := testutil.FuseConnFile(d.mp, "waiting")
+		fmt.Fprintf(b, "fuse connection %s: requests waiting: %s (%v)\n", conn, w, err)
 	}
 	pids := append([]int{d.cmd.Process.Pid}, childrenOf(d.cmd.Process.Pid)...)
 	for _, pid := range pids {
@@ -116,27 +117,6 @@ func (d *corralfsDaemon) hangReport(b io.Writer) {
 	case <-time.After(5 * time.Second):
 		d.cmd.Process.Kill()
 	}
-}
-
-// fuseConnOf is the /sys/fs/fuse/connections name (the device minor) of
-// the FUSE mount at mp, read from mountinfo: stat(2) of a hung mount
-// would hang too.
-func fuseConnOf(mp string) string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && fields[4] == mp {
-			if _, minor, ok := strings.Cut(fields[2], ":"); ok {
-				return minor
-			}
-		}
-	}
-	return ""
 }
 
 // childrenOf lists pid's child processes.

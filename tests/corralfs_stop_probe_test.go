@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -27,7 +25,7 @@ func TestCorralfsStopsWithProbeInFlight(t *testing.T) {
 		mp := corralfsMountpoint(t)
 		// Probes every 2 s; a stuck one replaces the worker only after 4 s.
 		d := startCorralfs(t, mp, append([]string{"--liveness-timeout", "4s"}, r.args...)...)
-		worker, conn := d.status().WorkerPid, fuseConnOf(mp)
+		worker, conn := d.status().WorkerPid, testutil.FuseConnOf(mp)
 		if err := syscall.Kill(worker, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
@@ -72,18 +70,16 @@ func daemonWaitsInFUSE(d *corralfsDaemon) bool {
 	return false
 }
 
-// abortFUSE ends FUSE connection conn (fuseConnOf, taken while mounted:
+// abortFUSE ends FUSE connection conn (testutil.FuseConnOf, taken while mounted:
 // a stopping daemon detaches its mount) through fusectl, so that a daemon
 // that cannot exit stops poisoning the machine; it says what it did.
 func abortFUSE(conn string) string {
 	if conn == "" {
 		return "its connection is unknown"
 	}
-	dir := "/sys/fs/fuse/connections"
-	if _, err := os.Stat(filepath.Join(dir, conn)); err != nil {
-		if err := unix.Mount("fusectl", dir, "fusectl", 0, ""); err != nil {
-			return "fusectl: " + err.Error()
-		}
+	dir, err := testutil.FusectlDir()
+	if err != nil {
+		return err.Error()
 	}
 	if err := os.WriteFile(filepath.Join(dir, conn, "abort"), []byte("1"), 0); err != nil {
 		return "aborting connection " + conn + ": " + err.Error()
