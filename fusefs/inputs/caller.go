@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -265,7 +264,8 @@ func nsInode(path string) (uint64, error) {
 // nsPidOf returns the last field of the NSpid line of /proc/PID/status: the
 // process's pid in its own pid namespace.
 func nsPidOf(statusPath string) (int, error) {
-	b, err := os.ReadFile(statusPath)
+	var buf [2048]byte
+	b, err := readProc(statusPath, buf[:0])
 	if err != nil {
 		return 0, err
 	}
@@ -277,16 +277,10 @@ func nsPidOf(statusPath string) (int, error) {
 // fields are counted after the last ')'.
 func startTime(procRoot string, pid int) (uint64, error) {
 	var buf [512]byte
-	f, err := os.Open(procRoot + "/" + strconv.Itoa(pid) + "/stat")
+	b, err := readProc(procRoot+"/"+strconv.Itoa(pid)+"/stat", buf[:0])
 	if err != nil {
 		return 0, err
 	}
-	n, err := f.Read(buf[:])
-	f.Close()
-	if err != nil {
-		return 0, err
-	}
-	b := buf[:n]
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)

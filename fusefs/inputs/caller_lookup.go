@@ -307,7 +307,8 @@ func (r *Resolver) takePidfdSlot() bool {
 // statusIDs returns PPid and the innermost NSpid (the pid in the process's
 // own namespace) of a /proc/PID/status file.
 func statusIDs(path string) (ppid, nsPid int, err error) {
-	b, err := os.ReadFile(path)
+	var buf [2048]byte
+	b, err := readProc(path, buf[:0])
 	if err != nil {
 		return 0, 0, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -293,12 +292,10 @@ func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
 			continue
 		}
 		dir := s.cfg.ProcRoot + "/" + strconv.Itoa(pid) + "/task"
-		d, err := os.Open(dir)
-		if err != nil {
+		tids, err := dirNames(dir)
+		if err != nil && len(tids) == 0 {
 			continue // exited
 		}
-		tids, _ := d.Readdirnames(-1)
-		d.Close()
 		for _, name := range tids {
 			tid, err := strconv.Atoi(name)
 			if err != nil || seen[tid] {
@@ -332,13 +329,10 @@ func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
 // taskState returns the state letter of /proc/PID/task/TID/stat.
 func taskState(path string) (byte, bool) {
 	var buf [256]byte
-	f, err := os.Open(path)
+	b, err := readProc(path, buf[:0])
 	if err != nil {
 		return 0, false
 	}
-	n, _ := f.Read(buf[:])
-	f.Close()
-	b := buf[:n]
 	// "pid (comm) S ...": comm may hold ')' so use the last one; a comm
 	// long enough to push the state past 256 bytes cannot exist (16 bytes).
 	i := bytes.LastIndexByte(b, ')')
