@@ -32,9 +32,20 @@ import (
 // not known yet, see docs/benchmarks.md).
 const workerMemoryLimit = 24 << 20
 
+// workerGCPercent is the worker's GOGC unless the environment sets one. The
+// live heap is small (7-8 MiB at 200 containers) and what a read
+// allocates is garbage at once, so go's default (collect when the heap has
+// doubled) mostly holds garbage: at 50 a collection comes twice as often,
+// a few milliseconds of CPU a second at 200 containers, and the heap's
+// peak is a quarter lower.
+const workerGCPercent = 50
+
 func runWorker(args []string) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(workerMemoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(workerGCPercent)
 	}
 	var info workerInfo
 	if err := json.Unmarshal([]byte(os.Getenv(survival.EnvInfo)), &info); err != nil {
