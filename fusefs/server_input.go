@@ -96,12 +96,12 @@ func (fs *FS) input(c *inputs.Caller, needs render.HostNeeds, opt cgroupreader.P
 		if f.shared {
 			b, err = fs.hostCache.get(path, now)
 		} else {
-			b, err = readInto(ib.scratch[i], path)
+			b, err = inputs.ReadSmall(path, ib.scratch[i], true)
 			ib.scratch[i] = b
 		}
 		if err != nil {
 			fs.putInput(ib)
-			return nil, fmt.Errorf("host %s: %w", path, err)
+			return nil, fmt.Errorf("host file: %w", err)
 		}
 		*f.field(&in.Host) = b
 	}
@@ -148,7 +148,7 @@ func (c *hostFileCache) get(path string, now time.Time) ([]byte, error) {
 			return e.data, nil
 		}
 	}
-	b, err := readInto(nil, path)
+	b, err := inputs.ReadSmall(path, nil, true)
 	if err != nil || c.ttl <= 0 {
 		return b, err
 	}
@@ -159,32 +159,6 @@ func (c *hostFileCache) get(path string, now time.Time) ([]byte, error) {
 	c.m[path] = hostFileEntry{data: b, at: now}
 	c.mu.Unlock()
 	return b, nil
-}
-
-// readInto reads a whole (small, pseudo-) file into buf's storage.
-func readInto(buf []byte, path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return buf, err
-	}
-	defer unix.Close(fd)
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, max(4096, cap(buf)))...)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return buf, err
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
 }
 
 // snapshot returns the caller's cgroup Snapshot, from the short cache when

@@ -14,16 +14,23 @@ import (
 // A profile of 200 containers reading stat put the sampler at a third of
 // the worker's CPU.
 
-// readProc reads path into buf (grown as needed) and returns the bytes
-// read. A /proc or cgroup file is rendered whole into a large enough
-// buffer by one read, so a short read ends it.
-func readProc(path string, buf []byte) ([]byte, error) {
+// readProc reads a file of one record (/proc/PID/stat, status) into buf
+// (grown as needed): the kernel renders such a file whole into a large
+// enough buffer in one read, so a short read ends it.
+func readProc(path string, buf []byte) ([]byte, error) { return ReadSmall(path, buf, false) }
+
+// ReadSmall reads the small (pseudo-) file at path into buf's storage,
+// grown as needed, with openat, read and close. toEOF reads on to a 0-byte
+// read, for files the kernel hands out record by record (/proc/cpuinfo,
+// /proc/stat on many CPUs); otherwise a short read ends it. On error the
+// returned slice is buf emptied, so the caller keeps its storage.
+func ReadSmall(path string, buf []byte, toEOF bool) ([]byte, error) {
+	buf = buf[:0]
 	fd, err := openRaw(path, 0)
 	if err != nil {
-		return nil, err
+		return buf, err
 	}
 	defer unix.Close(fd)
-	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, make([]byte, max(512, cap(buf)))...)[:len(buf)]
@@ -34,10 +41,10 @@ func readProc(path string, buf []byte) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+			return buf[:0], &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		buf = buf[:len(buf)+n]
-		if n < room {
+		if n == 0 || (!toEOF && n < room) {
 			return buf, nil
 		}
 	}
