@@ -44,10 +44,14 @@ func heapProfile(sock, dir, binary string) (top []string, stats map[string]strin
 	}
 	sc := bufio.NewScanner(strings.NewReader(string(text)))
 	for sc.Scan() {
-		for _, k := range []string{"HeapAlloc", "HeapInuse", "HeapSys", "HeapIdle", "HeapReleased", "StackInuse", "Sys", "NumGC"} {
+		for _, k := range []string{"HeapAlloc", "HeapInuse", "HeapSys", "HeapIdle", "HeapReleased", "Sys", "NumGC"} {
 			if v, ok := strings.CutPrefix(sc.Text(), "# "+k+" = "); ok {
 				stats[k] = v
 			}
+		}
+		// "# Stack = StackInuse / StackSys"
+		if v, ok := strings.CutPrefix(sc.Text(), "# Stack = "); ok {
+			stats["StackInuse"], _, _ = strings.Cut(v, " / ")
 		}
 	}
 	if g, err := get("/debug/pprof/goroutine?debug=1"); err == nil {

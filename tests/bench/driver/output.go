@@ -261,7 +261,7 @@ func (r *Report) tables() []table {
 		ts = append(ts, st)
 	}
 	// targets
-	tt := table{title: "Targets (issue 6)", head: []string{"target", "want", "got", "result"}}
+	tt := table{title: "Targets (issues 6 and 15)", head: []string{"target", "want", "got", "result"}}
 	for _, t := range r.Targets {
 		res, got := "MISS", t.GotText
 		switch {
