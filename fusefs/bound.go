@@ -35,6 +35,9 @@ type boundNode struct {
 	key  string // the container's key (the name below BOUND)
 	rel  string // below the key: "" (the key's directory), "proc", "proc/meminfo", ...
 	view *node  // the static tree's view node it stands for; nil for directories
+	// caller: the request's resolved caller, when the node was made for
+	// it by the gate (boundCaller), so rendering does not resolve again.
+	caller *resolved
 }
 
 func (b *boundNode) isDir() bool { return b.view == nil }
@@ -132,17 +135,17 @@ func (fs *FS) boundChild(dir *boundNode, name string) *boundNode {
 // one of its own container's, and which. errno EACCES for anyone else
 // (another container, the host, a caller without a key).
 func (fs *FS) boundCaller(id uint64, pid int) (*boundNode, syscall.Errno) {
-	c, err := fs.resolver.Resolve(pid)
-	if err != nil {
+	r := fs.resolve(pid)
+	if r.err != nil {
 		return nil, syscall.EACCES
 	}
-	key, ok := callerKey(&c)
+	key, ok := callerKey(&r.c)
 	if !ok {
 		return nil, syscall.EACCES
 	}
 	for _, v := range fs.boundViews {
 		if nodeID(boundPath(key, v.path)) == id {
-			return &boundNode{key: key, rel: v.path, view: v}, 0
+			return &boundNode{key: key, rel: v.path, view: v, caller: r}, 0
 		}
 	}
 	return nil, syscall.EACCES

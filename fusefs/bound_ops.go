@@ -129,7 +129,7 @@ func (fs *FS) boundFresh(id uint64, b *boundNode, pid int, growOnly bool) (gen b
 	if havePrev && fs.handOut(prev) {
 		return prev, false, 0 // rendered by the reader we waited for
 	}
-	data, errno := fs.content(b.view, pid)
+	data, errno := fs.contentFor(b.view, pid, b.caller)
 	if errno != 0 {
 		return boundGen{}, false, errno
 	}

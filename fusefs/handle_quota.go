@@ -91,8 +91,8 @@ func (q *handleQuota) dec(key string) {
 
 // quotaKey is the container a handle is charged to: the caller's cgroups
 // (a caller that cannot be identified is charged to the shared key "").
-func (fs *FS) quotaKey(pid int) (string, syscall.Errno) {
-	c, err := fs.resolver.Resolve(pid)
+func (fs *FS) quotaKey(r *resolved) (string, syscall.Errno) {
+	c, err := r.c, r.err
 	if err != nil {
 		if inputs.OutOfResources(err) {
 			return "", syscall.EMFILE
@@ -103,8 +103,8 @@ func (fs *FS) quotaKey(pid int) (string, syscall.Errno) {
 }
 
 // takeHandle charges an open to its caller's container.
-func (fs *FS) takeHandle(pid int) (string, syscall.Errno) {
-	key, errno := fs.quotaKey(pid)
+func (fs *FS) takeHandle(r *resolved) (string, syscall.Errno) {
+	key, errno := fs.quotaKey(r)
 	if errno != 0 {
 		fs.Stats.Exhausted.Add(1)
 		return key, errno

@@ -310,11 +310,12 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 		return fuse.EACCES
 	}
 	fs.Stats.Opens.Add(1)
-	key, errno := fs.takeHandle(int(in.Pid))
+	caller := fs.resolve(int(in.Pid))
+	key, errno := fs.takeHandle(caller)
 	if errno != 0 {
 		return fuse.Status(errno)
 	}
-	data, errno := fs.content(n, int(in.Pid))
+	data, errno := fs.contentFor(n, int(in.Pid), caller)
 	if errno != 0 {
 		fs.quota.untake(key)
 		return fuse.Status(errno)

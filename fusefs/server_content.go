@@ -17,10 +17,20 @@ import (
 // nothing but the node and the pid, so any process serving the connection
 // can answer (docs/design.md decision 6).
 func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
+	return fs.contentFor(n, pid, nil)
+}
+
+// contentFor is content for a caller already resolved (c non-nil: its
+// Resolve result), so an OPEN resolves its caller once for the handle quota,
+// the bound gate and the rendering.
+func (fs *FS) contentFor(n *node, pid int, c *resolved) ([]byte, syscall.Errno) {
 	fs.Stats.Renders.Add(1)
 	switch n.kind {
 	case kindView:
-		return fs.viewContent(n, pid)
+		if c == nil {
+			c = fs.resolve(pid)
+		}
+		return fs.viewContent(n, pid, c)
 	case kindHostFile:
 		b, err := os.ReadFile(n.hostPath)
 		if err != nil {
@@ -66,9 +76,9 @@ func (fs *FS) content(n *node, pid int) ([]byte, syscall.Errno) {
 // cgroup2 group and containers sit at its root) gets ENOENT, the answer of
 // a kernel without PSI, never the host's pressure presented as its own.
 // The host itself gets the host's file.
-func (fs *FS) viewContent(n *node, pid int) ([]byte, syscall.Errno) {
+func (fs *FS) viewContent(n *node, pid int, r *resolved) ([]byte, syscall.Errno) {
 	v := n.view
-	c, err := fs.resolver.Resolve(pid)
+	c, err := r.c, r.err
 	if err != nil {
 		return fs.fallback(v, inputs.ContainerKey{}, fallbackUnknownCaller, fmt.Errorf("caller %d: %w", pid, err))
 	}
@@ -154,4 +164,16 @@ func errnoOf(err error) syscall.Errno {
 		return e
 	}
 	return syscall.EIO
+}
+
+// resolved is a caller's Resolve result, error included, carried through
+// one request.
+type resolved struct {
+	c   inputs.Caller
+	err error
+}
+
+func (fs *FS) resolve(pid int) *resolved {
+	c, err := fs.resolver.Resolve(pid)
+	return &resolved{c, err}
 }
