@@ -159,7 +159,7 @@ func (c MountConfig) maxWrite() int {
 // the mount's options say it.
 func ConnMaxWrite(mp string) int {
 	top, err := topMount(mp)
-	if err != nil || top == nil || top.FSType != "fuse."+facts.FSName {
+	if err != nil || top == nil || top.FSType != facts.FSType {
 		return legacyMaxWrite
 	}
 	for _, o := range strings.Split(top.VFSOptions, ",") {

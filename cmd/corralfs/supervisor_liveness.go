@@ -36,16 +36,22 @@ const probeView = "proc/uptime"
 // child holds no descriptor of the connection: it ends when the
 // connection does.
 func (s *supervisor) probeMount() {
-	cmd := exec.Command("/proc/self/exe", "probe-read", filepath.Join(s.mp, probeView))
-	// /proc/self/exe: the running binary, even after an upgrade replaced
-	// the file (a broken new one must not look like an answer).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Run(); err != nil {
+	if err := probeCommand(s.mp).Run(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			s.log.Warn("liveness probe could not start", "err", err)
 		}
 	}
+}
+
+// probeCommand is the child that reads probeView through the mount at mp
+// once. /proc/self/exe: the running binary, even after an upgrade replaced
+// the file (a broken new one must not look like an answer); it dies with
+// the supervisor.
+func probeCommand(mp string) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", "probe-read", filepath.Join(mp, probeView))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 // waitAnswering waits, at startup, until a read of probeView through the
@@ -58,8 +64,7 @@ func (s *supervisor) waitAnswering(timeout time.Duration) error {
 	path := filepath.Join(s.mp, probeView)
 	last := errors.New("no answer")
 	for {
-		cmd := exec.Command("/proc/self/exe", "probe-read", path)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd := probeCommand(s.mp)
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting a probe read of %s: %w", path, err)
 		}
