@@ -21,8 +21,13 @@ export CGO_ENABLED = 0
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BUILDINFO := github.com/corral-dev/corral/cmd/internal/buildinfo
-GOFLAGS_BUILD ?= -trimpath -ldflags "-X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)"
-BINARIES  := corral corralfs corralfs-keeper corral-nri
+# One build id for every binary of a build (an ELF build-id note, -B): corral
+# runs its containers' inits from the corral-init beside it only when the
+# two ids match (runtime/initbinary.go). It is a hash of what the binaries
+# are built from, so an unchanged tree relinks nothing.
+BUILD_ID  ?= $(shell { $(GO) version; echo $(VERSION) $(COMMIT); git ls-files -z -co --exclude-standard -- '*.go' go.mod go.sum | sort -z | xargs -0 cat 2>/dev/null; } | sha256sum | cut -c1-40)
+GOFLAGS_BUILD ?= -trimpath -ldflags "-B 0x$(BUILD_ID) -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)"
+BINARIES  := corral corral-init corralfs corralfs-keeper corral-nri
 
 # Packages the tests need; installed by test-deps when missing.
 TEST_DEBS := busybox-static uidmap qemu-system-x86 cpio procps file runc podman containerd default-jre-headless

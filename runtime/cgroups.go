@@ -7,15 +7,22 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
-	"github.com/containerd/cgroups/v3"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
-// cgroupManager is what the lifecycle verbs need from a container's cgroup,
-// whatever the hierarchy: cgroupV1 (this includes hybrid hosts, whose
-// controllers are all v1) or cgroupV2. Both wrap containerd/cgroups/v3.
-type cgroupManager interface {
+// CgroupRoot is where the cgroup hierarchies are mounted: the v2 tree, or
+// one directory per v1 hierarchy.
+const CgroupRoot = "/sys/fs/cgroup"
+
+const v1Root, v2Root = CgroupRoot, CgroupRoot
+
+// CgroupManager is what the lifecycle verbs need from a container's cgroup,
+// whatever the hierarchy: v1 (this includes hybrid hosts, whose
+// controllers are all v1) or v2. A CgroupDriver makes them.
+type CgroupManager interface {
 	// Path is the cgroup, absolute from the hierarchy root (/corral/ID).
 	Path() string
 	// Join moves pid into the cgroup (in every v1 hierarchy).
@@ -35,10 +42,49 @@ type cgroupManager interface {
 	Delete() error
 }
 
+// CgroupDriver creates (New, with res applied) and opens (Load) the cgroup
+// at cgPath, absolute from the hierarchy root, in the v2 tree or in every
+// v1 hierarchy. Package runtime/cgroupdriver (containerd/cgroups) is the
+// one there is; it registers itself when imported. Package runtime does
+// not import it, so that the container init binary, which never makes a
+// cgroup, does not link containerd/cgroups (see cgroupdriver's doc).
+type CgroupDriver interface {
+	New(cgPath string, res *specs.LinuxResources, v2 bool) (CgroupManager, error)
+	Load(cgPath string, v2 bool) (CgroupManager, error)
+}
+
+var cgroupDriver CgroupDriver
+
+// UseCgroupDriver registers the driver that makes containers' cgroups.
+func UseCgroupDriver(d CgroupDriver) { cgroupDriver = d }
+
+// errNoCgroupDriver is a program built without runtime/cgroupdriver trying
+// to make or open a cgroup: a build mistake, said plainly.
+var errNoCgroupDriver = errors.New("this program was built without a cgroup driver (import github.com/corral-dev/corral/runtime/cgroupdriver)")
+
+func driverNew(cgPath string, res *specs.LinuxResources) (CgroupManager, error) {
+	if cgroupDriver == nil {
+		return nil, errNoCgroupDriver
+	}
+	return cgroupDriver.New(cgPath, res, cgroupsV2())
+}
+
+var cgroupMode struct {
+	once    sync.Once
+	unified bool
+}
+
 // cgroupsV2 says whether this host's controllers live in a pure cgroup v2
 // tree. Hybrid hosts (v1 controllers plus an empty cgroup2 at
-// /sys/fs/cgroup/unified, like this machine) are driven as v1.
-func cgroupsV2() bool { return cgroups.Mode() == cgroups.Unified }
+// /sys/fs/cgroup/unified, like this machine) are driven as v1. The test
+// is containerd/cgroups' Mode() == Unified, without linking it.
+func cgroupsV2() bool {
+	cgroupMode.once.Do(func() {
+		var st unix.Statfs_t
+		cgroupMode.unified = unix.Statfs(CgroupRoot, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+	})
+	return cgroupMode.unified
+}
 
 // cgroupPathFor turns spec.linux.cgroupsPath into the absolute cgroup path.
 // Relative paths are taken from the hierarchy ROOT, never from the caller's
@@ -87,35 +133,31 @@ func cgroupExists(cgPath string) bool {
 // newCgroup creates the container's cgroup with its resources applied;
 // devs (linux.devices) are allowed in the device cgroup, so the init can
 // mknod them.
-func newCgroup(cgPath string, res *specs.LinuxResources, devs []specs.LinuxDevice) (cgroupManager, error) {
+func newCgroup(cgPath string, res *specs.LinuxResources, devs []specs.LinuxDevice) (CgroupManager, error) {
 	if res == nil {
 		res = &specs.LinuxResources{}
 	}
 	res = withDefaultDevices(res, devs)
-	create := newCgroupV1
-	if cgroupsV2() {
-		create = newCgroupV2
-	}
-	cg, err := create(cgPath, res)
+	cg, err := driverNew(cgPath, res)
 	if err != nil && errors.Is(err, os.ErrNotExist) {
 		// A parent removed under us (another runtime or test deleting an
 		// empty parent between our mkdirs): once more.
-		cg, err = create(cgPath, res)
+		cg, err = driverNew(cgPath, res)
 	}
 	return cg, err
 }
 
 // loadCgroup opens an existing container cgroup.
-func loadCgroup(cgPath string) (cgroupManager, error) {
-	if cgroupsV2() {
-		return loadCgroupV2(cgPath)
+func loadCgroup(cgPath string) (CgroupManager, error) {
+	if cgroupDriver == nil {
+		return nil, errNoCgroupDriver
 	}
-	return loadCgroupV1(cgPath)
+	return cgroupDriver.Load(cgPath, cgroupsV2())
 }
 
 // cgroup returns the container's cgroup manager, loaded once per Container
 // (loading parses the host's mount table).
-func (c *Container) cgroup() (cgroupManager, error) {
+func (c *Container) cgroup() (CgroupManager, error) {
 	if c.cg != nil {
 		return c.cg, nil
 	}

@@ -18,7 +18,7 @@ type Container struct {
 	rt  *Runtime
 	dir string
 	st  *persistedState
-	cg  cgroupManager // cached by cgroup()
+	cg  CgroupManager // cached by cgroup()
 
 	// Foreground only (Create with Foreground: true): the caller is the
 	// init's parent and reaps it in Wait.

@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 // In-process tests of the API that `corral run` uses: Create(Foreground) +
 // Start + Wait + Delete, with this test binary re-executed as the
@@ -15,13 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-dev/corral/runtime"
+	_ "github.com/corral-dev/corral/runtime/cgroupdriver"
 	"github.com/corral-dev/corral/tests/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
-	MaybeInit()
+	runtime.MaybeInit()
 	os.Exit(m.Run())
 }
 
@@ -31,12 +33,12 @@ func testID(what string) string {
 	return fmt.Sprintf("rtpkg-%d-%s-%d", os.Getpid(), what, testSeq.Add(1))
 }
 
-// testRuntime is a Runtime with a private state root; on cleanup it checks
+// testRuntime is a runtime.Runtime with a private state root; on cleanup it checks
 // that nothing of the test's containers is left.
-func testRuntime(t *testing.T) *Runtime {
+func testRuntime(t *testing.T) *runtime.Runtime {
 	t.Helper()
 	testutil.RequireRoot(t)
-	r := &Runtime{Root: t.TempDir()}
+	r := &runtime.Runtime{Root: t.TempDir()}
 	t.Cleanup(func() {
 		cs, _ := r.List()
 		for _, c := range cs {
@@ -51,7 +53,7 @@ func testRuntime(t *testing.T) *Runtime {
 // /corral-test.
 func testSpec(t *testing.T, id string, args ...string) *specs.Spec {
 	t.Helper()
-	s := DefaultSpec()
+	s := runtime.DefaultSpec()
 	s.Root.Path = testutil.BusyboxRootfs(t)
 	s.Root.Readonly = false
 	s.Process.Terminal = false
@@ -61,25 +63,25 @@ func testSpec(t *testing.T, id string, args ...string) *specs.Spec {
 }
 
 // checkGone fails when the container's state or cgroup still exists.
-func checkGone(t *testing.T, r *Runtime, id string) {
+func checkGone(t *testing.T, r *runtime.Runtime, id string) {
 	t.Helper()
-	if _, err := r.Load(id); !errors.Is(err, ErrNotExist) {
+	if _, err := r.Load(id); !errors.Is(err, runtime.ErrNotExist) {
 		t.Errorf("container %s still loadable: %v", id, err)
 	}
-	if cgroupExists("/corral-test/" + id) {
+	if runtime.CgroupExists("/corral-test/" + id) {
 		t.Errorf("cgroup /corral-test/%s left behind", id)
 	}
 }
 
 // runForeground is `corral run` in miniature; it returns the exit status,
 // the output and the final state.
-func runForeground(t *testing.T, r *Runtime, id string, s *specs.Spec) (int, string, *State) {
+func runForeground(t *testing.T, r *runtime.Runtime, id string, s *specs.Spec) (int, string, *runtime.State) {
 	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := r.Create(id, CreateOpts{Spec: s, Foreground: true, Stdout: pw, Stderr: pw})
+	c, err := r.Create(id, runtime.CreateOpts{Spec: s, Foreground: true, Stdout: pw, Stderr: pw})
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -118,7 +120,7 @@ func TestForegroundExitStatus(t *testing.T) {
 func TestForegroundKilledBySignal(t *testing.T) {
 	r := testRuntime(t)
 	id := testID("sig")
-	c, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
+	c, err := r.Create(id, runtime.CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func TestForegroundTerminal(t *testing.T) {
 	s := testSpec(t, id, "sh", "-c", "tty; stty size")
 	s.Process.Terminal = true
 	s.Process.ConsoleSize = &specs.Box{Height: 33, Width: 111}
-	c, err := r.Create(id, CreateOpts{Spec: s, Foreground: true})
+	c, err := r.Create(id, runtime.CreateOpts{Spec: s, Foreground: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,26 +201,26 @@ func TestForegroundTerminal(t *testing.T) {
 func TestCreateErrorKinds(t *testing.T) {
 	r := testRuntime(t)
 	id := testID("nf")
-	_, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "no-such-program"), Foreground: true})
-	if !errors.Is(err, ErrExecNotFound) {
+	_, err := r.Create(id, runtime.CreateOpts{Spec: testSpec(t, id, "no-such-program"), Foreground: true})
+	if !errors.Is(err, runtime.ErrExecNotFound) {
 		t.Errorf("missing program: %v", err)
 	}
 	checkGone(t, r, id)
 
 	id = testID("perm")
 	s := testSpec(t, id, "/etc/passwd")
-	_, err = r.Create(id, CreateOpts{Spec: s, Foreground: true})
-	if !errors.Is(err, ErrExecPermission) {
+	_, err = r.Create(id, runtime.CreateOpts{Spec: s, Foreground: true})
+	if !errors.Is(err, runtime.ErrExecPermission) {
 		t.Errorf("non-executable program: %v", err)
 	}
 	checkGone(t, r, id)
 
 	id = testID("dup")
-	c, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "true")})
+	c, err := r.Create(id, runtime.CreateOpts{Spec: testSpec(t, id, "true")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "true")}); !errors.Is(err, ErrExist) {
+	if _, err := r.Create(id, runtime.CreateOpts{Spec: testSpec(t, id, "true")}); !errors.Is(err, runtime.ErrExist) {
 		t.Errorf("duplicate: %v", err)
 	}
 	if err := c.Delete(false); err != nil {
@@ -232,7 +234,7 @@ func TestCreateErrorKinds(t *testing.T) {
 func TestExecAPI(t *testing.T) {
 	r := testRuntime(t)
 	id := testID("exec")
-	c, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
+	c, err := r.Create(id, runtime.CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,11 +243,11 @@ func TestExecAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &specs.Process{Args: []string{"sh", "-c", "exit 5"}, Cwd: "/", Env: []string{"PATH=/bin"}}
-	if code, err := c.Exec(p, ExecOpts{}); code != 5 || err != nil {
+	if code, err := c.Exec(p, runtime.ExecOpts{}); code != 5 || err != nil {
 		t.Errorf("exec exit: %d %v", code, err)
 	}
 	p.Args = []string{"nope"}
-	if _, err := c.Exec(p, ExecOpts{}); !errors.Is(err, ErrExecNotFound) {
+	if _, err := c.Exec(p, runtime.ExecOpts{}); !errors.Is(err, runtime.ErrExecNotFound) {
 		t.Errorf("exec of a missing program: %v", err)
 	}
 	if err := c.Delete(true); err != nil {
@@ -261,7 +263,7 @@ func TestRollbackOnInitFailure(t *testing.T) {
 	id := testID("rollback")
 	s := testSpec(t, id, "true")
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: filepath.Join(t.TempDir(), "missing"), Options: []string{"bind"}})
-	_, err := r.Create(id, CreateOpts{Spec: s})
+	_, err := r.Create(id, runtime.CreateOpts{Spec: s})
 	if err == nil || !strings.Contains(err.Error(), "bind source") {
 		t.Errorf("create: %v", err)
 	}
@@ -274,8 +276,8 @@ func TestRollbackOnInitFailure(t *testing.T) {
 // signal mask for the container's process.
 func TestRawForkSpawn(t *testing.T) {
 	r := testRuntime(t)
-	rawForkForced = true
-	defer func() { rawForkForced = false }()
+	*runtime.RawForkForced = true
+	defer func() { *runtime.RawForkForced = false }()
 	id := testID("rawfork")
 	// The time namespace's boottime offset is minus the host's uptime at
 	// creation (so /proc/uptime starts near 0): check the offset itself,
@@ -292,7 +294,7 @@ func TestRawForkSpawn(t *testing.T) {
 	}
 	// exec goes through the same path.
 	id = testID("rawforkexec")
-	c, err := r.Create(id, CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
+	c, err := r.Create(id, runtime.CreateOpts{Spec: testSpec(t, id, "sleep", "100"), Foreground: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +303,7 @@ func TestRawForkSpawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &specs.Process{Args: []string{"sh", "-c", "exit 6"}, Cwd: "/", Env: []string{"PATH=/bin"}}
-	if code, err := c.Exec(p, ExecOpts{}); code != 6 || err != nil {
+	if code, err := c.Exec(p, runtime.ExecOpts{}); code != 6 || err != nil {
 		t.Errorf("exec: %d %v", code, err)
 	}
 }

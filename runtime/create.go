@@ -209,7 +209,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	// allowed; it only stops new tasks, and the init's threads end at its
 	// execve.
 	early, pids := splitPidsLimit(res)
-	var cg cgroupManager
+	var cg CgroupManager
 	if Rootless() {
 		cg, err = r.rootlessCgroup(cgPath, early)
 	} else {

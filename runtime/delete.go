@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/corral-dev/corral/runtime/image"
+	"github.com/corral-dev/corral/runtime/image/containerroot"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -56,7 +56,7 @@ func (c *Container) Delete(force bool) error {
 	// The image root goes before the state: a failure here leaves the
 	// container listed, so a second delete can finish the job.
 	if c.st.ImageRoot != "" {
-		if err := image.ReleaseRoot(c.st.ImageRoot); err != nil {
+		if err := containerroot.Release(c.st.ImageRoot); err != nil {
 			return fmt.Errorf("container %q: release the image root: %w", c.st.ID, err)
 		}
 	}
@@ -129,7 +129,7 @@ func waitPidfd(pidfd int) {
 // emptyCgroup SIGKILLs whatever is left in the cgroup (processes that were
 // outside the container's pid namespace, or not yet reaped) until it is
 // empty.
-func (c *Container) emptyCgroup(cg cgroupManager) error {
+func (c *Container) emptyCgroup(cg CgroupManager) error {
 	deadline := time.Now().Add(10 * time.Second)
 	delay := 100 * time.Microsecond
 	for {
@@ -152,7 +152,7 @@ func (c *Container) emptyCgroup(cg cgroupManager) error {
 
 // deleteCgroup removes the cgroup, retrying briefly: the kernel may still
 // be tearing down the last exited task (EBUSY).
-func deleteCgroup(cg cgroupManager) error {
+func deleteCgroup(cg CgroupManager) error {
 	delay := 100 * time.Microsecond
 	for i := 0; ; i++ {
 		err := cg.Delete()

@@ -29,7 +29,7 @@ type launch struct {
 	// CLONE_INTO_CGROUP; v1: Join right after the clone) unless
 	// cgroupLate, when it is moved in only once ready (an exec init under a
 	// pids limit, see Exec).
-	cg         cgroupManager
+	cg         CgroupManager
 	cgroupLate bool
 	// stdio become the child's fds 0, 1, 2 (nil = /dev/null); extra
 	// become 3, 4, ... and survive into the container's program.
@@ -64,7 +64,7 @@ type initFile struct {
 type parentProcess struct {
 	proc       *os.Process
 	conn       *syncConn
-	cg         cgroupManager
+	cg         CgroupManager
 	cgroupLate bool
 	who        string
 }

@@ -65,7 +65,7 @@ func (r *Runtime) StateDir(id string) string { return r.stateDir(id) }
 // delegated cgroup v2 subtree: cgroup v1, or a path outside it) is not an
 // error, as with runc: the container runs without cgroup limits and the
 // warning says so and what to do.
-func (r *Runtime) rootlessCgroup(cgPath string, res *specs.LinuxResources) (cgroupManager, error) {
+func (r *Runtime) rootlessCgroup(cgPath string, res *specs.LinuxResources) (CgroupManager, error) {
 	if res != nil {
 		cp := *res
 		cp.Devices = nil
@@ -73,11 +73,7 @@ func (r *Runtime) rootlessCgroup(cgPath string, res *specs.LinuxResources) (cgro
 	} else {
 		res = &specs.LinuxResources{}
 	}
-	create := newCgroupV1
-	if cgroupsV2() {
-		create = newCgroupV2
-	}
-	cg, err := create(cgPath, res)
+	cg, err := driverNew(cgPath, res)
 	if err == nil {
 		return cg, nil
 	}

@@ -13,7 +13,8 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	if err := cg.Update(r); err != nil {
+	// Device rules end with the defaults, as at create (withDefaultDevices).
+	if err := cg.Update(withDefaultDevices(r, nil)); err != nil {
 		return err
 	}
 	spec := c.st.Spec

@@ -301,6 +301,10 @@ func TestK8sManifests(t *testing.T) {
 	if instMounts["/host"+binDir] != binDir || !strings.Contains(script, "/host"+h.Hook.Path) {
 		t.Errorf("the init container does not install the hook binary at the node's %s", h.Hook.Path)
 	}
+	// corral runs its containers' inits from the corral-init beside it.
+	if !strings.Contains(script, "/host"+filepath.Join(binDir, "corral-init")) {
+		t.Errorf("the init container does not install corral-init beside %s", h.Hook.Path)
+	}
 	if instMounts["/host/hooks.d"] != "/usr/share/containers/oci/hooks.d" || !strings.Contains(script, "/host/hooks.d/corralfs.json") {
 		t.Errorf("the init container does not install corralfs.json into CRI-O's hooks directory")
 	}

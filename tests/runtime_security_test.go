@@ -21,17 +21,32 @@ import (
 // the container opens /proc/1/exe while the init still runs the runtime
 // binary, waits until no process runs it any more, and reopens it for
 // writing through its fd. That must fail (read-only), and the binary stay
-// intact. The test runs a copy of corral, so a failure cannot damage bin/.
+// intact. The init runs corral-init when it is beside corral (of one
+// build), else corral itself: both are attacked. The test runs copies, so
+// a failure cannot damage bin/.
 func TestRuntimeBinaryNotWritableFromContainer(t *testing.T) {
+	for _, withInit := range []bool{true, false} {
+		name := map[bool]string{true: "corral-init", false: "corral"}[withInit]
+		t.Run(name, func(t *testing.T) { testBinaryNotWritable(t, withInit) })
+	}
+}
+
+func testBinaryNotWritable(t *testing.T, withInit bool) {
 	e := rtNewEnv(t)
-	cp := filepath.Join(t.TempDir(), "corral")
+	dir := t.TempDir()
+	cp := filepath.Join(dir, "corral")
 	rtCopyFile(t, e.bin, cp)
-	e.bin = cp
+	if withInit {
+		rtCopyFile(t, testutil.Binary(t, "corral-init"), filepath.Join(dir, "corral-init"))
+		cp = filepath.Join(dir, "corral-init") // the file the init runs
+	}
+	e.bin = filepath.Join(dir, "corral")
 	sum := rtSHA256(t, cp)
 
 	id := rtID("cve")
 	b := e.bundle(id, rtSpec(id, "sleep", "1000"))
 	e.create(id, b)
+	rtCheckInitRuns(t, e.state(id).Pid, cp)
 	// Capability to look at the (non-dumpable) init: only the read-only
 	// mount may stand in the way of the write.
 	attack := `exec 3</proc/1/exe || exit 1

@@ -18,6 +18,7 @@ import (
 
 	"github.com/corral-dev/corral/cmd/internal/buildinfo"
 	"github.com/corral-dev/corral/runtime"
+	_ "github.com/corral-dev/corral/runtime/cgroupdriver" // containers' cgroups (not linked by corral-init)
 	"github.com/spf13/cobra"
 )
 

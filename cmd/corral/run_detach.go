@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-dev/corral/runtime"
-	"github.com/corral-dev/corral/runtime/image"
+	"github.com/corral-dev/corral/runtime/image/containerroot"
 )
 
 // monitorCommand is the hidden subcommand that runs a detached container
@@ -157,7 +157,7 @@ func monitorMain(rt *runtime.Runtime, in io.Reader, replyTo *os.File) int {
 		Stdout: os.Stdout, Stderr: os.Stderr, NoNewKeyring: req.NoNewKeyring, ImageRoot: req.ImageRoot})
 	if err != nil {
 		if req.ImageRoot != "" {
-			image.ReleaseRoot(req.ImageRoot)
+			containerroot.Release(req.ImageRoot)
 		}
 		reply(execErrorCode(err), err)
 		return 1

@@ -8,7 +8,7 @@ import (
 
 	"github.com/corral-dev/corral/fusefs/facts"
 	"github.com/corral-dev/corral/runtime"
-	"github.com/corral-dev/corral/runtime/image"
+	"github.com/corral-dev/corral/runtime/image/containerroot"
 	"github.com/corral-dev/corral/runtime/runspec"
 )
 
@@ -22,7 +22,7 @@ type runSpec struct {
 
 func (rs *runSpec) release() {
 	if rs.imageRoot != "" {
-		image.ReleaseRoot(rs.imageRoot)
+		containerroot.Release(rs.imageRoot)
 	}
 }
 

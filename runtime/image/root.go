@@ -1,7 +1,6 @@
 package image
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,19 +8,21 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/runtime/image/containerroot"
 )
 
-// Files of a container's directory ROOT/containers/ID/.
+// Files of a container's directory ROOT/containers/ID/ (containerroot).
 const (
-	rootMarker = ".corral-image-root" // holds the image id; ReleaseRoot removes only a directory that has it
-	rootDir    = "rootfs"             // the overlay mount: the container's /
+	rootMarker = containerroot.Marker
+	rootDir    = containerroot.Dir
 )
 
 // MountRoot makes the root filesystem of container id from the image: an
 // overlay of the image's layers (read only, shared by every container of
 // the image) under an upper directory of its own, so starting copies
 // nothing and the container's writes never reach the image. It returns
-// the container directory (for ReleaseRoot) and the mounted root.
+// the container directory (for containerroot.Release) and the mounted root.
 func (s *Store) MountRoot(id string, rec *Record) (dir, rootfs string, err error) {
 	unlock, err := s.lock(true) // rmi must not collect these layers meanwhile
 	if err != nil {
@@ -32,11 +33,11 @@ func (s *Store) MountRoot(id string, rec *Record) (dir, rootfs string, err error
 	if _, err := os.Lstat(dir); err == nil {
 		// Mounted: a live container of that name (under another state
 		// root sharing this store); never take its root away.
-		if mounted, _ := isMountPoint(filepath.Join(dir, rootDir)); mounted {
+		if mounted, _ := containerroot.IsMountPoint(filepath.Join(dir, rootDir)); mounted {
 			return "", "", fmt.Errorf("container root %s is in use by a container named %s (another --root?): choose another --name", dir, id)
 		}
 		// A run killed before it could clean up: release what it left.
-		if err := ReleaseRoot(dir); err != nil {
+		if err := containerroot.Release(dir); err != nil {
 			return "", "", fmt.Errorf("container root %s: %w", dir, err)
 		}
 	}
@@ -46,7 +47,7 @@ func (s *Store) MountRoot(id string, rec *Record) (dir, rootfs string, err error
 	ok := false
 	defer func() {
 		if !ok {
-			ReleaseRoot(dir)
+			containerroot.Release(dir)
 		}
 	}()
 	if err := os.WriteFile(filepath.Join(dir, rootMarker), []byte(rec.ID+"\n"), 0o600); err != nil {
@@ -79,45 +80,6 @@ func (s *Store) MountRoot(id string, rec *Record) (dir, rootfs string, err error
 	}
 	ok = true
 	return dir, rootfs, nil
-}
-
-// ReleaseRoot unmounts a container's overlay root and removes its
-// directory with the upper layer (what the container wrote). It refuses
-// a directory MountRoot did not make.
-func ReleaseRoot(dir string) error {
-	if _, err := os.Lstat(filepath.Join(dir, rootMarker)); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			if _, derr := os.Lstat(dir); errors.Is(derr, os.ErrNotExist) {
-				return nil // released already
-			}
-		}
-		return fmt.Errorf("%s is no container root of the image store: left alone", dir)
-	}
-	root := filepath.Join(dir, rootDir)
-	if err := unix.Unmount(root, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-		return fmt.Errorf("unmount %s: %w", root, err)
-	}
-	// Never descend into a mount: if the root is still one, stop.
-	if mounted, err := isMountPoint(root); err != nil || mounted {
-		return fmt.Errorf("%s is still mounted: not removed", root)
-	}
-	return os.RemoveAll(dir)
-}
-
-// isMountPoint compares the device of path with its parent's (overlay
-// gets a device of its own).
-func isMountPoint(path string) (bool, error) {
-	var st, pst unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, err
-	}
-	if err := unix.Lstat(filepath.Dir(path), &pst); err != nil {
-		return false, err
-	}
-	return st.Dev != pst.Dev, nil
 }
 
 // containersUsing returns the ids of the containers whose roots use the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corral-dev/corral/runtime/image/containerroot"
 	"github.com/corral-dev/corral/tests/testutil"
 )
 
@@ -24,7 +25,7 @@ func TestMountRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ReleaseRoot(dir) })
+	t.Cleanup(func() { containerroot.Release(dir) })
 	if b, err := os.ReadFile(filepath.Join(root, "etc", "os")); err != nil || string(b) != "img" {
 		t.Fatalf("the root does not show the image: %q %v", b, err)
 	}
@@ -40,10 +41,10 @@ func TestMountRoot(t *testing.T) {
 	if _, err := s.Remove("example.org/r:1"); err == nil || !strings.Contains(err.Error(), "c1") {
 		t.Errorf("rmi of an image in use: %v", err)
 	}
-	if err := ReleaseRoot(t.TempDir()); err == nil {
+	if err := containerroot.Release(t.TempDir()); err == nil {
 		t.Error("ReleaseRoot removed a directory without the store's marker")
 	}
-	if err := ReleaseRoot(dir); err != nil {
+	if err := containerroot.Release(dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(dir); !os.IsNotExist(err) {

@@ -1,4 +1,4 @@
-package runtime
+package cgroupdriver
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/runtime"
 )
 
 // cgroupV1 drives the container's cgroup in every mounted v1 hierarchy
@@ -23,9 +25,9 @@ type cgroupV1 struct {
 	cg   cgroup1.Cgroup
 }
 
-const v1Root = "/sys/fs/cgroup"
+const v1Root = runtime.CgroupRoot
 
-func newCgroupV1(cgPath string, res *specs.LinuxResources) (cgroupManager, error) {
+func newCgroupV1(cgPath string, res *specs.LinuxResources) (runtime.CgroupManager, error) {
 	res = v1Resources(res)
 	cg, err := cgroup1.New(cgroup1.StaticPath(cgPath), res)
 	if err != nil {
@@ -53,7 +55,7 @@ func v1Resources(res *specs.LinuxResources) *specs.LinuxResources {
 	return &cp
 }
 
-func loadCgroupV1(cgPath string) (cgroupManager, error) {
+func loadCgroupV1(cgPath string) (runtime.CgroupManager, error) {
 	cg, err := cgroup1.Load(cgroup1.StaticPath(cgPath))
 	if err != nil {
 		return nil, fmt.Errorf("load cgroup %s: %w", cgPath, err)
@@ -85,7 +87,7 @@ func (c *cgroupV1) Join(pid int) error {
 func (c *cgroupV1) CloneFD() (*os.File, error) { return nil, nil }
 
 func (c *cgroupV1) Update(r *specs.LinuxResources) error {
-	return c.cg.Update(v1Resources(withDefaultDevices(r, nil)))
+	return c.cg.Update(v1Resources(r))
 }
 
 func (c *cgroupV1) Freeze() error { return c.cg.Freeze() }

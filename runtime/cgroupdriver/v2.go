@@ -1,4 +1,4 @@
-package runtime
+package cgroupdriver
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-dev/corral/runtime"
 )
 
 // cgroupV2 drives the container's cgroup in a pure cgroup v2 tree. Device
@@ -19,9 +21,9 @@ type cgroupV2 struct {
 	m    *cgroup2.Manager
 }
 
-const v2Root = "/sys/fs/cgroup"
+const v2Root = runtime.CgroupRoot
 
-func newCgroupV2(cgPath string, res *specs.LinuxResources) (cgroupManager, error) {
+func newCgroupV2(cgPath string, res *specs.LinuxResources) (runtime.CgroupManager, error) {
 	m, err := cgroup2.NewManager(v2Root, cgPath, v2Resources(res))
 	if err != nil {
 		os.Remove(filepath.Join(v2Root, cgPath))
@@ -119,7 +121,7 @@ func (c *cgroupV2) enableControllers() {
 	c.m.ToggleControllers(want, cgroup2.Enable)
 }
 
-func loadCgroupV2(cgPath string) (cgroupManager, error) {
+func loadCgroupV2(cgPath string) (runtime.CgroupManager, error) {
 	if _, err := os.Stat(filepath.Join(v2Root, cgPath)); err != nil {
 		return nil, fmt.Errorf("load cgroup %s: %w", cgPath, err)
 	}
@@ -149,7 +151,6 @@ func (c *cgroupV2) CloneFD() (*os.File, error) {
 
 func (c *cgroupV2) Update(r *specs.LinuxResources) error {
 	c.enableControllers()
-	r = withDefaultDevices(r, nil)
 	if err := c.m.Update(v2Resources(r)); err != nil {
 		return err
 	}
