@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -293,5 +294,33 @@ func TestSamplerReadsOnlyTasks(t *testing.T) {
 		if p != cgroupreader.PartTasks {
 			t.Errorf("the sampler asked for parts %#x, want only PartTasks (%#x)", p, cgroupreader.PartTasks)
 		}
+	}
+}
+
+// TestProcStat reads the state and the thread count of a stat line, a
+// command name with ") " in it included, and counts a one-thread process
+// from its stat alone.
+func TestProcStat(t *testing.T) {
+	dir := t.TempDir()
+	line := "4242 (x) S (y) R 1 4242 4242 0 -1 4194560 100 0 0 0 3 4 0 0 20 0 1 0 123 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	if err := os.MkdirAll(filepath.Join(dir, "4242"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "4242", "stat"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state, threads, ok := procStat(filepath.Join(dir, "4242", "stat"))
+	if !ok || state != 'R' || threads != 1 {
+		t.Fatalf("procStat = %c, %d, %v; want R, 1", state, threads, ok)
+	}
+	os.WriteFile(filepath.Join(dir, "4242", "status"), []byte("Name:\tx\nNSpid:\t4242\t7\n"), 0o644)
+	s := NewSampler(nil, SamplerConfig{ProcRoot: dir}, quietLog())
+	c := s.countTasks([]int{4242}, nil)
+	if c.total != 1 || c.running != 1 || c.lastPid != 7 {
+		t.Errorf("countTasks = %+v; want one running task, namespace pid 7", c)
+	}
+	// This test process has several threads: they are counted one by one.
+	if _, threads, ok := procStat("/proc/self/stat"); !ok || threads < 2 {
+		t.Errorf("own thread count %d (%v)", threads, ok)
 	}
 }

@@ -135,3 +135,40 @@ func TestDefaultProfileInKernel(t *testing.T) {
 		t.Errorf("a shell under the default profile: %q", out)
 	}
 }
+
+// TestDefaultPolicyCompiles: DefaultPolicy skips Resolve's compile, so the
+// embedded profile must compile for every capability set that changes
+// its rules (none, Docker's default, each capability the profile names,
+// all of them) and for old and new kernels.
+func TestDefaultPolicyCompiles(t *testing.T) {
+	p := DefaultProfile()
+	var all []string
+	for _, s := range p.Syscalls {
+		for _, f := range []*Filter{s.Includes, s.Excludes} {
+			if f != nil {
+				all = append(all, f.Caps...)
+			}
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("the default profile names no capability: the test would check nothing")
+	}
+	sets := [][]string{nil, dockerDefaultCaps, all}
+	for _, c := range all {
+		sets = append(sets, []string{c})
+	}
+	for _, caps := range sets {
+		for _, kernel := range [][2]int{{4, 4}, {6, 1}} {
+			out, err := p.resolve(caps, goArchName(), kernel)
+			if err != nil {
+				t.Fatalf("caps %v, kernel %v: %v", caps, kernel, err)
+			}
+			if _, err := Compile(out); err != nil {
+				t.Errorf("caps %v, kernel %v: %v", caps, kernel, err)
+			}
+		}
+	}
+	if _, err := Compile(DefaultPolicy(dockerDefaultCaps)); err != nil {
+		t.Error(err)
+	}
+}
