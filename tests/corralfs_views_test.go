@@ -117,12 +117,29 @@ func TestCorralfsViewsOneCPU(t *testing.T) {
 	} else if last, _ := strconv.Atoi(la[4]); last < 1 || last > 100 {
 		t.Errorf("loadavg last pid %q: want the container's own numbering", la[4])
 	}
+	// The reader (cat) is running, as the kernel's files show their reader.
+	if len(la) == 5 && strings.HasPrefix(la[3], "0/") {
+		t.Errorf("loadavg %q: the reader itself is not counted running", s["loadavg"])
+	}
+	if l := statLine(s["stat"], "procs_running"); l == "procs_running 0" || l == "" {
+		t.Errorf("stat %q: the reader itself is not counted running", l)
+	}
 	if !strings.Contains(s["enoent"], "No such file") {
 		t.Errorf("unknown path: %q", s["enoent"])
 	}
 	if !strings.Contains(s["erofs"], "Read-only") && !strings.Contains(s["erofs"], "denied") {
 		t.Errorf("write: %q", s["erofs"])
 	}
+}
+
+// statLine is the line of a /proc/stat text that starts with key.
+func statLine(stat, key string) string {
+	for _, l := range strings.Split(stat, "\n") {
+		if strings.HasPrefix(l, key+" ") {
+			return l
+		}
+	}
+	return ""
 }
 
 func hostCPUCount(t *testing.T) int {

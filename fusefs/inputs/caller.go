@@ -58,7 +58,10 @@ type Caller struct {
 	InitPid       int           // host pid of the namespace's init (0 for host callers)
 	InitStart     time.Duration // init start, since host boot
 	Paths         cgroupreader.Paths
-	cgroupKey     string // pathsKey(Paths), when the resolver made it
+	// Tid is the host tid of the thread whose request this is: the
+	// reader, which the loadavg and stat views show running (Sampler.Load).
+	Tid       int
+	cgroupKey string // pathsKey(Paths), when the resolver made it
 }
 
 // pathsTTL bounds how long an init's cgroup paths are trusted: a container
@@ -117,6 +120,12 @@ var errNoCaller = errors.New("request has no caller pid (the caller's pid namesp
 // Resolve identifies the process pid. The hit path costs one stat of
 // /proc/PID/ns/pid and one poll of a pidfd.
 func (r *Resolver) Resolve(pid int) (Caller, error) {
+	c, err := r.resolve(pid)
+	c.Tid = pid
+	return c, err
+}
+
+func (r *Resolver) resolve(pid int) (Caller, error) {
 	if pid <= 0 {
 		return Caller{}, errNoCaller
 	}

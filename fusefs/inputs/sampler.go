@@ -79,10 +79,11 @@ type loadEntry struct {
 	lastRead time.Time
 	avenrun  [3]uint64
 	load     render.LoadAvg
-	nsTids   map[int]int // host tid -> tid in the container's pid namespace
-	lastStep time.Time   // when the averages last advanced
-	counted  time.Time   // when the tasks were last counted
-	sampling sync.Mutex  // one sample of this entry at a time
+	nsTids   map[int]int  // host tid -> tid in the container's pid namespace
+	states   map[int]byte // host tid -> its state letter when last counted
+	lastStep time.Time    // when the averages last advanced
+	counted  time.Time    // when the tasks were last counted
+	sampling sync.Mutex   // one sample of this entry at a time
 }
 
 // Sampler keeps the load of the containers being read.
@@ -119,11 +120,12 @@ func NewSampler(reader cgroupreader.Reader, cfg SamplerConfig, log *slog.Logger)
 	return &Sampler{cfg: cfg, reader: reader, log: log, entries: map[string]*loadEntry{}}
 }
 
-// Load returns the container's current load and registers it for
-// sampling. The first call for a container counts its tasks at once, so
-// running/total are right from the first read; the averages start at 0
-// like a freshly booted kernel's. Task counts older than Fresh are counted
-// again (the averages still advance only every Interval, as the kernel's).
+// Load returns the container's current load as the reading thread
+// (c.Tid) sees it, and registers the container for sampling. The first
+// call for a container counts its tasks at once, so running/total are
+// right from the first read; the averages start at 0 like a freshly booted
+// kernel's. Task counts older than Fresh are counted again (the averages
+// still advance only every Interval, as the kernel's).
 func (s *Sampler) Load(c *Caller) render.LoadAvg {
 	now := time.Now()
 	key := c.CgroupKey()
@@ -132,7 +134,7 @@ func (s *Sampler) Load(c *Caller) render.LoadAvg {
 	if e != nil {
 		e.lastRead = now
 		e.paths = c.Paths
-		l := e.load
+		l := e.asRead(c.Tid)
 		stale := now.Sub(e.counted) > s.cfg.Fresh
 		s.mu.Unlock()
 		if !stale {
@@ -140,7 +142,7 @@ func (s *Sampler) Load(c *Caller) render.LoadAvg {
 		}
 		s.count(e, now)
 		s.mu.Lock()
-		l = e.load
+		l = e.asRead(c.Tid)
 		s.mu.Unlock()
 		return l
 	}
@@ -157,8 +159,33 @@ func (s *Sampler) Load(c *Caller) render.LoadAvg {
 
 	s.sample(e, true)
 	s.mu.Lock()
-	l := e.load
+	l := e.asRead(c.Tid)
 	s.mu.Unlock()
+	return l
+}
+
+// asRead is e's load with the reading thread tid running, as the kernel
+// shows a reader of /proc/loadavg or /proc/stat (it runs the read: top
+// always sees at least itself running, vmstat's r column is at least 1).
+// The count saw tid as it was then: waiting for this very request (S, or
+// D while the kernel waits killable), sleeping before it, or not there yet
+// (a cat started since). Called with s.mu held.
+func (e *loadEntry) asRead(tid int) render.LoadAvg {
+	l := e.load
+	if !l.Known || tid <= 0 {
+		return l
+	}
+	switch state, counted := e.states[tid]; {
+	case !counted:
+		l.Running++
+		l.Total++
+	case state == 'R':
+	case state == 'D':
+		l.Blocked--
+		l.Running++
+	default:
+		l.Running++
+	}
 	return l
 }
 
@@ -263,7 +290,7 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 			e.avenrun[i] = calcLoad(e.avenrun[i], loadExp[i], active)
 		}
 	}
-	e.nsTids = c.nsTids
+	e.nsTids, e.states = c.nsTids, c.states
 	e.load = render.LoadAvg{
 		Known:   true,
 		Running: c.running,
@@ -279,6 +306,7 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 type taskCount struct {
 	running, blocked, total, lastPid int
 	nsTids                           map[int]int
+	states                           map[int]byte
 }
 
 // countTasks counts the threads of the given processes (or threads: each
@@ -286,7 +314,7 @@ type taskCount struct {
 // tids from the previous sample, so /proc/T/status is read only for new
 // threads.
 func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
-	c := taskCount{nsTids: make(map[int]int, len(prev))}
+	c := taskCount{nsTids: make(map[int]int, len(prev)), states: make(map[int]byte, len(prev))}
 	seen := make(map[int]bool, len(pids))
 	for _, pid := range pids {
 		if seen[pid] {
@@ -330,6 +358,7 @@ func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
 // its pid in the container's namespace when prev does not know it.
 func (c *taskCount) add(state byte, tid int, status string, prev map[int]int) {
 	c.total++
+	c.states[tid] = state
 	switch state {
 	case 'R':
 		c.running++

@@ -324,3 +324,30 @@ func TestProcStat(t *testing.T) {
 		t.Errorf("own thread count %d (%v)", threads, ok)
 	}
 }
+
+// TestLoadAsRead: the reading thread is running in what it reads, whatever
+// state the count saw it in.
+func TestLoadAsRead(t *testing.T) {
+	e := &loadEntry{
+		load:   render.LoadAvg{Known: true, Running: 1, Blocked: 1, Total: 4},
+		states: map[int]byte{10: 'R', 11: 'D', 12: 'S'},
+	}
+	for _, tc := range []struct {
+		tid                     int
+		running, blocked, total int
+	}{
+		{10, 1, 1, 4}, // counted running already
+		{11, 2, 0, 4}, // counted blocked: waiting for its own request
+		{12, 2, 1, 4}, // counted sleeping
+		{13, 2, 1, 5}, // started after the count
+		{0, 1, 1, 4},  // no reader (the sampler's own passes)
+	} {
+		l := e.asRead(tc.tid)
+		if l.Running != tc.running || l.Blocked != tc.blocked || l.Total != tc.total {
+			t.Errorf("tid %d: running %d blocked %d total %d, want %d %d %d", tc.tid, l.Running, l.Blocked, l.Total, tc.running, tc.blocked, tc.total)
+		}
+	}
+	if e.load.Running != 1 || e.load.Total != 4 {
+		t.Errorf("asRead changed the entry: %+v", e.load)
+	}
+}
