@@ -346,8 +346,10 @@ func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
 				continue
 			}
 			seen[tid] = true
-			if state, _, ok := procStat(dir + "/" + name + "/stat"); ok {
+			if tid == pid { // the leader's state came with num_threads
 				c.add(state, tid, dir+"/"+name+"/status", prev)
+			} else if st, _, ok := procStat(dir + "/" + name + "/stat"); ok {
+				c.add(st, tid, dir+"/"+name+"/status", prev)
 			}
 		}
 	}

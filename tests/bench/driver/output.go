@@ -232,7 +232,7 @@ func (r *Report) tables() []table {
 				[]string{"corralfs (tree PSS)", mib(m.PSS[0]), mib(m.PSS[1]), mib(m.PSS[2])},
 				[]string{"corralfs (tree anonymous)", mib(m.Anon[0]), mib(m.Anon[1]), mib(m.Anon[2])})
 		}
-		mt.notes = append(mt.notes, "corralfs: its whole process tree (supervisor, worker, sysinfo keeper: three processes of one binary). RSS sums each process's resident pages, so the binary's pages count once per process; PSS splits shared pages among the processes mapping them; anonymous is the processes' own memory (heaps, stacks)")
+		mt.notes = append(mt.notes, "corralfs: its whole process tree (supervisor and worker, two processes of the corralfs binary, and the sysinfo keeper, corralfs-keeper). RSS sums each process's resident pages, so corralfs's binary pages count once per process; PSS splits shared pages among the processes mapping them; anonymous is the processes' own memory (heaps, stacks)")
 		if m.LXCFSIdleRSS > 0 {
 			mt.rows = append(mt.rows, []string{"LXCFS", "-", mib(m.LXCFSIdleRSS) + " (after section 1)", mib(m.LXCFSAtScale)})
 		}

@@ -13,7 +13,7 @@ import (
 // A per-phase trace of `corral run --rm` (issue 15: where does a start
 // spend its time beyond crun's?). strace, filtered in the kernel
 // (--seccomp-bpf) to the few system calls that mark phases, timestamps
-// them: the CLI's execve, the init's re-execve, its pivot_root, the
+// them: the CLI's execve, the init's execve, its pivot_root, the
 // command's execve and exit, the CLI's exit. strace slows what it traces
 // (each marked call stops the tracee), so the phases add up to more than
 // an untraced run; their shares are what tell where the time goes.
@@ -50,7 +50,7 @@ func (e *env) traceStart(argv func(int) []string) ([]TracePhase, error) {
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("strace %s: %v: %s", strings.Join(a, " "), err, b)
 		}
-		marks, err := startMarks(out, filepath.Base(a[0]))
+		marks, err := startMarks(out)
 		if err != nil {
 			return nil, err
 		}
@@ -66,9 +66,10 @@ func (e *env) traceStart(argv func(int) []string) ([]TracePhase, error) {
 }
 
 // startMarks reads an strace -f -ttt log: the times of the CLI's execve,
-// the init's execve (the same binary again, another pid), pivot_root, the
-// command's execve, its exit_group, and the CLI's exit.
-func startMarks(path, cliName string) ([]float64, error) {
+// the init's execve (another pid, argv ["corral-init"]: corral-init beside
+// the CLI, or the CLI's own binary), pivot_root, the command's execve, its
+// exit_group, and the CLI's exit.
+func startMarks(path string) ([]float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -83,6 +84,7 @@ func startMarks(path, cliName string) ([]float64, error) {
 			continue
 		}
 		pid, call := fields[0], fields[2]
+		line := sc.Text()
 		t, err := strconv.ParseFloat(fields[1], 64)
 		if err != nil {
 			continue
@@ -91,7 +93,7 @@ func startMarks(path, cliName string) ([]float64, error) {
 		case n == 0 && strings.HasPrefix(call, "execve("):
 			cliPid = pid
 			marks = append(marks, t)
-		case n == 1 && pid != cliPid && strings.HasPrefix(call, "execve(") && strings.Contains(call, "/"+cliName+"\""):
+		case n == 1 && pid != cliPid && strings.HasPrefix(call, "execve(") && strings.Contains(line, `["corral-init"]`):
 			initPid = pid
 			marks = append(marks, t)
 		case n == 2 && pid == initPid && strings.HasPrefix(call, "pivot_root("):
