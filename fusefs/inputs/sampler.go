@@ -79,11 +79,16 @@ type loadEntry struct {
 	lastRead time.Time
 	avenrun  [3]uint64
 	load     render.LoadAvg
-	nsTids   map[int]int  // host tid -> tid in the container's pid namespace
-	states   map[int]byte // host tid -> its state letter when last counted
-	lastStep time.Time    // when the averages last advanced
-	counted  time.Time    // when the tasks were last counted
-	sampling sync.Mutex   // one sample of this entry at a time
+	tasks    map[int]countedTask // by host tid, as last counted
+	lastStep time.Time           // when the averages last advanced
+	counted  time.Time           // when the tasks were last counted
+	sampling sync.Mutex          // one sample of this entry at a time
+}
+
+// countedTask is what a count learned of one task.
+type countedTask struct {
+	nsTid int  // its tid in the container's pid namespace; 0 unknown (read again next count)
+	state byte // its state letter
 }
 
 // Sampler keeps the load of the containers being read.
@@ -175,12 +180,12 @@ func (e *loadEntry) asRead(tid int) render.LoadAvg {
 	if !l.Known || tid <= 0 {
 		return l
 	}
-	switch state, counted := e.states[tid]; {
+	switch t, counted := e.tasks[tid]; {
 	case !counted:
 		l.Running++
 		l.Total++
-	case state == 'R':
-	case state == 'D':
+	case t.state == 'R':
+	case t.state == 'D':
 		l.Blocked--
 		l.Running++
 	default:
@@ -257,7 +262,7 @@ func (s *Sampler) sample(e *loadEntry, step bool) {
 // sampleLocked is sample with e.sampling held.
 func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 	s.mu.Lock()
-	paths, prevTids := e.paths, e.nsTids
+	paths, prev := e.paths, e.tasks
 	s.mu.Unlock()
 
 	// Only the tasks: counting them is all the sampler does (it used to
@@ -275,7 +280,7 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 		s.mu.Unlock()
 		return
 	}
-	c := s.countTasks(snap.Tasks, prevTids)
+	c := s.countTasks(snap.Tasks, prev)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,7 +295,7 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 			e.avenrun[i] = calcLoad(e.avenrun[i], loadExp[i], active)
 		}
 	}
-	e.nsTids, e.states = c.nsTids, c.states
+	e.tasks = c.tasks
 	e.load = render.LoadAvg{
 		Known:   true,
 		Running: c.running,
@@ -305,16 +310,15 @@ func (s *Sampler) sampleLocked(e *loadEntry, step bool) {
 
 type taskCount struct {
 	running, blocked, total, lastPid int
-	nsTids                           map[int]int
-	states                           map[int]byte
+	tasks                            map[int]countedTask
 }
 
 // countTasks counts the threads of the given processes (or threads: each
-// thread group is walked once) by state. prev maps host tids to namespace
-// tids from the previous sample, so /proc/T/status is read only for new
-// threads.
-func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
-	c := taskCount{nsTids: make(map[int]int, len(prev)), states: make(map[int]byte, len(prev))}
+// thread group is walked once) by state. prev is the previous count's
+// tasks, whose namespace tids it knows, so /proc/T/status is read only
+// for new threads.
+func (s *Sampler) countTasks(pids []int, prev map[int]countedTask) taskCount {
+	c := taskCount{tasks: make(map[int]countedTask, len(prev))}
 	seen := make(map[int]bool, len(pids))
 	for _, pid := range pids {
 		if seen[pid] {
@@ -358,23 +362,21 @@ func (s *Sampler) countTasks(pids []int, prev map[int]int) taskCount {
 
 // add counts task tid in state; status is its /proc status file, read for
 // its pid in the container's namespace when prev does not know it.
-func (c *taskCount) add(state byte, tid int, status string, prev map[int]int) {
+func (c *taskCount) add(state byte, tid int, status string, prev map[int]countedTask) {
 	c.total++
-	c.states[tid] = state
 	switch state {
 	case 'R':
 		c.running++
 	case 'D':
 		c.blocked++
 	}
-	nsTid, known := prev[tid]
-	if !known {
-		var err error
-		if nsTid, err = nsPidOf(status); err != nil {
-			return
+	nsTid := prev[tid].nsTid
+	if nsTid == 0 { // new, or unknown last time: asked again
+		if n, err := nsPidOf(status); err == nil {
+			nsTid = n
 		}
 	}
-	c.nsTids[tid] = nsTid
+	c.tasks[tid] = countedTask{nsTid: nsTid, state: state}
 	c.lastPid = max(c.lastPid, nsTid)
 }
 

@@ -329,8 +329,8 @@ func TestProcStat(t *testing.T) {
 // state the count saw it in.
 func TestLoadAsRead(t *testing.T) {
 	e := &loadEntry{
-		load:   render.LoadAvg{Known: true, Running: 1, Blocked: 1, Total: 4},
-		states: map[int]byte{10: 'R', 11: 'D', 12: 'S'},
+		load:  render.LoadAvg{Known: true, Running: 1, Blocked: 1, Total: 4},
+		tasks: map[int]countedTask{10: {1, 'R'}, 11: {2, 'D'}, 12: {3, 'S'}},
 	}
 	for _, tc := range []struct {
 		tid                     int
