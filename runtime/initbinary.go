@@ -26,15 +26,14 @@ const InitBinaryName = "corral-init"
 // else (no corral-init, another build, an unreadable file) is nil: the
 // runtime re-executes its own binary as the init, as before corral-init.
 func openInitBinary(exe string) *os.File {
-	own := ownBuildID()
-	if own == nil {
-		return nil
-	}
+	// corral-init first: without one (a binary built with go build, a test
+	// binary) the own build id is never read.
 	f, err := os.Open(filepath.Join(filepath.Dir(exe), InitBinaryName))
 	if err != nil {
 		return nil
 	}
-	if id := buildID(f); id == nil || !bytes.Equal(id, own) {
+	own := ownBuildID()
+	if id := buildID(f); own == nil || id == nil || !bytes.Equal(id, own) {
 		f.Close()
 		return nil
 	}
